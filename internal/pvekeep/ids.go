@@ -34,8 +34,8 @@ const (
 
 // Actor is who acts: a client (by tblclients.id), an admin or the system (cron).
 type Actor struct {
-	Type ActorType `json:"type"`
-	ID   int64     `json:"id"`
+	Type ActorType `json:"type" toml:"type"`
+	ID   int64     `json:"id" toml:"id"`
 }
 
 // Validate reports whether the actor is well formed.
@@ -55,15 +55,15 @@ func (a Actor) Validate() error {
 // Server is one Proxmox endpoint as the panel hands it over on every call.
 // The plugin never stores it: secrets live only for the duration of a call.
 type Server struct {
-	ID          int64  `json:"id"` // tblservers.id; needed by cron.tick
-	Host        string `json:"host"`
-	Port        int    `json:"port"`
-	TokenID     string `json:"token_id"`
-	TokenSecret string `json:"token_secret"`
-	Username    string `json:"username"`
-	Password    string `json:"password"`
-	VerifyTLS   bool   `json:"verify_tls"`
-	Fingerprint string `json:"fingerprint"`
+	ID          int64  `json:"id" toml:"id"` // tblservers.id; needed by cron.tick
+	Host        string `json:"host" toml:"host"`
+	Port        int    `json:"port" toml:"port"`
+	TokenID     string `json:"token_id" toml:"token_id"`
+	TokenSecret string `json:"token_secret" toml:"token_secret"`
+	Username    string `json:"username" toml:"username"`
+	Password    string `json:"password" toml:"password"`
+	VerifyTLS   bool   `json:"verify_tls" toml:"verify_tls"`
+	Fingerprint string `json:"fingerprint" toml:"fingerprint"`
 }
 
 // LogValue keeps secrets out of every log line that mentions a server.

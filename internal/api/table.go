@@ -1,0 +1,317 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/pvekeep/pvekeep/internal/jobs"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/service"
+)
+
+// APIVersion is the version of the panel contract this plugin speaks. It
+// grows when methods or fields are added; nothing is ever renamed.
+const APIVersion = 1
+
+// backend is what the table calls: the service layer.
+type backend interface {
+	Status(ctx context.Context, c service.Call) (service.Status, error)
+	ListBackups(ctx context.Context, c service.Call) (service.BackupList, error)
+	CreateBackup(ctx context.Context, c service.Call, note, idempotencyKey string) (pvekeep.Job, error)
+	RemoveBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.Job, error)
+	GetJob(ctx context.Context, c service.Call, id pvekeep.JobID) (pvekeep.Job, error)
+}
+
+// ticker drives jobs for cron.tick.
+type ticker interface {
+	Tick(ctx context.Context, servers []pvekeep.Server, budget time.Duration) (jobs.Stats, error)
+}
+
+// Config tunes the table; the zero value works.
+type Config struct {
+	// Version is the plugin's own version, reported by plugin.hello.
+	Version string
+	// CallTimeout bounds every method but cron.tick.
+	CallTimeout time.Duration
+}
+
+// Table is the method table.
+type Table struct {
+	svc     backend
+	tick    ticker
+	logger  *slog.Logger
+	cfg     Config
+	methods map[string]method
+	// down, when set, is why the backend could not be built (the database
+	// is unreachable): every method but plugin.hello answers unavailable.
+	down error
+}
+
+type method func(ctx context.Context, params json.RawMessage) (any, error)
+
+// New returns the table over a service.
+func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	t := &Table{svc: svc, tick: tick, logger: logger.With("component", "api"), cfg: cfg}
+	t.methods = map[string]method{
+		"plugin.hello":   t.hello,
+		"service.status": t.status,
+		"backups.list":   t.backupsList,
+		"backups.create": t.backupsCreate,
+		"backups.remove": t.backupsRemove,
+		"jobs.get":       t.jobsGet,
+		"cron.tick":      t.cronTick,
+	}
+	return t
+}
+
+// NewUnavailable returns a table that answers plugin.hello and refuses
+// everything else as unavailable, for when the database cannot be reached
+// at start: the panel then gets a retryable, typed error instead of a
+// process that died before answering.
+func NewUnavailable(cause error, logger *slog.Logger, cfg Config) *Table {
+	t := New(nil, nil, logger, cfg)
+	t.down = cause
+	return t
+}
+
+// Methods lists the method names, sorted.
+func (t *Table) Methods() []string {
+	out := make([]string, 0, len(t.methods))
+	for m := range t.methods {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Call runs one method. It never returns a bare error: every failure is a
+// *jsonrpc2.Error with the contract's code.
+func (t *Table) Call(ctx context.Context, name string, params json.RawMessage) (result any, rerr *jsonrpc2.Error) {
+	m, ok := t.methods[name]
+	if !ok {
+		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "method not found: " + clip(name, 64)}
+	}
+	if t.down != nil && name != "plugin.hello" {
+		return nil, toRPCError(t.logger, name, pvekeep.Unavailable("database", t.down))
+	}
+	params = bytes.TrimSpace(params)
+	if len(params) == 0 || bytes.Equal(params, []byte("null")) {
+		params = json.RawMessage("{}")
+	}
+	if params[0] != '{' {
+		return nil, invalidParams("params must be an object", "")
+	}
+	if name != "cron.tick" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.CallTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			result, rerr = nil, toRPCError(t.logger, name, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	start := time.Now()
+	res, err := m(ctx, params)
+	if err != nil {
+		var pe *paramsError
+		if errors.As(err, &pe) {
+			return nil, invalidParams(pe.msg, pe.field)
+		}
+		t.logger.Debug("call", "method", name, "took", time.Since(start), "err", err)
+		return nil, toRPCError(t.logger, name, err)
+	}
+	t.logger.Debug("call", "method", name, "took", time.Since(start))
+	return res, nil
+}
+
+// paramsError is params of the wrong JSON shape: -32602.
+type paramsError struct{ msg, field string }
+
+func (e *paramsError) Error() string { return e.msg }
+
+// decode reads params into v, reporting type mismatches as -32602 with the
+// offending field.
+func decode(params json.RawMessage, v any) error {
+	if err := json.Unmarshal(params, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &paramsError{msg: fmt.Sprintf("%s must be %s", te.Field, jsonType(te.Type.Kind().String())), field: te.Field}
+		}
+		return &paramsError{msg: "params are not valid"}
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice":
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// common are the fields every service-scoped method carries.
+type common struct {
+	ServiceID int64          `json:"service_id"`
+	Actor     pvekeep.Actor  `json:"actor"`
+	Server    pvekeep.Server `json:"server"`
+}
+
+func (c common) call() service.Call {
+	return service.Call{ServiceID: pvekeep.ServiceID(c.ServiceID), Actor: c.Actor, Server: c.Server}
+}
+
+func (t *Table) hello(_ context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		APIVersion int `json:"api_version"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"plugin_version": t.cfg.Version,
+		"api_version":    APIVersion,
+		"methods":        t.Methods(),
+	}, nil
+}
+
+func (t *Table) status(ctx context.Context, params json.RawMessage) (any, error) {
+	var p common
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	st, err := t.svc.Status(ctx, p.call())
+	if err != nil {
+		return nil, err
+	}
+	out := statusOut{
+		VMID:  int(st.VMID),
+		Node:  st.Node,
+		Power: st.Power,
+		Lock:  lockOut{Locked: st.Lock.Locked, Reason: st.Lock.Reason, JobID: int64(st.Lock.JobID)},
+		Quotas: quotasOut{
+			Backups:   usageOut{Used: st.Backups.Used, Max: st.Backups.Max},
+			Snapshots: usageOut{Used: st.Snapshots.Used, Max: st.Snapshots.Max},
+		},
+		ActiveJob: jobPtr(st.ActiveJob),
+	}
+	return out, nil
+}
+
+func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, error) {
+	var p common
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	l, err := t.svc.ListBackups(ctx, p.call())
+	if err != nil {
+		return nil, err
+	}
+	out := backupListOut{
+		Quota:     usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
+		Items:     make([]backupOut, 0, len(l.Items)),
+		ActiveJob: jobPtr(l.ActiveJob),
+	}
+	for _, b := range l.Items {
+		out.Items = append(out.Items, backupOut{
+			ID: int64(b.ID), CreatedAt: rfc3339(b.CreatedAt), Note: b.Note, SizeBytes: b.SizeBytes,
+			Status: string(b.Status), Origin: string(b.Origin),
+		})
+	}
+	return out, nil
+}
+
+func (t *Table) backupsCreate(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		Note           string `json:"note"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.CreateBackup(ctx, p.call(), p.Note, p.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) backupsRemove(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		BackupID int64 `json:"backup_id"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.RemoveBackup(ctx, p.call(), pvekeep.BackupID(p.BackupID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) jobsGet(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		JobID int64 `json:"job_id"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.GetJob(ctx, p.call(), pvekeep.JobID(p.JobID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) cronTick(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Actor   pvekeep.Actor    `json:"actor"`
+		Servers []pvekeep.Server `json:"servers"`
+		BudgetS float64          `json:"budget_s"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.Actor.Type != pvekeep.ActorSystem && p.Actor.Type != pvekeep.ActorAdmin {
+		return nil, pvekeep.Forbidden("cron.tick is for the panel's cron")
+	}
+	budget := time.Duration(p.BudgetS * float64(time.Second))
+	st, err := t.tick.Tick(ctx, p.Servers, budget)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}

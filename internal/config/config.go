@@ -1,0 +1,126 @@
+// Package config reads the operator's optional TOML file (--config or
+// PVEKEEP_CONFIG): everything but the database DSN, which comes from --dsn
+// or PVEKEEP_DSN (DESIGN §8). A missing file means all defaults; an
+// unknown key is an error, so a typo never silently falls back to a
+// default.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+)
+
+// Config is the whole file.
+type Config struct {
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	Backup   Backup `toml:"backup"`
+	Jobs     Jobs   `toml:"jobs"`
+	Worker   Worker `toml:"worker"`
+}
+
+// Backup tunes vzdump.
+type Backup struct {
+	Mode     string `toml:"mode"`     // snapshot (default), suspend, stop
+	Compress string `toml:"compress"` // zstd (default), lzo, gzip, 0
+}
+
+// Jobs tunes the job runner.
+type Jobs struct {
+	LeaseSeconds int     `toml:"lease_seconds"` // default 120
+	PollSeconds  float64 `toml:"poll_seconds"`  // default 1
+}
+
+// Worker lists the servers `pvekeep worker` drives; the panel's cron hands
+// them over on each tick instead.
+type Worker struct {
+	IntervalSeconds float64          `toml:"interval_seconds"` // default 10
+	Servers         []pvekeep.Server `toml:"servers"`
+}
+
+// Load reads path; "" means defaults.
+func Load(path string) (Config, error) {
+	var c Config
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("read config %s: unknown keys %s", path, strings.Join(keys, ", "))
+		}
+	}
+	c = c.withDefaults()
+	return c, c.validate()
+}
+
+// FromEnv returns the path named by PVEKEEP_CONFIG.
+func FromEnv() string { return os.Getenv("PVEKEEP_CONFIG") }
+
+func (c Config) withDefaults() Config {
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Backup.Mode == "" {
+		c.Backup.Mode = "snapshot"
+	}
+	if c.Backup.Compress == "" {
+		c.Backup.Compress = "zstd"
+	}
+	if c.Jobs.LeaseSeconds == 0 {
+		c.Jobs.LeaseSeconds = 120
+	}
+	if c.Jobs.PollSeconds == 0 {
+		c.Jobs.PollSeconds = 1
+	}
+	if c.Worker.IntervalSeconds == 0 {
+		c.Worker.IntervalSeconds = 10
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.Backup.Mode {
+	case "snapshot", "suspend", "stop":
+	default:
+		return fmt.Errorf("config: backup.mode %q is not snapshot, suspend or stop", c.Backup.Mode)
+	}
+	switch c.Backup.Compress {
+	case "zstd", "lzo", "gzip", "0":
+	default:
+		return fmt.Errorf("config: backup.compress %q is not zstd, lzo, gzip or 0", c.Backup.Compress)
+	}
+	if c.Jobs.LeaseSeconds < 10 {
+		return fmt.Errorf("config: jobs.lease_seconds must be at least 10")
+	}
+	if c.Jobs.PollSeconds <= 0 || c.Jobs.PollSeconds > 60 {
+		return fmt.Errorf("config: jobs.poll_seconds must be in (0, 60]")
+	}
+	for i, s := range c.Worker.Servers {
+		if s.ID <= 0 || s.Host == "" {
+			return fmt.Errorf("config: worker.servers[%d] needs id and host", i)
+		}
+	}
+	return nil
+}
+
+// Lease is the job lease length.
+func (c Config) Lease() time.Duration { return time.Duration(c.Jobs.LeaseSeconds) * time.Second }
+
+// Poll is the pause between job passes.
+func (c Config) Poll() time.Duration { return time.Duration(c.Jobs.PollSeconds * float64(time.Second)) }

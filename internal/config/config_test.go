@@ -1,0 +1,63 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		body    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "empty file gives defaults", body: "", check: func(t *testing.T, c Config) {
+			if c.Backup.Mode != "snapshot" || c.Backup.Compress != "zstd" || c.Jobs.LeaseSeconds != 120 {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		}},
+		{name: "values override defaults", body: "[backup]\nmode = \"stop\"\n[jobs]\nlease_seconds = 30\n", check: func(t *testing.T, c Config) {
+			if c.Backup.Mode != "stop" || c.Jobs.LeaseSeconds != 30 {
+				t.Errorf("values not read: %+v", c)
+			}
+		}},
+		{name: "unknown key is refused", body: "[backup]\nmdoe = \"stop\"\n", wantErr: "unknown keys backup.mdoe"},
+		{name: "bad mode is refused", body: "[backup]\nmode = \"fast\"\n", wantErr: "backup.mode"},
+		{name: "worker server without id is refused", body: "[[worker.servers]]\nhost = \"pve\"\n", wantErr: "worker.servers[0]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(t.TempDir(), "pvekeep.toml")
+			if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load() error = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestLoadWithoutPathGivesDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load("")
+	if err != nil {
+		t.Fatalf("Load(\"\") error = %v", err)
+	}
+	if c.LogLevel != "info" {
+		t.Errorf("LogLevel = %q, want info", c.LogLevel)
+	}
+}

@@ -1,0 +1,391 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// Usage is one quota: how much is used of how much was bought.
+type Usage struct {
+	Used int
+	Max  int
+}
+
+// BackupList is what backups.list returns.
+type BackupList struct {
+	Quota     Usage
+	Items     []pvekeep.Backup
+	ActiveJob *pvekeep.Job
+}
+
+// listed says which backups a client sees: everything that is or will be
+// on storage. Failed and removed records stay in the table as history.
+var listed = []pvekeep.BackupStatus{pvekeep.BackupCreating, pvekeep.BackupAvailable, pvekeep.BackupRemoving}
+
+// ListBackups returns the service's own backups, newest first. Only records
+// the plugin made for this service are listed: a volume on storage with the
+// same vmid (a previous owner of a reused vmid, or one made by hand) is
+// never shown.
+func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
+	f, err := s.authorize(ctx, c, read)
+	if err != nil {
+		return BackupList{}, err
+	}
+	plan, err := planFor(f)
+	if err != nil {
+		return BackupList{}, err
+	}
+	items, err := s.st.Backups(ctx, f.ServiceID, listed...)
+	if err != nil {
+		return BackupList{}, dbError(err)
+	}
+	out := BackupList{Quota: Usage{Used: usedSlots(items), Max: plan.BackupsMax}, Items: items}
+	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
+		return BackupList{}, dbError(err)
+	} else if ok {
+		out.ActiveJob = &j
+	}
+	return out, nil
+}
+
+func usedSlots(items []pvekeep.Backup) int {
+	n := 0
+	for _, b := range items {
+		if b.Status.CountsTowardsQuota() {
+			n++
+		}
+	}
+	return n
+}
+
+// CreateBackup starts a manual backup: ownership, lock and quota checks,
+// a durable job, and the vzdump submitted before returning. A retried
+// request with the same idempotency key returns the first one's job.
+func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey string) (pvekeep.Job, error) {
+	note, err := cleanNote("note", note)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if err := checkIdempotencyKey(idempotencyKey); err != nil {
+		return pvekeep.Job{}, err
+	}
+	f, err := s.authorize(ctx, c, mutate)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	plan, err := planFor(f)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if plan.BackupsMax == 0 {
+		return pvekeep.Job{}, pvekeep.QuotaExceeded("backups", 0, 0)
+	}
+	if plan.BackupStorage == "" {
+		return pvekeep.Job{}, misconfigured("configoption1 (backup storage)", errors.New("empty"))
+	}
+	if idempotencyKey != "" {
+		// A retry of a request that already made its job must get that job
+		// back, even though the VM is now locked by it.
+		if j, ok, err := s.replay(ctx, f, idempotencyKey); err != nil || ok {
+			return j, err
+		}
+	}
+	pc, err := s.connect(ctx, c.Server)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	ref, err := s.locate(ctx, pc, f.VMID)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+		return pvekeep.Job{}, err
+	}
+
+	now := s.clock.Now().UTC()
+	owner := newCallOwner()
+	leaseUntil := now.Add(s.cfg.LeaseFor)
+	job, backup, existed, err := s.st.EnqueueBackupCreate(ctx, store.NewBackupCreate{
+		Job: pvekeep.Job{
+			ServiceID: f.ServiceID, VMID: f.VMID, ServerID: f.ServerID, Node: ref.Node,
+			Kind: pvekeep.KindBackupCreate, Step: stepDispatch,
+			IdempotencyKey: idempotencyKey, ActorType: c.Actor.Type, ActorID: c.Actor.ID,
+			LeaseOwner: owner, LeaseUntil: &leaseUntil, CreatedAt: now,
+		},
+		Backup: pvekeep.Backup{
+			VMID: f.VMID, Node: ref.Node, Storage: plan.BackupStorage, Note: note,
+			Origin: pvekeep.OriginManual, CreatedAt: now,
+		},
+		Max: plan.BackupsMax,
+	})
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	if existed {
+		return job, nil
+	}
+	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
+	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
+		return s.dispatchBackup(ctx, pc, lease, job, backup)
+	})
+}
+
+// replay returns the job an earlier request with the same key made.
+func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string) (pvekeep.Job, bool, error) {
+	j, ok, err := s.st.ActiveJob(ctx, f.ServiceID)
+	if err != nil {
+		return pvekeep.Job{}, false, dbError(err)
+	}
+	if ok && j.IdempotencyKey == key {
+		return j, true, nil
+	}
+	return pvekeep.Job{}, false, nil
+}
+
+// dispatchOnCall runs the first step of a job inside the API call that
+// made it. A Proxmox that cannot be reached right now does not fail the
+// click: the job stays queued and the next tick submits it.
+func (s *Service) dispatchOnCall(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, dispatch func() (pvekeep.Job, error)) (pvekeep.Job, error) {
+	out, err := dispatch()
+	if err == nil {
+		if rerr := s.st.ReleaseLease(ctx, lease); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+			s.logger.Warn("release lease", "job_id", job.ID, "err", rerr)
+		}
+		return out, nil
+	}
+	if pvekeep.ReasonOf(err) == pvekeep.ReasonUnavailable {
+		s.logger.Warn("submit first task later", "job_id", job.ID, "err", err)
+		if rerr := s.st.ReleaseLease(ctx, lease); rerr != nil {
+			s.logger.Warn("release lease", "job_id", job.ID, "err", rerr)
+		}
+		return job, nil
+	}
+	return out, err
+}
+
+// enqueueError maps the store's refusals to the panel's reasons.
+func enqueueError(err error) error {
+	var aj *store.ActiveJobError
+	var qe *store.QuotaError
+	var bs *store.BackupStateError
+	switch {
+	case errors.As(err, &aj):
+		return pvekeep.Locked(lockName(aj.Job.Kind), aj.Job.ID)
+	case errors.As(err, &qe):
+		return pvekeep.QuotaExceeded("backups", qe.Used, qe.Max)
+	case errors.As(err, &bs):
+		return pvekeep.InvalidState(fmt.Sprintf("the backup is %s", bs.Status))
+	case errors.Is(err, store.ErrNotFound):
+		return pvekeep.NotFound("backup")
+	default:
+		return dbError(err)
+	}
+}
+
+// Job steps (mod_pvekeep_jobs.step).
+const (
+	stepDispatch = "dispatch" // the Proxmox task is not submitted yet
+	stepVzdump   = "vzdump"   // vzdump is running
+	stepDelete   = "delete"   // the volume's removal task is running
+)
+
+// dispatchBackup submits the vzdump of a queued backup job and records its
+// UPID. Proxmox refusing ends the job as failed with Proxmox's message;
+// Proxmox unreachable leaves it queued for the next tick.
+func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup) (pvekeep.Job, error) {
+	ref, err := s.locate(ctx, pc, job.VMID)
+	if err != nil {
+		return job, s.failIfFinal(ctx, lease, job, err)
+	}
+	if lease.Attempt > 1 {
+		// An earlier attempt may have submitted the vzdump and died before
+		// recording it. Proxmox's backup lock, or a volume that appeared
+		// since the job began, tells; submitting again would make two.
+		done, err := s.adoptBackup(ctx, pc, lease, job, b, ref.Node)
+		if err != nil || done {
+			return job, err
+		}
+	}
+	upid, err := pc.Vzdump(ctx, ref.Node, pve.VzdumpRequest{
+		VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note,
+	})
+	if err != nil {
+		return job, s.failIfFinal(ctx, lease, job, pveError("submit vzdump", err))
+	}
+	now := s.clock.Now().UTC()
+	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
+		State: pvekeep.JobRunning, Step: stepVzdump, UPID: upid, Node: ref.Node, StartedAt: &now, Now: now,
+	}); err != nil {
+		// The vzdump runs but we could not record it: the lease expires and
+		// the next attempt adopts it (above) instead of submitting again.
+		return job, dbError(err)
+	}
+	job.State, job.Step, job.UPID, job.Node, job.StartedAt = pvekeep.JobRunning, stepVzdump, upid, ref.Node, &now
+	return job, nil
+}
+
+// adoptBackup looks for the trace of a vzdump an earlier attempt submitted.
+// It reports done when the job has been finished (or must wait) here.
+func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup, node string) (bool, error) {
+	vols, err := pc.ListBackups(ctx, node, b.Storage, job.VMID)
+	if err != nil {
+		return true, pveError("list backups", err)
+	}
+	for _, v := range vols {
+		if !v.CTime.Before(job.CreatedAt.Add(-time.Second)) && v.Notes == firstLine(b.Note) {
+			now := s.clock.Now().UTC()
+			created := v.CTime.UTC()
+			return true, s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now,
+				Backup: &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupAvailable, Volid: v.Volid, SizeBytes: v.Size, CreatedAt: &created}})
+		}
+	}
+	st, err := pc.VMStatus(ctx, node, job.VMID)
+	if err != nil {
+		return true, pveError("read vm status", err)
+	}
+	if st.Lock == "backup" {
+		return true, nil // still running: look again next pass
+	}
+	return false, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// failIfFinal ends the job as failed unless err is worth retrying (Proxmox
+// or the database unreachable), and returns err either way.
+func (s *Service) failIfFinal(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, err error) error {
+	if pvekeep.ReasonOf(err) == pvekeep.ReasonUnavailable {
+		return err
+	}
+	msg := err.Error()
+	if e, ok := pvekeep.AsError(err); ok {
+		msg = e.Message
+		if d, ok := e.Data["detail"].(string); ok && d != "" {
+			msg = d
+		}
+	}
+	f := store.JobFinish{State: pvekeep.JobFailed, Error: msg, Now: s.clock.Now().UTC()}
+	if job.Kind == pvekeep.KindBackupCreate {
+		f.Backup = &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupFailed}
+	}
+	if job.Kind == pvekeep.KindBackupRemove {
+		f.Backup = &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupAvailable}
+	}
+	if ferr := s.finish(ctx, lease, job, f); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+func (s *Service) finish(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, f store.JobFinish) error {
+	if err := s.st.FinishJob(ctx, lease, f); err != nil {
+		return dbError(fmt.Errorf("finish job %d: %w", job.ID, err))
+	}
+	s.logger.Info("job finished", "job_id", job.ID, "kind", job.Kind, "service_id", job.ServiceID,
+		"vmid", job.VMID, "state", f.State, "error", f.Error)
+	return nil
+}
+
+// RemoveBackup starts removing one of the service's backups.
+func (s *Service) RemoveBackup(ctx context.Context, c Call, id pvekeep.BackupID) (pvekeep.Job, error) {
+	if id <= 0 {
+		return pvekeep.Job{}, pvekeep.InvalidInput("backup_id", "backup_id must be a positive integer")
+	}
+	f, err := s.authorize(ctx, c, mutate)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	b, err := s.st.Backup(ctx, f.ServiceID, id)
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	pc, err := s.connect(ctx, c.Server)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	ref, err := s.locate(ctx, pc, f.VMID)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+		return pvekeep.Job{}, err
+	}
+	now := s.clock.Now().UTC()
+	leaseUntil := now.Add(s.cfg.LeaseFor)
+	job, existed, err := s.st.EnqueueBackupRemove(ctx, store.NewBackupRemove{
+		Job: pvekeep.Job{
+			ServiceID: f.ServiceID, VMID: f.VMID, ServerID: f.ServerID, Node: ref.Node,
+			Kind: pvekeep.KindBackupRemove, Step: stepDispatch, ActorType: c.Actor.Type, ActorID: c.Actor.ID,
+			LeaseOwner: newCallOwner(), LeaseUntil: &leaseUntil, CreatedAt: now,
+		},
+		BackupID: b.ID,
+	})
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	if existed {
+		return job, nil
+	}
+	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
+	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
+		return s.dispatchRemove(ctx, pc, lease, job, b)
+	})
+}
+
+// dispatchRemove submits the deletion of a backup volume. A volume that is
+// already gone is the goal reached.
+func (s *Service) dispatchRemove(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup) (pvekeep.Job, error) {
+	node := b.Node
+	if node == "" {
+		node = job.Node
+	}
+	upid, err := pc.DeleteVolume(ctx, node, b.Storage, b.Volid)
+	if errors.Is(err, pve.ErrNotFound) {
+		now := s.clock.Now().UTC()
+		job.State = pvekeep.JobSucceeded
+		return job, s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now,
+			Backup: &store.BackupChange{ID: b.ID, Status: pvekeep.BackupRemoved, RemovedAt: &now}})
+	}
+	if err != nil {
+		return job, s.failIfFinal(ctx, lease, job, pveError("delete backup volume", err))
+	}
+	now := s.clock.Now().UTC()
+	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
+		State: pvekeep.JobRunning, Step: stepDelete, UPID: upid, Node: node, StartedAt: &now, Now: now,
+	}); err != nil {
+		return job, dbError(err)
+	}
+	job.State, job.Step, job.UPID, job.Node, job.StartedAt = pvekeep.JobRunning, stepDelete, upid, node, &now
+	return job, nil
+}
+
+// GetJob returns one of the service's jobs.
+func (s *Service) GetJob(ctx context.Context, c Call, id pvekeep.JobID) (pvekeep.Job, error) {
+	if id <= 0 {
+		return pvekeep.Job{}, pvekeep.InvalidInput("job_id", "job_id must be a positive integer")
+	}
+	f, err := s.authorize(ctx, c, read)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	j, err := s.st.Job(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.ServiceID != f.ServiceID) {
+		return pvekeep.Job{}, pvekeep.NotFound("job")
+	}
+	if err != nil {
+		return pvekeep.Job{}, dbError(err)
+	}
+	return j, nil
+}

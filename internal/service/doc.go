@@ -1,0 +1,11 @@
+// Package service holds the rules of pvekeep: who may act on a service
+// (ownership and status), one operation per VM (a running job or a Proxmox
+// lock refuses every other mutating call), purchased quotas, idempotent
+// requests, and the backup flows themselves. It speaks to the database
+// through internal/store and to Proxmox through internal/pve, and knows
+// nothing of JSON-RPC: the API edge translates its *pvekeep.Error values.
+//
+// Long work is a durable job: a call validates, records the job and submits
+// the first Proxmox task, then returns; Tick (the panel's cron) drives every
+// job forward from whatever process runs it.
+package service

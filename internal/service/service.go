@@ -1,0 +1,234 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// serviceStore is what the rules need from the database.
+type serviceStore interface {
+	Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.ServiceFacts, error)
+	EnqueueBackupCreate(ctx context.Context, r store.NewBackupCreate) (pvekeep.Job, pvekeep.Backup, bool, error)
+	EnqueueBackupRemove(ctx context.Context, r store.NewBackupRemove) (pvekeep.Job, bool, error)
+	Job(ctx context.Context, id pvekeep.JobID) (pvekeep.Job, error)
+	ActiveJob(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Job, bool, error)
+	Backups(ctx context.Context, id pvekeep.ServiceID, statuses ...pvekeep.BackupStatus) ([]pvekeep.Backup, error)
+	Backup(ctx context.Context, id pvekeep.ServiceID, backupID pvekeep.BackupID) (pvekeep.Backup, error)
+	UpdateJob(ctx context.Context, l pvekeep.Lease, u store.JobUpdate) error
+	ReleaseLease(ctx context.Context, l pvekeep.Lease) error
+	FinishJob(ctx context.Context, l pvekeep.Lease, f store.JobFinish) error
+}
+
+// Dialer opens a Proxmox connection with the credentials the panel handed
+// over for this call. Nothing keeps them afterwards.
+type Dialer func(ctx context.Context, s pvekeep.Server) (pve.Cluster, error)
+
+// Config tunes the service; the zero value works.
+type Config struct {
+	// BackupMode is vzdump's mode: snapshot (no downtime), suspend or stop.
+	BackupMode string
+	// Compress is vzdump's compression; Proxmox defaults to none, which
+	// fills backup storage several times faster.
+	Compress string
+	// LeaseFor is how long an API call holds the job it just created while
+	// it submits the first Proxmox task.
+	LeaseFor time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.BackupMode == "" {
+		c.BackupMode = "snapshot"
+	}
+	if c.Compress == "" {
+		c.Compress = "zstd"
+	}
+	if c.LeaseFor <= 0 {
+		c.LeaseFor = 2 * time.Minute
+	}
+	return c
+}
+
+// Service implements every method of the panel contract that acts on a
+// service, and the job steps that cron ticks run.
+type Service struct {
+	st     serviceStore
+	dial   Dialer
+	run    runner
+	clock  pvekeep.Clock
+	logger *slog.Logger
+	cfg    Config
+}
+
+// New returns a Service and registers its job steps with the runner that
+// Tick drives.
+func New(st serviceStore, dial Dialer, run runner, clock pvekeep.Clock, logger *slog.Logger, cfg Config) *Service {
+	s := &Service{st: st, dial: dial, run: run, clock: clock, logger: logger.With("component", "service"), cfg: cfg.withDefaults()}
+	run.Handle(pvekeep.KindBackupCreate, s.stepBackupCreate)
+	run.Handle(pvekeep.KindBackupRemove, s.stepBackupRemove)
+	return s
+}
+
+// Call is what every service-scoped request carries: which service, who
+// acts, and how to reach its Proxmox server.
+type Call struct {
+	ServiceID pvekeep.ServiceID
+	Actor     pvekeep.Actor
+	Server    pvekeep.Server
+}
+
+// access says what a call intends, for the ownership rule.
+type access int
+
+const (
+	read   access = iota // allowed on Active and Suspended services
+	mutate               // allowed on Active services (admins: also Suspended)
+)
+
+// authorize loads the service and applies the ownership rule of DESIGN §4.
+func (s *Service) authorize(ctx context.Context, c Call, a access) (pvekeep.ServiceFacts, error) {
+	if err := c.Actor.Validate(); err != nil {
+		return pvekeep.ServiceFacts{}, err
+	}
+	if c.ServiceID <= 0 {
+		return pvekeep.ServiceFacts{}, pvekeep.InvalidInput("service_id", "service_id must be a positive integer")
+	}
+	f, err := s.st.Service(ctx, c.ServiceID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return f, pvekeep.NotFound("service")
+		}
+		return f, dbError(err)
+	}
+	if c.Actor.Type == pvekeep.ActorClient && f.ClientID != c.Actor.ID {
+		// The same answer as for a service that is not theirs to see:
+		// a client learns nothing about other clients' services.
+		return f, pvekeep.Forbidden("this service does not belong to you")
+	}
+	switch f.Status {
+	case "Active":
+	case "Suspended":
+		if a == mutate && c.Actor.Type != pvekeep.ActorAdmin {
+			return f, pvekeep.Forbidden("the service is suspended")
+		}
+	default:
+		if c.Actor.Type != pvekeep.ActorAdmin || a == mutate {
+			return f, pvekeep.Forbidden("the service is not active")
+		}
+	}
+	if f.VMID <= 0 {
+		return f, pvekeep.InvalidState("no virtual machine is bound to this service")
+	}
+	return f, nil
+}
+
+// connect opens Proxmox for a call, checking the panel sent a server.
+func (s *Service) connect(ctx context.Context, srv pvekeep.Server) (pve.Cluster, error) {
+	if srv.Host == "" {
+		return nil, pvekeep.InvalidInput("server.host", "the Proxmox server is missing")
+	}
+	if srv.TokenID == "" && srv.Username == "" {
+		return nil, pvekeep.InvalidInput("server", "the Proxmox server has neither an API token nor a username")
+	}
+	c, err := s.dial(ctx, srv)
+	if err != nil {
+		return nil, pveError("connect to proxmox", err)
+	}
+	return c, nil
+}
+
+// locate finds the node that runs the VM now: VMs migrate, so the node is
+// never taken from our own records.
+func (s *Service) locate(ctx context.Context, c pve.Cluster, vmid pvekeep.VMID) (pve.VMRef, error) {
+	ref, err := c.FindVM(ctx, vmid)
+	if err != nil {
+		if errors.Is(err, pve.ErrNotFound) {
+			e := pvekeep.InvalidState(fmt.Sprintf("virtual machine %d does not exist on the Proxmox cluster", vmid))
+			e.Err = err
+			return ref, e
+		}
+		return ref, pveError("find vm", err)
+	}
+	return ref, nil
+}
+
+// checkUnlocked refuses when the plugin runs a job on the service or
+// Proxmox holds a lock on the VM.
+func (s *Service) checkUnlocked(ctx context.Context, c pve.Cluster, f pvekeep.ServiceFacts, node string) error {
+	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
+		return dbError(err)
+	} else if ok {
+		return pvekeep.Locked(lockName(j.Kind), j.ID)
+	}
+	st, err := c.VMStatus(ctx, node, f.VMID)
+	if err != nil {
+		return pveError("read vm status", err)
+	}
+	if st.Lock != "" {
+		return pvekeep.Locked(st.Lock, 0)
+	}
+	return nil
+}
+
+// lockName is what service.status and `locked` errors call a job's hold
+// on the VM, in Proxmox's vocabulary where one exists.
+func lockName(k pvekeep.JobKind) string {
+	switch k {
+	case pvekeep.KindBackupCreate:
+		return "backup"
+	case pvekeep.KindBackupRemove:
+		return "backup-remove"
+	default:
+		return string(k)
+	}
+}
+
+// dbError turns a store failure into an application error.
+func dbError(err error) error {
+	if _, ok := pvekeep.AsError(err); ok {
+		return err
+	}
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return pvekeep.Unavailable("database", err)
+	}
+	return fmt.Errorf("database: %w", err)
+}
+
+// pveError turns a gateway failure into an application error: Proxmox
+// unreachable is retryable, anything Proxmox said is upstream with its
+// message (the gateway keeps secrets out of it).
+func pveError(what string, err error) error {
+	if _, ok := pvekeep.AsError(err); ok {
+		return err
+	}
+	var le *pve.LockedError
+	switch {
+	case errors.As(err, &le):
+		return pvekeep.Locked(le.Lock, 0)
+	case errors.Is(err, pve.ErrTransient), errors.Is(err, context.DeadlineExceeded):
+		return pvekeep.Unavailable("proxmox", fmt.Errorf("%s: %w", what, err))
+	case errors.Is(err, pve.ErrUnauthorized):
+		return pvekeep.Upstream("Proxmox refused the module's credentials", fmt.Errorf("%s: %w", what, err))
+	default:
+		return pvekeep.Upstream(upstreamDetail(err), fmt.Errorf("%s: %w", what, err))
+	}
+}
+
+// upstreamDetail is Proxmox's own words, without our wrapping.
+func upstreamDetail(err error) string {
+	var he *pve.HTTPError
+	if errors.As(err, &he) {
+		return he.Error()
+	}
+	var te *pve.TaskError
+	if errors.As(err, &te) {
+		return te.ExitStatus
+	}
+	return err.Error()
+}
