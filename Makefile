@@ -1,0 +1,51 @@
+# pvekeep — see README.md. Every target that needs MariaDB, PHP or Chromium
+# runs scripts/bringup.sh first, which installs and starts what is missing.
+
+GO        ?= go
+BIN       := bin/pvekeep
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BRINGUP   := scripts/bringup.sh
+PKG_DIR   := dist/modules/servers/pvekeep
+
+.PHONY: build test demo bench lint package clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin
+
+# The whole suite against real MariaDB, php-cli, Smarty and Chromium.
+# PVEKEEP_TEST_DISALLOW_SKIP turns "service not reachable" skips into failures.
+test: build
+	@eval "$$($(BRINGUP))" && \
+	  PVEKEEP_TEST_DISALLOW_SKIP=1 PVEKEEP_BIN=$(CURDIR)/$(BIN) \
+	  $(GO) test -count=1 -timeout 20m ./...
+	phpunit --colors=never hooks/tests
+
+demo: build
+	@eval "$$($(BRINGUP) --no-browser)" && $(BIN) demo --bin $(CURDIR)/$(BIN)
+
+# Figures, not assertions: Go benchmarks and the PHP round-trip harness.
+bench: build
+	@eval "$$($(BRINGUP) --no-browser)" && \
+	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 200x ./... && \
+	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) run ./plugin bench --bin $(CURDIR)/$(BIN)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@for f in $$(git ls-files '*.php'); do php -l $$f >/dev/null || exit 1; done
+
+# A WHMCS-ready modules/servers/pvekeep/ folder (and a tarball of it).
+package: build
+	rm -rf dist && mkdir -p $(PKG_DIR)/bin
+	cp hooks/pvekeep.php hooks/hooks.php $(PKG_DIR)/ 2>/dev/null || cp hooks/pvekeep.php $(PKG_DIR)/
+	cp -r hooks/lib $(PKG_DIR)/lib
+	[ ! -d templates ] || cp -r templates $(PKG_DIR)/templates
+	[ ! -d lang ] || cp -r lang $(PKG_DIR)/lang
+	[ ! -d cronjob ] || cp -r cronjob $(PKG_DIR)/cronjob
+	cp $(BIN) $(PKG_DIR)/bin/pvekeep
+	cp LICENSE README.md $(PKG_DIR)/
+	tar -C dist -czf dist/pvekeep-$(VERSION).tar.gz modules
+
+clean:
+	rm -rf bin dist

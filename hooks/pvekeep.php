@@ -1,0 +1,241 @@
+<?php
+
+/**
+ * pvekeep — WHMCS server module for Proxmox KVM backups.
+ *
+ * Every function here only gathers the panel's facts, calls the pvekeep
+ * plugin over JSON-RPC (lib/Client.php) and returns or renders the answer.
+ * No SQL, no Proxmox calls, no business rules: those live in the plugin.
+ */
+
+if (!defined('WHMCS')) {
+    die('This file cannot be accessed directly');
+}
+
+require_once __DIR__ . '/lib/Client.php';
+
+function pvekeep_MetaData()
+{
+    return [
+        'DisplayName' => 'pvekeep (Proxmox KVM backups)',
+        'APIVersion' => '1.1',
+        'RequiresServer' => true,
+        'DefaultSSLPort' => '8006',
+    ];
+}
+
+/**
+ * Product module settings. Their order is the public contract of
+ * configoption1..N (DESIGN §8): append, never reorder.
+ */
+function pvekeep_ConfigOptions()
+{
+    return [
+        'Backup Storage' => [
+            'Type' => 'text', 'Size' => '25', 'Default' => 'backup',
+            'Description' => 'Proxmox storage id that holds backups',
+        ],
+        'Backups' => [
+            'Type' => 'text', 'Size' => '5', 'Default' => '3',
+            'Description' => 'Backups quota (0 turns backups off)',
+        ],
+        'Snapshots' => [
+            'Type' => 'text', 'Size' => '5', 'Default' => '3',
+            'Description' => 'Snapshots quota (0 turns snapshots off)',
+        ],
+        'Snapshot Lifetime' => [
+            'Type' => 'text', 'Size' => '5', 'Default' => '3',
+            'Description' => 'Days before a snapshot expires (0 = keep)',
+        ],
+    ];
+}
+
+/**
+ * The actor of a call: an admin in the admin area, else the client.
+ */
+function pvekeep_actor(array $params)
+{
+    if (defined('ADMINAREA') && isset($_SESSION['adminid'])) {
+        return ['type' => 'admin', 'id' => (int) $_SESSION['adminid']];
+    }
+    return ['type' => 'client', 'id' => (int) ($params['userid'] ?? 0)];
+}
+
+/**
+ * The Proxmox server as WHMCS stores it. A username holding "!" is an API
+ * token id and the password its secret; otherwise user/password login.
+ * The access hash field holds the TLS fingerprint for self-signed certs.
+ */
+function pvekeep_server(array $params)
+{
+    $user = (string) ($params['serverusername'] ?? '');
+    $secret = (string) ($params['serverpassword'] ?? '');
+    $isToken = strpos($user, '!') !== false;
+    $host = (string) ($params['serverhostname'] ?? '');
+    if ($host === '') {
+        $host = (string) ($params['serverip'] ?? '');
+    }
+    return [
+        'id' => (int) ($params['serverid'] ?? 0),
+        'host' => $host,
+        'port' => (int) ($params['serverport'] ?? 0) ?: 8006,
+        'token_id' => $isToken ? $user : '',
+        'token_secret' => $isToken ? $secret : '',
+        'username' => $isToken ? '' : $user,
+        'password' => $isToken ? '' : $secret,
+        'verify_tls' => !empty($params['serversecure']) && trim((string) ($params['serveraccesshash'] ?? '')) === '',
+        'fingerprint' => trim((string) ($params['serveraccesshash'] ?? '')),
+    ];
+}
+
+/**
+ * Calls one service-scoped method with the common fields filled in.
+ */
+function pvekeep_call($method, array $params, array $fields = [])
+{
+    $request = array_merge([
+        'service_id' => (int) ($params['serviceid'] ?? 0),
+        'actor' => pvekeep_actor($params),
+        'server' => pvekeep_server($params),
+    ], $fields);
+    $client = PvekeepClient::fromEnvironment();
+    try {
+        $result = $client->call($method, $request);
+        pvekeep_log($method, $request, $result);
+        return $result;
+    } catch (\Throwable $e) {
+        pvekeep_log($method, $request, $e->getMessage());
+        throw $e;
+    }
+}
+
+function pvekeep_log($action, array $request, $response)
+{
+    if (!function_exists('logModuleCall')) {
+        return;
+    }
+    $secrets = array_filter([
+        $request['server']['token_secret'] ?? '',
+        $request['server']['password'] ?? '',
+    ]);
+    logModuleCall('pvekeep', $action, $request, $response, $response, array_values($secrets));
+}
+
+/**
+ * The message a client reads for an error: translated by reason, falling
+ * back to the plugin's own (already safe) message.
+ */
+function pvekeep_error_message(\Throwable $e)
+{
+    if ($e instanceof PvekeepRpcException) {
+        $lang = pvekeep_lang();
+        $key = 'error.' . $e->getReason();
+        if (isset($lang[$key])) {
+            return strtr($lang[$key], pvekeep_placeholders($e->getData()));
+        }
+        return $e->getMessage();
+    }
+    return 'The backup service is not reachable right now. Please try again later.';
+}
+
+function pvekeep_placeholders(array $data)
+{
+    $out = [];
+    foreach ($data as $k => $v) {
+        if (is_scalar($v)) {
+            $out['{' . $k . '}'] = (string) $v;
+        }
+    }
+    return $out;
+}
+
+/**
+ * Strings for the client's language from lang/<language>.json, English as
+ * the fallback for anything missing.
+ */
+function pvekeep_lang($language = null)
+{
+    static $cache = [];
+    $language = strtolower((string) ($language ?? ($GLOBALS['CONFIG']['Language'] ?? 'english')));
+    $codes = ['english' => 'en', 'german' => 'de', 'russian' => 'ru'];
+    $code = $codes[$language] ?? (preg_match('/^[a-z]{2}$/', $language) ? $language : 'en');
+    if (!isset($cache[$code])) {
+        $load = function ($c) {
+            $file = __DIR__ . '/lang/' . $c . '.json';
+            if (!is_file($file)) {
+                $file = dirname(__DIR__) . '/lang/' . $c . '.json';
+            }
+            $data = is_file($file) ? json_decode((string) file_get_contents($file), true) : null;
+            return is_array($data) ? $data : [];
+        };
+        $cache[$code] = array_merge($load('en'), $load($code));
+    }
+    return $cache[$code];
+}
+
+function pvekeep_ClientAreaCustomButtonArray()
+{
+    $lang = pvekeep_lang();
+    return [
+        $lang['button.backup_create'] ?? 'Backup now' => 'backupCreate',
+    ];
+}
+
+function pvekeep_AdminCustomButtonArray()
+{
+    return [
+        'Backup now' => 'backupCreate',
+    ];
+}
+
+/**
+ * "Backup now": the note and a per-form idempotency key come from the
+ * client's form, so a double submit makes one backup.
+ */
+function pvekeep_backupCreate(array $params)
+{
+    try {
+        pvekeep_call('backups.create', $params, [
+            'note' => (string) ($_POST['pvekeep_note'] ?? ''),
+            'idempotency_key' => (string) ($_POST['pvekeep_token'] ?? ''),
+        ]);
+        return 'success';
+    } catch (\Throwable $e) {
+        return pvekeep_error_message($e);
+    }
+}
+
+function pvekeep_backupRemove(array $params)
+{
+    try {
+        pvekeep_call('backups.remove', $params, [
+            'backup_id' => (int) ($_POST['pvekeep_backup_id'] ?? 0),
+        ]);
+        return 'success';
+    } catch (\Throwable $e) {
+        return pvekeep_error_message($e);
+    }
+}
+
+function pvekeep_ClientArea(array $params)
+{
+    try {
+        $list = pvekeep_call('backups.list', $params);
+        $status = pvekeep_call('service.status', $params);
+        return [
+            'tabOverviewReplacementTemplate' => 'templates/clientarea.tpl',
+            'templateVariables' => [
+                'pvekeep_backups' => $list['items'],
+                'pvekeep_quota' => $list['quota'],
+                'pvekeep_active_job' => $list['active_job'],
+                'pvekeep_status' => $status,
+                'pvekeep_lang' => pvekeep_lang(),
+            ],
+        ];
+    } catch (\Throwable $e) {
+        return [
+            'tabOverviewReplacementTemplate' => 'templates/error.tpl',
+            'templateVariables' => ['usefulErrorMessage' => pvekeep_error_message($e)],
+        ];
+    }
+}

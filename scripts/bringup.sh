@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# bringup.sh makes a machine ready to build, test and demo pvekeep.
+#
+# On a fresh Debian machine, run as root, it installs what is missing
+# (mariadb-server, php-cli, phpunit, smarty4, chromium), starts MariaDB if it
+# is not running and checks that the admin DSN the tests use can create
+# databases. It is idempotent and takes well under a second when everything
+# is already in place. The tests make one throwaway database per test
+# (internal/dbtest); `--create-db` makes one more for a whole run and prints
+# its DSN (used by the demo and the benchmarks).
+#
+# Output: shell assignments on stdout (PVEKEEP_TEST_DSN=…, and PVEKEEP_DSN=…
+# with --create-db), progress on stderr. Use: eval "$(scripts/bringup.sh)".
+set -euo pipefail
+
+log() { echo "bringup: $*" >&2; }
+
+create_db=""
+want_browser=1
+for arg in "$@"; do
+  case "$arg" in
+    --create-db) create_db=1 ;;
+    --no-browser) want_browser="" ;;
+    *) log "unknown argument $arg"; exit 2 ;;
+  esac
+done
+
+sock=${PVEKEEP_MYSQL_SOCKET:-/run/mysqld/mysqld.sock}
+admin_dsn=${PVEKEEP_TEST_DSN:-"root@unix(${sock})/"}
+
+# --- packages -------------------------------------------------------------
+missing=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+command -v php >/dev/null 2>&1 || missing+=(php-cli)
+command -v phpunit >/dev/null 2>&1 || missing+=(phpunit)
+[ -f /usr/share/php/smarty4/Smarty.class.php ] || missing+=(smarty4)
+if [ -n "$want_browser" ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing packages ${missing[*]}; run this script as root (or install them) once"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine often has empty package lists: update once, then install.
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# --- MariaDB --------------------------------------------------------------
+db_up() { mariadb --protocol=socket -S "$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+
+if ! db_up; then
+  log "starting MariaDB"
+  install -d -o mysql -g mysql /run/mysqld 2>/dev/null || mkdir -p /run/mysqld
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    log "initialising the MariaDB data directory"
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql >&2
+  for _ in $(seq 1 100); do
+    db_up && break
+    sleep 0.2
+  done
+  db_up || { log "MariaDB did not come up on $sock"; exit 1; }
+fi
+
+echo "PVEKEEP_TEST_DSN='${admin_dsn}'"
+echo "export PVEKEEP_TEST_DSN"
+
+if [ -n "$create_db" ]; then
+  name="pvekeep_run_$(date +%s)_$$"
+  mariadb --protocol=socket -S "$sock" -uroot \
+    -e "CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  log "created database ${name}"
+  echo "PVEKEEP_DSN='root@unix(${sock})/${name}'"
+  echo "export PVEKEEP_DSN"
+fi
