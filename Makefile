@@ -1,11 +1,11 @@
 # pvekeep — see README.md. Every target that needs MariaDB, PHP or Chromium
-# runs scripts/bringup.sh first, which installs and starts what is missing.
+# runs .ci/bringup.sh first, which installs and starts what is missing.
 
 GO        ?= go
 BIN       := bin/pvekeep
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-BRINGUP   := scripts/bringup.sh
+BRINGUP   := .ci/bringup.sh
 PKG_DIR   := dist/modules/servers/pvekeep
 
 .PHONY: build test demo bench lint package clean

@@ -10,7 +10,7 @@
 # its DSN (used by the demo and the benchmarks).
 #
 # Output: shell assignments on stdout (PVEKEEP_TEST_DSN=…, and PVEKEEP_DSN=…
-# with --create-db), progress on stderr. Use: eval "$(scripts/bringup.sh)".
+# with --create-db), progress on stderr. Use: eval "$(.ci/bringup.sh)".
 set -euo pipefail
 
 log() { echo "bringup: $*" >&2; }

@@ -1,0 +1,84 @@
+<?php
+
+/**
+ * The panel cron entry: hands the Proxmox servers of this module (with
+ * their decrypted credentials, which the plugin never stores) to
+ * `cron.tick`, which drives every job forward within the time budget.
+ *
+ * Run it from the system crontab every minute, next to WHMCS's own cron:
+ *
+ *   * * * * * php -q /path/to/whmcs/modules/servers/pvekeep/cronjob/cron.php
+ *
+ * Any number may overlap: the plugin leases jobs in the database.
+ */
+
+require_once dirname(__DIR__) . '/lib/Client.php';
+
+/**
+ * Turns tblservers rows (password already decrypted) into the server
+ * objects of the panel contract.
+ */
+function pvekeep_cron_servers(array $rows)
+{
+    $servers = [];
+    foreach ($rows as $row) {
+        $user = (string) ($row['username'] ?? '');
+        $secret = (string) ($row['password'] ?? '');
+        $isToken = strpos($user, '!') !== false;
+        $host = (string) ($row['hostname'] ?? '');
+        if ($host === '') {
+            $host = (string) ($row['ipaddress'] ?? '');
+        }
+        $fingerprint = trim((string) ($row['accesshash'] ?? ''));
+        $servers[] = [
+            'id' => (int) $row['id'],
+            'host' => $host,
+            'port' => (int) ($row['port'] ?? 0) ?: 8006,
+            'token_id' => $isToken ? $user : '',
+            'token_secret' => $isToken ? $secret : '',
+            'username' => $isToken ? '' : $user,
+            'password' => $isToken ? '' : $secret,
+            'verify_tls' => !empty($row['secure']) && $fingerprint === '',
+            'fingerprint' => $fingerprint,
+        ];
+    }
+    return $servers;
+}
+
+/**
+ * One tick: returns the plugin's counts of what it did.
+ */
+function pvekeep_cron_tick(array $servers, $budgetSeconds, ?PvekeepClient $client = null)
+{
+    $client = $client ?? PvekeepClient::fromEnvironment();
+    return $client->call('cron.tick', [
+        'actor' => ['type' => 'system', 'id' => 0],
+        'servers' => $servers,
+        'budget_s' => (float) $budgetSeconds,
+    ]);
+}
+
+// Run as a script inside a WHMCS installation: read this module's servers
+// through WHMCS itself (Capsule and decrypt()), then tick for 50 seconds so
+// a once-a-minute crontab keeps jobs moving continuously.
+if (PHP_SAPI === 'cli' && realpath($_SERVER['SCRIPT_FILENAME'] ?? '') === __FILE__) {
+    $init = getenv('WHMCS_INIT') ?: dirname(__DIR__, 4) . '/init.php';
+    if (!is_file($init)) {
+        fwrite(STDERR, "pvekeep cron: WHMCS init.php not found at $init (set WHMCS_INIT)\n");
+        exit(1);
+    }
+    require_once $init;
+    $rows = [];
+    foreach (\WHMCS\Database\Capsule::table('tblservers')->where('type', 'pvekeep')->where('disabled', 0)->get() as $s) {
+        $row = (array) $s;
+        $row['password'] = decrypt($row['password']);
+        $rows[] = $row;
+    }
+    try {
+        $counts = pvekeep_cron_tick(pvekeep_cron_servers($rows), 50);
+        fwrite(STDOUT, json_encode($counts) . "\n");
+    } catch (\Throwable $e) {
+        fwrite(STDERR, 'pvekeep cron: ' . $e->getMessage() . "\n");
+        exit(1);
+    }
+}
