@@ -1,0 +1,366 @@
+package pve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	proxmox "github.com/luthermonson/go-proxmox"
+
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+)
+
+// Cluster is the provider-side interface of the gateway: everything the
+// plugin asks of Proxmox VE. *Client implements it over go-proxmox;
+// decorators (retry, logging) may wrap it.
+type Cluster interface {
+	Version(ctx context.Context) (string, error)
+	FindVM(ctx context.Context, vmid pvekeep.VMID) (VMRef, error)
+	VMStatus(ctx context.Context, node string, vmid pvekeep.VMID) (VMStatus, error)
+	VMConfig(ctx context.Context, node string, vmid pvekeep.VMID) (VMConfig, error)
+	Vzdump(ctx context.Context, node string, req VzdumpRequest) (pvekeep.UPID, error)
+	TaskStatus(ctx context.Context, upid pvekeep.UPID) (TaskStatus, error)
+	TaskLog(ctx context.Context, upid pvekeep.UPID, start int) ([]string, error)
+	WaitTask(ctx context.Context, upid pvekeep.UPID) (TaskResult, error)
+	ListBackups(ctx context.Context, node, storage string, vmid pvekeep.VMID) ([]Volume, error)
+	Volume(ctx context.Context, node, storage, volid string) (Volume, error)
+	DeleteVolume(ctx context.Context, node, storage, volid string) (pvekeep.UPID, error)
+	SetVolumeNotes(ctx context.Context, node, storage, volid, notes string) error
+	SetVolumeProtected(ctx context.Context, node, storage, volid string, protected bool) error
+}
+
+var _ Cluster = (*Client)(nil)
+
+// Client is the gateway to one Proxmox VE endpoint. It is safe for
+// concurrent use.
+type Client struct {
+	api     *proxmox.Client
+	cfg     Config
+	log     *slog.Logger
+	secrets []string
+
+	// getAttempts bounds retries of idempotent GETs on transient failures;
+	// bornRetries bounds retries of a just-born task's 400.
+	getAttempts int
+	bornRetries int
+	backoff     time.Duration
+}
+
+// Connect validates cfg, builds the HTTP client (TLS policy, timeouts, no
+// transport retries) and, for password auth, logs in to get a ticket. With
+// a token no request is made.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With(slog.String("component", "pve"), slog.String("host", cfg.Host))
+
+	tlsConf, err := tlsConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.Timeout,
+	}
+	c := &Client{
+		cfg:         cfg,
+		log:         log,
+		secrets:     secretsOf(cfg),
+		getAttempts: 3,
+		bornRetries: 5,
+		backoff:     200 * time.Millisecond,
+	}
+	httpClient := &http.Client{
+		Transport: &captureTransport{base: base, secrets: c.secrets},
+		Timeout:   cfg.Timeout,
+	}
+	baseURL := "https://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)) + "/api2/json"
+	opts := []proxmox.Option{
+		// Our own *http.Client: go-proxmox then installs no retry
+		// RoundTripper (only WithRetry does), so nothing below us can
+		// replay a POST. Its logger stays at its default (errors only,
+		// and it logs none of ours) so bodies never reach a log.
+		proxmox.WithHTTPClient(httpClient),
+		proxmox.WithUserAgent("pvekeep"),
+	}
+	if cfg.TokenID != "" {
+		opts = append(opts, proxmox.WithAPIToken(cfg.TokenID, cfg.TokenSecret))
+	} else {
+		opts = append(opts, proxmox.WithCredentials(&proxmox.Credentials{Username: cfg.Username, Password: cfg.Password}))
+	}
+	c.api = proxmox.NewClient(baseURL, opts...)
+
+	if cfg.TokenID == "" {
+		err := c.call(ctx, "login", func(ctx context.Context) error { return c.api.CreateSession(ctx) },
+			http.MethodPost, "/access/ticket")
+		if err != nil {
+			return nil, fmt.Errorf("log in to %s as %s: %w", cfg, cfg.Username, err)
+		}
+	}
+	return c, nil
+}
+
+func secretsOf(cfg Config) []string {
+	var s []string
+	for _, v := range []string{cfg.TokenSecret, cfg.Password} {
+		if v != "" {
+			s = append(s, v)
+		}
+	}
+	return s
+}
+
+// tlsConfig applies the TLS policy described in doc.go.
+func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Host}
+	var pin []byte
+	if cfg.Fingerprint != "" {
+		var err error
+		if pin, err = parseFingerprint(cfg.Fingerprint); err != nil {
+			return nil, err
+		}
+	}
+	if pin == nil && cfg.VerifyTLS {
+		return tc, nil // the standard chain + host name check
+	}
+	// Either a pin or no verification at all: we verify ourselves.
+	tc.InsecureSkipVerify = true
+	var warnOnce sync.Once
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("pve presented no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		sum := sha256.Sum256(leaf.Raw)
+		if cfg.VerifyTLS {
+			inter := x509.NewCertPool()
+			for _, ic := range cs.PeerCertificates[1:] {
+				inter.AddCert(ic)
+			}
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: cfg.Host, Intermediates: inter}); err != nil {
+				return fmt.Errorf("verify pve certificate: %w", err)
+			}
+		}
+		if pin != nil {
+			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+				return fmt.Errorf("pve certificate fingerprint %s does not match the pinned %s",
+					formatFingerprint(sum[:]), formatFingerprint(pin))
+			}
+			return nil
+		}
+		warnOnce.Do(func() {
+			log.Warn("pve certificate not verified: set verify_tls or pin this fingerprint",
+				slog.String("fingerprint", formatFingerprint(sum[:])))
+		})
+		return nil
+	}
+	return tc, nil
+}
+
+// exchangeKey carries a per-call *exchange through the request context to
+// captureTransport.
+type exchangeKey struct{}
+
+// exchange records the last HTTP answer of one gateway call: go-proxmox's
+// handleResponse reduces a 500 to its status line and drops the body, so
+// the transport keeps what the classification needs.
+type exchange struct {
+	mu     sync.Mutex
+	status int
+	err    *HTTPError
+}
+
+// captureTransport passes every request through unchanged and never
+// retries; for an error status it reads the body (bounded), builds the
+// *HTTPError, records it in the call's exchange and hands go-proxmox an
+// identical response with the body still readable.
+type captureTransport struct {
+	base    http.RoundTripper
+	secrets []string
+}
+
+func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil {
+		return res, nil
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.status = res.StatusCode
+	ex.err = nil
+	if res.StatusCode < 400 {
+		return res, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	_ = res.Body.Close()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	ex.err = t.httpError(req, res, body)
+	return res, nil
+}
+
+func (t *captureTransport) httpError(req *http.Request, res *http.Response, body []byte) *HTTPError {
+	var doc struct {
+		Message string            `json:"message"`
+		Errors  map[string]string `json:"errors"`
+	}
+	_ = json.Unmarshal(body, &doc)
+	msg := strings.TrimSpace(doc.Message)
+	if msg == "" {
+		// PVE puts its message in the reason phrase: "500 VM 100 …".
+		msg = strings.TrimSpace(strings.TrimPrefix(res.Status, strconv.Itoa(res.StatusCode)))
+	}
+	if msg == "" {
+		msg = http.StatusText(res.StatusCode)
+	}
+	msg = scrub(msg, t.secrets)
+	var errs map[string]string
+	if len(doc.Errors) > 0 {
+		errs = make(map[string]string, len(doc.Errors))
+		for k, v := range doc.Errors {
+			errs[k] = scrub(strings.TrimSpace(v), t.secrets)
+		}
+	}
+	return &HTTPError{
+		Method:  req.Method,
+		Path:    apiPath(req.URL),
+		Code:    res.StatusCode,
+		Message: msg,
+		Errors:  errs,
+		kind:    classify(res.StatusCode, msg),
+	}
+}
+
+// apiPath strips the /api2/json prefix and the query.
+func apiPath(u *url.URL) string {
+	p := u.EscapedPath()
+	if i := strings.Index(p, "/api2/json"); i >= 0 {
+		p = p[i+len("/api2/json"):]
+	}
+	return p
+}
+
+// call runs one go-proxmox request with an exchange attached and turns
+// whatever went wrong into a classified error. It never retries.
+func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context) error, method, path string) error {
+	ex := &exchange{}
+	start := time.Now()
+	err := fn(context.WithValue(ctx, exchangeKey{}, ex))
+	ex.mu.Lock()
+	status, herr := ex.status, ex.err
+	ex.mu.Unlock()
+	c.log.Debug("pve request", slog.String("op", op), slog.String("method", method),
+		slog.String("path", path), slog.Int("status", status), slog.Duration("took", time.Since(start)))
+	if herr != nil {
+		// go-proxmox lets some error statuses through as success (a 404
+		// with {"data":null} decodes fine): the status decides, not it.
+		return herr
+	}
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%s %s: %w", method, path, ctxErr)
+	}
+	if errors.Is(err, proxmox.ErrNotAuthorized) {
+		return &HTTPError{Method: method, Path: path, Code: http.StatusUnauthorized,
+			Message: "authentication failure", kind: ErrUnauthorized}
+	}
+	if status != 0 {
+		// An answer came (2xx) but could not be decoded.
+		return fmt.Errorf("%s %s: decode answer: %s", method, path, scrub(err.Error(), c.secrets))
+	}
+	return &transportError{method: method, path: path,
+		err: errors.New(scrub(err.Error(), c.secrets)), transient: !isTLSRefusal(err)}
+}
+
+// isTLSRefusal reports a certificate problem: retrying cannot help.
+func isTLSRefusal(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		strings.Contains(err.Error(), "fingerprint")
+}
+
+// get GETs path (with query q) into v, retrying transient failures a few
+// times with a ctx-aware backoff. GETs change nothing, so this is safe.
+func (c *Client) get(ctx context.Context, path string, q url.Values, v any) error {
+	full := path
+	if len(q) > 0 {
+		full += "?" + q.Encode()
+	}
+	var err error
+	for attempt := 0; attempt < c.getAttempts; attempt++ {
+		if attempt > 0 {
+			if serr := sleepCtx(ctx, c.backoff<<(attempt-1)); serr != nil {
+				return fmt.Errorf("GET %s: %w", path, serr)
+			}
+		}
+		err = c.call(ctx, "get", func(ctx context.Context) error {
+			return c.api.Req(ctx, http.MethodGet, full, nil, v)
+		}, http.MethodGet, path)
+		if err == nil || !errors.Is(err, ErrTransient) {
+			return err
+		}
+	}
+	return err
+}
+
+// send issues one POST/PUT/DELETE with the given parameters exactly once:
+// nothing in the stack retries it (see doc.go).
+func (c *Client) send(ctx context.Context, method, path string, params map[string]string, v any) error {
+	var data []byte
+	if params != nil {
+		var err error
+		if data, err = json.Marshal(params); err != nil {
+			return fmt.Errorf("%s %s: encode: %w", method, path, err)
+		}
+	}
+	return c.call(ctx, strings.ToLower(method), func(ctx context.Context) error {
+		return c.api.Req(ctx, method, path, data, v)
+	}, method, path)
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func seg(s string) string { return url.PathEscape(s) }

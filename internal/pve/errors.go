@@ -1,0 +1,186 @@
+package pve
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+)
+
+// Sentinels. Every error the gateway returns is classified against these at
+// the bottom (see classify); callers test with errors.Is.
+var (
+	// ErrNotFound: 404, or a 500 whose message says "does not exist" or
+	// "no such" (PVE answers a missing VM config or storage that way).
+	ErrNotFound = errors.New("pve: not found")
+	// ErrAlreadyExists: PVE said "already exists".
+	ErrAlreadyExists = errors.New("pve: already exists")
+	// ErrTransient: a network failure or a 5xx not classified otherwise.
+	// Safe to retry a GET; a POST/PUT/DELETE may or may not have happened.
+	ErrTransient = errors.New("pve: transient failure")
+	// ErrUnauthorized: 401 or 403 (bad credentials or a missing privilege).
+	ErrUnauthorized = errors.New("pve: unauthorized")
+	// ErrWrongNode: vzdump was sent to a node that does not own the VM
+	// (PVE answers "OK" instead of a UPID and does nothing).
+	ErrWrongNode = errors.New("pve: vm is not on that node")
+	// ErrLocked: the guest holds a lock; the error in the chain is a
+	// *LockedError naming it.
+	ErrLocked = errors.New("pve: vm is locked")
+)
+
+// HTTPError is PVE's answer to a request that failed with an HTTP status.
+// Message is PVE's own message (the reason phrase or the body's "message"),
+// Errors the per-parameter reasons of a 400 "Parameter verification failed".
+// Neither ever holds a credential: they are scrubbed of the configured
+// secrets before the error is built.
+type HTTPError struct {
+	Method  string
+	Path    string // API path without query, e.g. /nodes/pve1/qemu/100/status/current
+	Code    int
+	Message string
+	Errors  map[string]string
+
+	kind error // the sentinel, nil when none applies
+}
+
+func (e *HTTPError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %d %s", e.Method, e.Path, e.Code, e.Message)
+	if len(e.Errors) > 0 {
+		b.WriteString(" (")
+		for i, k := range sortedKeys(e.Errors) {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "%s: %s", k, e.Errors[k])
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel the response was classified as, if any.
+func (e *HTTPError) Unwrap() error { return e.kind }
+
+// LockedError says a guest holds a Proxmox lock ("VM is locked (backup)").
+// It matches errors.Is(err, ErrLocked) and keeps the cause in the chain.
+type LockedError struct {
+	VMID pvekeep.VMID
+	Lock string // backup, clone, create, migrate, rollback, snapshot, …
+	Err  error  // the HTTP or task error that said so; may be nil
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("vm %d is locked (%s)", e.VMID, e.Lock)
+}
+
+// Unwrap yields ErrLocked and the cause.
+func (e *LockedError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrLocked}
+	}
+	return []error{ErrLocked, e.Err}
+}
+
+// TaskError is a PVE task that stopped with an exit status other than OK or
+// "WARNINGS: N". LogTail holds the last lines of its log (up to 20).
+type TaskError struct {
+	UPID       pvekeep.UPID
+	ExitStatus string
+	LogTail    []string
+
+	locked *LockedError
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("task %s failed: %s", e.UPID, e.ExitStatus)
+}
+
+// Unwrap yields a *LockedError when the exit status or log says the guest
+// was locked, so errors.Is(err, ErrLocked) works for task failures too.
+func (e *TaskError) Unwrap() error {
+	if e.locked != nil {
+		return e.locked
+	}
+	return nil
+}
+
+// transportError is a request that got no HTTP answer (refused, reset,
+// timed out). It is transient unless the TLS handshake was refused.
+type transportError struct {
+	method, path string
+	err          error
+	transient    bool
+}
+
+func (e *transportError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.method, e.path, e.err)
+}
+
+func (e *transportError) Unwrap() []error {
+	if e.transient {
+		return []error{ErrTransient, e.err}
+	}
+	return []error{e.err}
+}
+
+var lockRe = regexp.MustCompile(`(?:VM|CT|[Gg]uest)(?: \d+)? is locked \(([A-Za-z0-9_-]+)\)`)
+
+// parseLock finds "VM is locked (backup)" in a PVE message.
+func parseLock(msg string) (string, bool) {
+	m := lockRe.FindStringSubmatch(msg)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// classify picks the sentinel for an HTTP failure (bpg's
+// validateResponseCode, widened to "no such" and PVE's proxy codes 595/596).
+func classify(code int, msg string) error {
+	lower := strings.ToLower(msg)
+	switch {
+	case code == 401 || code == 403:
+		return ErrUnauthorized
+	case code == 404:
+		return ErrNotFound
+	case strings.Contains(lower, "already exists"):
+		return ErrAlreadyExists
+	case code >= 500 && (strings.Contains(lower, "does not exist") || strings.Contains(lower, "no such")):
+		return ErrNotFound
+	case code >= 500:
+		if _, ok := parseLock(msg); ok {
+			return ErrLocked
+		}
+		return ErrTransient
+	}
+	if _, ok := parseLock(msg); ok {
+		return ErrLocked
+	}
+	return nil
+}
+
+// withVMID turns an HTTP error that says the guest is locked into a
+// *LockedError carrying the vmid the call was about.
+func withVMID(err error, vmid pvekeep.VMID) error {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		if lock, ok := parseLock(he.Message); ok {
+			return &LockedError{VMID: vmid, Lock: lock, Err: err}
+		}
+	}
+	return err
+}
+
+// scrub removes every secret from s. Secrets shorter than 4 bytes are
+// ignored (they would mangle ordinary text and cannot be meaningful).
+func scrub(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}

@@ -1,0 +1,6 @@
+package pve
+
+import "time"
+
+// SetBackoff shortens the retry backoff so tests do not wait on it.
+func SetBackoff(c *Client, d time.Duration) { c.backoff = d }
