@@ -1,0 +1,23 @@
+// Package pvetest is the conformance suite of the pve gateway (restic's
+// backend/test style): a Suite with a connection hook whose Test* methods
+// exercise the real gateway against something that speaks the PVE API.
+//
+// internal/pve runs it against internal/pvesim on every build, and against
+// a live Proxmox VE when PVEKEEP_TEST_PVE_URL and a token are set (LiveEnv):
+//
+//	PVEKEEP_TEST_PVE_URL           https://pve.example.net:8006 (an /api2/json suffix is fine)
+//	PVEKEEP_TEST_PVE_TOKEN_ID      user@realm!name
+//	PVEKEEP_TEST_PVE_TOKEN_SECRET  the token's secret
+//	PVEKEEP_TEST_PVE_FINGERPRINT   optional pin of the node certificate ("AB:CD:…")
+//	PVEKEEP_TEST_PVE_VERIFY_TLS    optional, 1 to verify the chain
+//	PVEKEEP_TEST_PVE_VMID          a QEMU guest the suite may back up (default 100)
+//	PVEKEEP_TEST_PVE_STORAGE       a storage with content "backup" (default "local")
+//	PVEKEEP_TEST_PVE_OTHER_NODE    optional node that does not hold the guest
+//
+// The live run creates backups of that guest and removes them again; the
+// token needs VM.Audit, VM.Backup, Datastore.Audit and
+// Datastore.AllocateSpace. Tests that need fault injection (failed task,
+// task with warnings, stuck lock, HTTP faults) skip without Env.Faults.
+// Without the variables the live run skips, unless
+// PVEKEEP_TEST_DISALLOW_SKIP=1 makes that a failure (for CI).
+package pvetest
