@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // UPIDInfo is a decoded task id
@@ -118,6 +119,27 @@ func escapeNotesTemplate(s string) string {
 	s = strings.ReplaceAll(s, "\n", `\n`)
 	for strings.Contains(s, "{{") {
 		s = strings.ReplaceAll(s, "{{", "{ {")
+	}
+	return truncateTemplate(s, maxNotesTemplate)
+}
+
+// maxNotesTemplate is the schema's maxLength of notes-template.
+const maxNotesTemplate = 1024
+
+// truncateTemplate cuts s to at most max bytes without splitting a UTF-8
+// character or leaving half of a "\\" or "\n" escape at the end.
+func truncateTemplate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	s = s[:cut]
+	trailing := len(s) - len(strings.TrimRight(s, `\`))
+	if trailing%2 == 1 {
+		s = s[:len(s)-1]
 	}
 	return s
 }

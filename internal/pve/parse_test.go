@@ -1,6 +1,7 @@
 package pve_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,30 @@ func TestIsWarnings(t *testing.T) {
 			n, ok := pve.IsWarnings(tt.in)
 			if n != tt.n || ok != tt.ok {
 				t.Errorf("IsWarnings(%q) = %d, %v; want %d, %v", tt.in, n, ok, tt.n, tt.ok)
+			}
+		})
+	}
+}
+
+func TestEscapeNotesTemplate(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 1023) + `\`
+	tests := []struct{ name, in, want string }{
+		{"plain", "before upgrade", "before upgrade"},
+		{"newlines become the \\n escape", "a\nb\r\nc\rd", `a\nb\nc\nd`},
+		{"backslash doubled", `C:\temp`, `C:\\temp`},
+		{"template variables neutralised", "{{vmid}} {{{x}}}", "{ {vmid}} { { {x}}}"},
+		{"cut at 1024 without half an escape", long, strings.Repeat("a", 1023)},
+		{"cut at 1024 without half a rune", strings.Repeat("a", 1023) + "é", strings.Repeat("a", 1023)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pve.EscapeNotesTemplate(tt.in)
+			if got != tt.want {
+				t.Errorf("escape(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if strings.ContainsAny(got, "\r\n") || len(got) > 1024 {
+				t.Errorf("escape(%q) is not one line of at most 1024 bytes", tt.in)
 			}
 		})
 	}
