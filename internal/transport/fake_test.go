@@ -78,6 +78,14 @@ func testLogger(t testing.TB) *slog.Logger {
 const helperEnv = "PVEKEEP_TRANSPORT_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "stdio" {
+		logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		if err := ServeStdio(context.Background(), os.Stdin, os.Stdout, &fakeHandler{}, logger); err != nil {
+			logger.Error("serve", "error", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(helperEnv) == "plugin" && IsPluginLaunch() {
 		logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 		ServePlugin(&fakeHandler{release: make(chan struct{})}, logger)
