@@ -91,6 +91,11 @@ func classifyConnect(err error) error {
 }
 
 func isConnError(err error) bool {
+	// A context's deadline or cancellation is the caller's decision, not a
+	// broken server (context.DeadlineExceeded even passes as a net.Error).
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, sql.ErrConnDone) {
 		return true
 	}

@@ -19,9 +19,12 @@ import (
 const versionTable = "mod_pvekeep_goose_version"
 
 // Migrate applies every pending migration to the database dsn names. Any
-// number of processes may run it at once: each takes a MySQL named lock
-// (GET_LOCK, one per database) on its goose connection first, so they run
-// one after the other and the later ones find nothing to do.
+// number of processes may run it at once: each holds a MySQL named lock
+// (GET_LOCK, one per database) on a connection of its own for the whole
+// goose run, so they run one after the other and the later ones find
+// nothing to do. (goose's own SessionLocker is not enough: Provider.Up
+// first checks for pending migrations, creating the version table, without
+// the lock.)
 func Migrate(ctx context.Context, dsn string, logger *slog.Logger) error {
 	logger = orDiscard(logger)
 	return withProvider(ctx, dsn, logger, func(p *goose.Provider) error {
@@ -77,10 +80,21 @@ func withProvider(ctx context.Context, dsn string, logger *slog.Logger, fn func(
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(2)
-	if err := db.PingContext(ctx); err != nil {
+	db.SetMaxOpenConns(3) // the lock's connection plus goose's
+	lockConn, err := db.Conn(ctx)
+	if err != nil {
 		return fmt.Errorf("migrate %s: %w", cfg.DBName, classifyConnect(err))
 	}
+	defer lockConn.Close()
+	lock := &namedLock{logger: logger}
+	if err := lock.lock(ctx, lockConn); err != nil {
+		return fmt.Errorf("migrate %s: %w", cfg.DBName, err)
+	}
+	defer func() {
+		if err := lock.unlock(context.WithoutCancel(ctx), lockConn); err != nil {
+			logger.Warn("release migration lock", "err", err)
+		}
+	}()
 	migrations, err := fs.Sub(sqlfiles.Migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -88,7 +102,6 @@ func withProvider(ctx context.Context, dsn string, logger *slog.Logger, fn func(
 	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations,
 		goose.WithTableName(versionTable),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithSessionLocker(&namedLock{logger: logger}),
 	)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -96,9 +109,8 @@ func withProvider(ctx context.Context, dsn string, logger *slog.Logger, fn func(
 	return fn(p)
 }
 
-// namedLock is a goose SessionLocker built on MySQL's GET_LOCK: the lock
-// belongs to the connection goose then runs every migration on, and the
-// server frees it if that connection dies.
+// namedLock is MySQL's GET_LOCK held on one connection: the server frees it
+// if that connection dies, so a crashed migrator never blocks the next.
 type namedLock struct {
 	logger *slog.Logger
 }
@@ -110,7 +122,7 @@ const lockNameExpr = "CONCAT('pvekeep_migrate_', LEFT(SHA1(DATABASE()), 32))"
 // lockPoll is how long one GET_LOCK call waits before ctx is checked again.
 const lockPoll = 2 * time.Second
 
-func (l *namedLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
+func (l *namedLock) lock(ctx context.Context, conn *sql.Conn) error {
 	for {
 		var got sql.NullInt64
 		err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+lockNameExpr+", ?)", int(lockPoll/time.Second)).Scan(&got)
@@ -127,7 +139,7 @@ func (l *namedLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
 	}
 }
 
-func (l *namedLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+func (l *namedLock) unlock(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK("+lockNameExpr+")"); err != nil {
 		return fmt.Errorf("release migration lock: %w", classify(err))
 	}

@@ -67,6 +67,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if cfg.DBName == "" {
 		return nil, errors.New("open database: the dsn names no database")
 	}
+	cfg.Logger = driverLogger{logger.With("component", "mysql")}
 	db, err := openDB(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -230,3 +231,9 @@ func DSNWithDatabase(dsn, name string) (string, error) {
 	cfg.DBName = name
 	return cfg.FormatDSN(), nil
 }
+
+// driverLogger sends the MySQL driver's own messages (broken pipes and the
+// like) to the store's logger instead of the driver's default stderr logger.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) { d.l.Warn(fmt.Sprint(v...)) }

@@ -1,0 +1,4 @@
+package store
+
+// Classify exposes the error classification to the external tests.
+var Classify = classify
