@@ -161,7 +161,12 @@ final class PvekeepClient
         }
         $id = $this->nextId++;
         $line = json_encode(
-            ['jsonrpc' => '2.0', 'id' => $id, 'method' => $method, 'params' => $params === [] ? new \stdClass() : $params],
+            [
+                'jsonrpc' => '2.0',
+                'id' => $id,
+                'method' => $method,
+                'params' => $params === [] ? new \stdClass() : $params,
+            ],
             JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE
                 | JSON_PRESERVE_ZERO_FRACTION | JSON_INVALID_UTF8_SUBSTITUTE
         ) . "\n";
@@ -224,10 +229,14 @@ final class PvekeepClient
                 $this->lastExitCode
             );
         }
-        if (($msg['id'] ?? null) !== $id) {
+        // An error with id null is the plugin refusing our line itself
+        // (-32700/-32600): still that request's answer, so the stream is in step.
+        $refused = ($msg['id'] ?? null) === null && array_key_exists('error', $msg);
+        if (!$refused && ($msg['id'] ?? null) !== $id) {
             $this->close(); // the stream is out of step; never read another call's answer
             throw new PvekeepTransportException(
-                'pvekeep: ' . $method . ': answer id ' . json_encode($msg['id'] ?? null) . ' does not match request id ' . $id,
+                'pvekeep: ' . $method . ': answer id ' . json_encode($msg['id'] ?? null)
+                    . ' does not match request id ' . $id,
                 $this->lastStderr,
                 $this->lastExitCode
             );
@@ -334,7 +343,10 @@ final class PvekeepClient
                         $answerAt = microtime(true);
                     } elseif (strlen($out) > self::MAX_ANSWER_BYTES) {
                         $this->kill($proc, $pipes);
-                        throw new PvekeepTransportException('pvekeep: answer longer than ' . self::MAX_ANSWER_BYTES . ' bytes', $this->lastStderr);
+                        throw new PvekeepTransportException(
+                            'pvekeep: answer longer than ' . self::MAX_ANSWER_BYTES . ' bytes',
+                            $this->lastStderr
+                        );
                     }
                     if ($chunk === '' && feof($r)) {
                         $outOpen = false;
@@ -367,7 +379,8 @@ final class PvekeepClient
                 $answer = $out; // a last line without "\n"
             } else {
                 throw new PvekeepTransportException(
-                    'pvekeep: the plugin exited' . ($this->lastExitCode === null ? '' : ' with code ' . $this->lastExitCode)
+                    'pvekeep: the plugin exited'
+                        . ($this->lastExitCode === null ? '' : ' with code ' . $this->lastExitCode)
                         . ' without answering',
                     $this->lastStderr,
                     $this->lastExitCode
@@ -444,12 +457,16 @@ final class PvekeepClient
             }
             while (($nl = strpos($this->connBuffer, "\n")) === false) {
                 if (strlen($this->connBuffer) > self::MAX_ANSWER_BYTES) {
-                    throw new PvekeepTransportException('pvekeep: answer longer than ' . self::MAX_ANSWER_BYTES . ' bytes');
+                    throw new PvekeepTransportException(
+                        'pvekeep: answer longer than ' . self::MAX_ANSWER_BYTES . ' bytes'
+                    );
                 }
                 $this->waitFor($conn, true, $deadline);
                 $chunk = fread($conn, 65536);
                 if ($chunk === false || ($chunk === '' && feof($conn))) {
-                    throw new PvekeepTransportException('pvekeep: ' . $this->socket . ' closed the connection without answering');
+                    throw new PvekeepTransportException(
+                        'pvekeep: ' . $this->socket . ' closed the connection without answering'
+                    );
                 }
                 $this->connBuffer .= $chunk;
             }
@@ -484,7 +501,9 @@ final class PvekeepClient
         $errstr = '';
         $conn = @stream_socket_client('unix://' . $this->socket, $errno, $errstr, $this->connectTimeout);
         if ($conn === false) {
-            throw new PvekeepTransportException('pvekeep: cannot connect to ' . $this->socket . ': ' . $errstr . ' (' . $errno . ')');
+            throw new PvekeepTransportException(
+                'pvekeep: cannot connect to ' . $this->socket . ': ' . $errstr . ' (' . $errno . ')'
+            );
         }
         stream_set_blocking($conn, false);
         $this->conn = $conn;
@@ -500,7 +519,9 @@ final class PvekeepClient
         while (true) {
             $left = $deadline - microtime(true);
             if ($left <= 0) {
-                throw new PvekeepTransportException(sprintf('pvekeep: no answer from %s within %.1f s', $this->socket, $this->timeout));
+                throw new PvekeepTransportException(
+                    sprintf('pvekeep: no answer from %s within %.1f s', $this->socket, $this->timeout)
+                );
             }
             $read = $forRead ? [$conn] : null;
             $write = $forRead ? null : [$conn];

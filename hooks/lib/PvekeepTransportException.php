@@ -12,8 +12,12 @@ final class PvekeepTransportException extends PvekeepException
 
     private ?int $exitCode;
 
-    public function __construct(string $message, string $stderr = '', ?int $exitCode = null, ?\Throwable $previous = null)
-    {
+    public function __construct(
+        string $message,
+        string $stderr = '',
+        ?int $exitCode = null,
+        ?\Throwable $previous = null
+    ) {
         parent::__construct($message, 0, $previous);
         $this->stderr = $stderr;
         $this->exitCode = $exitCode;

@@ -121,6 +121,19 @@ final class PvekeepClientTest extends TestCase
         }
     }
 
+    /** @dataProvider modes */
+    public function testRefusalWithNullIdBecomesRpcException(string $mode): void
+    {
+        $client = $this->client($mode);
+        try {
+            $client->call('refuse', []);
+            $this->fail('no exception');
+        } catch (PvekeepRpcException $e) {
+            $this->assertSame(-32600, $e->getCode());
+        }
+        $this->assertSame(['next' => 1], $client->call('echo', ['next' => 1]));
+    }
+
     /**
      * @return array<string, array{0: string, 1: string, 2: string}>
      */

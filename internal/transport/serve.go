@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -131,22 +132,36 @@ func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx) // on an accept failure, end the connections too
+	defer cancel()
+	var connID uint64
+	backoff := time.Duration(0)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept on %s: %w", path, err)
 			}
-			return fmt.Errorf("accept on %s: %w", path, err)
+			// Out of file descriptors and the like pass; keep the warm
+			// server up and retry with a growing pause (as net/http does).
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			logger.Warn("accept failed; retrying", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
+		connID++
+		clog := logger.With("conn", connID)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clog := logger.With("conn", fmt.Sprintf("%p", c))
 			clog.Debug("connection opened")
 			if err := serveStream(ctx, newLineStream(c, c, c, MaxLineBytes, clog), h, clog); err != nil {
 				clog.Warn("connection ended", "error", err)
