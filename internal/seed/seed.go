@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// execer is what *sql.DB, *sql.Conn and *sql.Tx offer.
-type execer interface {
+// Execer is what *sql.DB, *sql.Conn and *sql.Tx offer.
+type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -25,12 +25,12 @@ type execer interface {
 // Seeder writes WHMCS rows. Now stamps dates (regdate, datecreated,
 // created_at/updated_at).
 type Seeder struct {
-	db  execer
+	db  Execer
 	now time.Time
 }
 
 // New returns a Seeder writing through db, dating rows at now.
-func New(db execer, now time.Time) *Seeder {
+func New(db Execer, now time.Time) *Seeder {
 	return &Seeder{db: db, now: now.UTC()}
 }
 
