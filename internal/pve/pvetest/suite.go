@@ -29,10 +29,10 @@ type Env struct {
 type Faults interface {
 	// FailTask makes the next task of type typ ("vzdump", "imgdel") for
 	// vmid end with exitstatus (e.g. "job errors" or "WARNINGS: 2").
-	FailTask(typ string, vmid pvekeep.VMID, exitstatus string)
+	FailTask(typ string, vmid pvekeep.VMID, exitstatus string) error
 	// FailHTTP answers the next count requests whose method and API path
 	// (below /api2/json) match with status.
-	FailHTTP(method, pathRegex string, status, count int)
+	FailHTTP(method, pathRegex string, status, count int) error
 	// SetLock sets a stuck lock on the guest's config ("" clears it).
 	SetLock(vmid pvekeep.VMID, lock string) error
 	// Clear removes every injected fault.
@@ -298,7 +298,7 @@ func (s *Suite) TestDeleteMissingVolume(t *testing.T) {
 
 func (s *Suite) TestFailedTask(t *testing.T) {
 	env, c, ctx := s.setup(t)
-	needFaults(t, env).FailTask("vzdump", env.VMID, "job errors")
+	must(t, needFaults(t, env).FailTask("vzdump", env.VMID, "job errors"))
 	node := findNode(ctx, t, c, env.VMID)
 	before := backupSet(ctx, t, c, node, env)
 	upid, err := c.Vzdump(ctx, node, pve.VzdumpRequest{VMID: env.VMID, Storage: env.Storage})
@@ -318,7 +318,7 @@ func (s *Suite) TestFailedTask(t *testing.T) {
 
 func (s *Suite) TestTaskWithWarnings(t *testing.T) {
 	env, c, ctx := s.setup(t)
-	needFaults(t, env).FailTask("vzdump", env.VMID, "WARNINGS: 2")
+	must(t, needFaults(t, env).FailTask("vzdump", env.VMID, "WARNINGS: 2"))
 	node := findNode(ctx, t, c, env.VMID)
 	before := backupSet(ctx, t, c, node, env)
 	upid, err := c.Vzdump(ctx, node, pve.VzdumpRequest{VMID: env.VMID, Storage: env.Storage})
@@ -353,16 +353,35 @@ func (s *Suite) TestLockIsVisible(t *testing.T) {
 	}
 }
 
+// A backup of a locked guest fails in its task; the error names the lock.
+func (s *Suite) TestVzdumpOfLockedGuest(t *testing.T) {
+	env, c, ctx := s.setup(t)
+	f := needFaults(t, env)
+	must(t, f.SetLock(env.VMID, "snapshot"))
+	t.Cleanup(func() { _ = f.SetLock(env.VMID, "") })
+	node := findNode(ctx, t, c, env.VMID)
+	before := backupSet(ctx, t, c, node, env)
+	t.Cleanup(func() { removeNew(t, c, node, env, before) })
+	upid, err := c.Vzdump(ctx, node, pve.VzdumpRequest{VMID: env.VMID, Storage: env.Storage})
+	if err == nil {
+		_, err = c.WaitTask(ctx, upid)
+	}
+	var le *pve.LockedError
+	if !errors.Is(err, pve.ErrLocked) || !errors.As(err, &le) || le.Lock != "snapshot" || le.VMID != env.VMID {
+		t.Fatalf("err = %v, want a LockedError for lock snapshot", err)
+	}
+}
+
 // A 5xx on a GET is transient and retried a few times; it surfaces when it
 // outlasts the retries.
 func (s *Suite) TestTransientGET(t *testing.T) {
 	env, c, ctx := s.setup(t)
 	f := needFaults(t, env)
-	f.FailHTTP("GET", `^/cluster/resources`, 503, 1)
+	must(t, f.FailHTTP("GET", `^/cluster/resources`, 503, 1))
 	if _, err := c.FindVM(ctx, env.VMID); err != nil {
 		t.Errorf("FindVM after one 503: %v (a GET is retried)", err)
 	}
-	f.FailHTTP("GET", `^/cluster/resources`, 503, 0)
+	must(t, f.FailHTTP("GET", `^/cluster/resources`, 503, 0))
 	if _, err := c.FindVM(ctx, env.VMID); !errors.Is(err, pve.ErrTransient) {
 		t.Errorf("FindVM under a lasting 503: err = %v, want ErrTransient", err)
 	}
@@ -376,7 +395,7 @@ func (s *Suite) TestVzdumpIsNotRetried(t *testing.T) {
 	node := findNode(ctx, t, c, env.VMID)
 	before := backupSet(ctx, t, c, node, env)
 	t.Cleanup(func() { removeNew(t, c, node, env, before) })
-	f.FailHTTP("POST", `/vzdump$`, 503, 1)
+	must(t, f.FailHTTP("POST", `/vzdump$`, 503, 1))
 	if _, err := c.Vzdump(ctx, node, pve.VzdumpRequest{VMID: env.VMID, Storage: env.Storage}); !errors.Is(err, pve.ErrTransient) {
 		t.Fatalf("Vzdump under one 503: err = %v, want ErrTransient (it must not be re-sent)", err)
 	}
@@ -409,6 +428,13 @@ func (s *Suite) TestWaitTaskHonoursCancel(t *testing.T) {
 }
 
 // --- helpers -------------------------------------------------------------
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("inject fault: %v", err)
+	}
+}
 
 func findNode(ctx context.Context, t *testing.T, c *pve.Client, vmid pvekeep.VMID) string {
 	t.Helper()
