@@ -1,0 +1,157 @@
+package pvesim
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+const (
+	nodeCPUs   = 16
+	nodeMemory = 64 << 30
+	nodeRootfs = 100 << 30
+)
+
+func (s *Sim) handleVersion(r *request) (any, error) {
+	return map[string]any{"version": pveVersion, "release": pveRelease, "repoid": pveRepoID}, nil
+}
+
+// nodeUptime is the node's uptime in seconds. Caller holds s.mu.
+func (s *Sim) nodeUptime(node string) int64 {
+	return int64(s.now().Sub(s.nodeBoot(node)).Seconds())
+}
+
+// nodeMemUsed is a plausible used-memory figure. Caller holds s.mu.
+func (s *Sim) nodeMemUsed(node string) int64 {
+	used := int64(6 << 30)
+	for _, v := range s.vms {
+		if v.node == node && v.running {
+			used += v.memoryMiB() << 20 * 2 / 5
+		}
+	}
+	return used
+}
+
+func (s *Sim) nodeJSON(node string) map[string]any {
+	return map[string]any{
+		"id":              "node/" + node,
+		"type":            "node",
+		"node":            node,
+		"status":          "online",
+		"level":           "",
+		"cpu":             0.0231,
+		"maxcpu":          nodeCPUs,
+		"mem":             s.nodeMemUsed(node),
+		"maxmem":          int64(nodeMemory),
+		"disk":            int64(nodeRootfs / 5),
+		"maxdisk":         int64(nodeRootfs),
+		"uptime":          s.nodeUptime(node),
+		"ssl_fingerprint": s.info.Fingerprint,
+	}
+}
+
+func (s *Sim) handleNodes(r *request) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]map[string]any, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, s.nodeJSON(n))
+	}
+	return out, nil
+}
+
+func (s *Sim) handleNodeStatus(r *request) (any, error) {
+	node := r.str("node")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used := s.nodeMemUsed(node)
+	return map[string]any{
+		"uptime":         s.nodeUptime(node),
+		"cpu":            0.0231,
+		"wait":           0.0004,
+		"idle":           0,
+		"loadavg":        []string{"0.31", "0.42", "0.40"},
+		"kversion":       "Linux 6.14.11-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4",
+		"pveversion":     fmt.Sprintf("pve-manager/%s/%s", pveVersion, pveRepoID),
+		"cpuinfo":        map[string]any{"cpus": nodeCPUs, "cores": nodeCPUs / 2, "sockets": 1, "model": "Simulated CPU @ 3.00GHz", "mhz": "3000.000", "hvm": "1", "user_hz": 100, "flags": "fpu vme de pse tsc msr pae"},
+		"memory":         map[string]any{"total": int64(nodeMemory), "used": used, "free": nodeMemory - used, "available": nodeMemory - used},
+		"swap":           map[string]any{"total": int64(8 << 30), "used": 0, "free": int64(8 << 30)},
+		"rootfs":         map[string]any{"total": int64(nodeRootfs), "used": int64(nodeRootfs / 5), "free": int64(nodeRootfs * 4 / 5), "avail": int64(nodeRootfs * 3 / 4)},
+		"ksm":            map[string]any{"shared": 0},
+		"boot-info":      map[string]any{"mode": "efi", "secureboot": 0},
+		"current-kernel": map[string]any{"sysname": "Linux", "release": "6.14.11-4-pve", "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4", "machine": "x86_64"},
+	}, nil
+}
+
+func (s *Sim) handleClusterStatus(r *request) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{{
+		"type": "cluster", "id": "cluster", "name": clusterName,
+		"nodes": len(s.nodes), "quorate": 1, "version": len(s.nodes) + 2,
+	}}
+	for i, n := range s.nodes {
+		local := 0
+		if i == 0 {
+			local = 1
+		}
+		out = append(out, map[string]any{
+			"type": "node", "id": "node/" + n, "name": n, "nodeid": i + 1,
+			"ip": fmt.Sprintf("10.0.0.%d", i+1), "local": local, "online": 1, "level": "",
+		})
+	}
+	return out, nil
+}
+
+func (s *Sim) handleClusterResources(r *request) (any, error) {
+	typ := r.str("type")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{}
+	if typ == "" || typ == "vm" {
+		for _, id := range slices.Sorted(maps.Keys(s.vms)) {
+			v := s.vms[id]
+			st := s.statusJSON(v, false)
+			res := map[string]any{
+				"id": fmt.Sprintf("qemu/%d", v.vmid), "type": "qemu", "node": v.node, "vmid": v.vmid,
+				"name": st["name"], "status": st["status"], "template": 0,
+				"maxcpu": st["cpus"], "cpu": st["cpu"], "maxmem": st["maxmem"], "mem": st["mem"],
+				"maxdisk": st["maxdisk"], "disk": 0, "uptime": st["uptime"],
+				"netin": st["netin"], "netout": st["netout"], "diskread": st["diskread"], "diskwrite": st["diskwrite"],
+			}
+			if t, ok := st["template"]; ok {
+				res["template"] = t
+			}
+			for _, k := range []string{"lock", "tags"} {
+				if val, ok := st[k]; ok {
+					res[k] = val
+				}
+			}
+			out = append(out, res)
+		}
+	}
+	if typ == "" || typ == "node" {
+		for _, n := range s.nodes {
+			j := s.nodeJSON(n)
+			delete(j, "ssl_fingerprint")
+			j["cgroup-mode"] = 2
+			out = append(out, j)
+		}
+	}
+	if typ == "" || typ == "storage" {
+		for _, n := range s.nodes {
+			for _, d := range storageDefs {
+				shared := 0
+				if d.shared {
+					shared = 1
+				}
+				out = append(out, map[string]any{
+					"id": fmt.Sprintf("storage/%s/%s", n, d.id), "type": "storage", "node": n, "storage": d.id,
+					"status": "available", "plugintype": d.typ, "content": d.content, "shared": shared,
+					"disk": s.used(d, n), "maxdisk": d.total,
+				})
+			}
+		}
+	}
+	return out, nil
+}

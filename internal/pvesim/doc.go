@@ -1,0 +1,49 @@
+// Package pvesim is a Proxmox VE simulator: an HTTPS server that speaks the
+// PVE API for every endpoint pvekeep calls, closely enough that a client
+// cannot tell it from a real cluster. Tests, `pvekeep sim` and `pvekeep
+// demo` run it; it imports nothing from the rest of pvekeep, so a bug
+// shared with the client cannot hide.
+//
+// What it reproduces (each checked against the PVE sources: pve-manager,
+// qemu-server, pve-storage, pve-common, pve-http-server, pve-guest-common):
+//
+//   - Authentication: API tokens ("Authorization: PVEAPIToken=ID=SECRET")
+//     and tickets (POST /access/ticket, cookie PVEAuthCookie, the
+//     CSRFPreventionToken header on every non-GET). Failures answer 401
+//     with PVE's status line ("No ticket", "Authentication failed!") after
+//     PVE's 3-second delay, divided by Speed.
+//   - Answers: {"data":…}; errors carry their text in the HTTP reason
+//     phrase and as "message" in the body; parameter errors are 400
+//     "Parameter verification failed." with {"errors":{param:reason}}.
+//   - Validation of every request against the official API schema
+//     (testdata/schema.json.gz, trimmed to the served endpoints) with
+//     PVE's rules and messages: unknown parameters, types (booleans only
+//     0/1 or JSON booleans, as PVE), enums, patterns, ranges, lengths,
+//     "requires", named formats (pve-vmid, pve-node, pve-storage-id,
+//     pve-configid, lists) and inline property strings. Named hash formats
+//     not described in the schema (prune-backups, backup-fleecing, …) are
+//     accepted loosely.
+//   - Tasks with real UPIDs, logs with {n,t} lines and a final "TASK OK" /
+//     "TASK ERROR: …" / "TASK WARNINGS: N" line, status running|stopped
+//     with exitstatus, a 400 "no such task" for a just-forked UPID
+//     (Options.TaskVisibleAfter).
+//   - vzdump as pve-manager's VZDump.pm and qemu-server's VZDump/QemuServer.pm
+//     log it, one job per node at a time (the global lock, with its
+//     "trying to get global lock - waiting..." lines and lockwait), the
+//     guest's "lock: backup" only while its turn runs, "OK" instead of a
+//     UPID on a node that owns none of the guests, "job errors" as the exit
+//     status of a failed job, notes-template expansion, protected, and
+//     keep-last pruning. The archive keeps the guest config of backup time.
+//   - Storage content listing, volume attributes, imgdel tasks (a protected
+//     volume fails the task).
+//
+// Durations are simulated and divided by Options.Speed; timestamps come
+// from Options.Clock. The fault injector (HTTPFault, TaskFault, SetLock)
+// and AddVolume are reachable from Go and over HTTP under /_sim/ (see
+// control.go).
+//
+// Known gaps: no pending config changes (updates apply at once), only
+// keep-last pruning, no snapshots, restore, clone, resize or VM deletion
+// yet, and nodes do not proxy to each other (a request is answered for
+// the node named in its path).
+package pvesim

@@ -1,0 +1,552 @@
+package pvesim
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// vm is one simulated QEMU guest.
+type vm struct {
+	vmid    int
+	node    string
+	conf    map[string]string // the config file, "lock" included when set
+	running bool
+	started time.Time // simulated wall time of the last start
+	pid     int
+}
+
+func newVM(vmid int, node string, now time.Time, pid int) *vm {
+	seed := sha1.Sum([]byte(fmt.Sprintf("pvesim-vm-%d", vmid)))
+	uuid := func(b []byte) string {
+		h := hex.EncodeToString(b[:16])
+		return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	}
+	other := sha1.Sum(seed[:])
+	return &vm{
+		vmid: vmid,
+		node: node,
+		conf: map[string]string{
+			"boot":    "order=scsi0;net0",
+			"cores":   "1",
+			"cpu":     "x86-64-v2-AES",
+			"memory":  "1024",
+			"meta":    fmt.Sprintf("creation-qemu=9.2.0,ctime=%d", now.Unix()),
+			"name":    fmt.Sprintf("vm%d", vmid),
+			"net0":    fmt.Sprintf("virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0,firewall=1", seed[0], seed[1], seed[2]),
+			"numa":    "0",
+			"ostype":  "l26",
+			"scsi0":   fmt.Sprintf("%s:vm-%d-disk-0,iothread=1,size=10G", imagesStorage, vmid),
+			"scsihw":  "virtio-scsi-single",
+			"smbios1": "uuid=" + uuid(seed[:]),
+			"sockets": "1",
+			"vmgenid": uuid(other[:]),
+		},
+		running: true,
+		started: now,
+		pid:     pid,
+	}
+}
+
+// configText is the config file as PVE writes it (sorted keys), which the
+// digest is taken over.
+func configText(conf map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(conf)) {
+		fmt.Fprintf(&b, "%s: %s\n", k, conf[k])
+	}
+	return b.String()
+}
+
+func configDigest(conf map[string]string) string {
+	sum := sha1.Sum([]byte(configText(conf)))
+	return hex.EncodeToString(sum[:])
+}
+
+var reDiskKey = regexp.MustCompile(`^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$`)
+
+// disk is one drive of a VM config.
+type disk struct {
+	key, volid string
+	size       int64
+}
+
+// disks lists the VM's drives that hold a volume (no CD-ROMs), sorted.
+func (v *vm) disks() []disk {
+	var out []disk
+	for _, k := range slices.Sorted(maps.Keys(v.conf)) {
+		if !reDiskKey.MatchString(k) {
+			continue
+		}
+		val := v.conf[k]
+		if strings.Contains(val, "media=cdrom") {
+			continue
+		}
+		parts := strings.Split(val, ",")
+		d := disk{key: k, volid: parts[0]}
+		for _, p := range parts[1:] {
+			if sz, ok := strings.CutPrefix(p, "size="); ok {
+				d.size = parseSize(sz)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+var reSize = regexp.MustCompile(`^(\d+(?:\.\d+)?)([KMGT](?:iB)?)?$`)
+
+// parseSize is PVE::JSONSchema::parse_size ("10G" → bytes).
+func parseSize(s string) int64 {
+	m := reSize.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(m[1], 64)
+	switch strings.TrimSuffix(m[2], "iB") {
+	case "K":
+		f *= 1 << 10
+	case "M":
+		f *= 1 << 20
+	case "G":
+		f *= 1 << 30
+	case "T":
+		f *= 1 << 40
+	}
+	return int64(f)
+}
+
+// formatSize is PVE::JSONSchema::format_size (bytes → "10G").
+func formatSize(size int64) string {
+	units := []string{"K", "M", "G", "T"}
+	if size%1024 != 0 {
+		return strconv.FormatInt(size, 10)
+	}
+	v := size / 1024
+	for i, u := range units {
+		if i == len(units)-1 || v%1024 != 0 {
+			return strconv.FormatInt(v, 10) + u
+		}
+		v /= 1024
+	}
+	return strconv.FormatInt(size, 10)
+}
+
+func (v *vm) memoryMiB() int64 {
+	m := v.conf["memory"]
+	if m == "" {
+		return 512
+	}
+	if cur, ok := strings.CutPrefix(m, "current="); ok {
+		m = cur
+	}
+	m, _, _ = strings.Cut(m, ",")
+	n, err := strconv.ParseInt(m, 10, 64)
+	if err != nil {
+		return 512
+	}
+	return n
+}
+
+func (v *vm) cpus() int {
+	if n, err := strconv.Atoi(v.conf["vcpus"]); err == nil && n > 0 {
+		return n
+	}
+	sockets, cores := 1, 1
+	if n, err := strconv.Atoi(v.conf["sockets"]); err == nil && n > 0 {
+		sockets = n
+	}
+	if n, err := strconv.Atoi(v.conf["cores"]); err == nil && n > 0 {
+		cores = n
+	}
+	return sockets * cores
+}
+
+// bootDiskSize is the size of the first disk in the boot order.
+func (v *vm) bootDiskSize() int64 {
+	ds := v.disks()
+	if order, ok := strings.CutPrefix(v.conf["boot"], "order="); ok {
+		for _, k := range strings.Split(order, ";") {
+			for _, d := range ds {
+				if d.key == k {
+					return d.size
+				}
+			}
+		}
+	}
+	if len(ds) > 0 {
+		return ds[0].size
+	}
+	return 0
+}
+
+// statusJSON is PVE::QemuServer::vmstatus for one VM.
+func (s *Sim) statusJSON(v *vm, full bool) map[string]any {
+	maxmem := v.memoryMiB() << 20
+	d := map[string]any{
+		"vmid":      v.vmid,
+		"status":    "stopped",
+		"name":      v.conf["name"],
+		"cpus":      v.cpus(),
+		"maxmem":    maxmem,
+		"maxdisk":   v.bootDiskSize(),
+		"disk":      0,
+		"uptime":    0,
+		"cpu":       0,
+		"mem":       0,
+		"memhost":   0,
+		"netin":     0,
+		"netout":    0,
+		"diskread":  0,
+		"diskwrite": 0,
+	}
+	if d["name"] == "" {
+		d["name"] = fmt.Sprintf("VM %d", v.vmid)
+	}
+	if v.running {
+		up := int64(s.now().Sub(v.started).Seconds())
+		d["status"] = "running"
+		d["pid"] = v.pid
+		d["uptime"] = up
+		d["cpu"] = 0.0123
+		d["mem"] = maxmem * 2 / 5
+		d["memhost"] = maxmem * 2 / 5
+		d["netin"] = up * 1200
+		d["netout"] = up * 800
+		d["diskread"] = up * 40960
+		d["diskwrite"] = up * 20480
+	}
+	if v.conf["template"] == "1" {
+		d["template"] = 1
+	}
+	if l := v.conf["lock"]; l != "" {
+		d["lock"] = l
+	}
+	if t := v.conf["tags"]; t != "" {
+		d["tags"] = t
+	}
+	if full {
+		d["qmpstatus"] = d["status"]
+		d["ha"] = map[string]any{"managed": 0}
+		if v.running {
+			d["running-machine"] = "pc-i440fx-9.2+pve1"
+			d["running-qemu"] = "9.2.0"
+		}
+		if strings.HasPrefix(v.conf["agent"], "1") || strings.Contains(v.conf["agent"], "enabled=1") {
+			d["agent"] = 1
+		}
+	}
+	return d
+}
+
+// vmOn finds a VM on the node a request was sent to; like PVE, a VM that
+// lives elsewhere has no config file here. Caller holds s.mu.
+func (s *Sim) vmOn(node string, vmid int) (*vm, *apiError) {
+	v, ok := s.vms[vmid]
+	if !ok || v.node != node {
+		return nil, errDie("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist\n", node, vmid)
+	}
+	return v, nil
+}
+
+func (s *Sim) handleVMList(r *request) (any, error) {
+	node := r.str("node")
+	full := r.bool("full", false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{}
+	for _, id := range slices.Sorted(maps.Keys(s.vms)) {
+		if v := s.vms[id]; v.node == node {
+			out = append(out, s.statusJSON(v, full))
+		}
+	}
+	return out, nil
+}
+
+func (s *Sim) handleVMStatus(r *request) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.vmOn(r.str("node"), r.int("vmid", 0))
+	if err != nil {
+		return nil, err
+	}
+	return s.statusJSON(v, true), nil
+}
+
+func (s *Sim) handleVMConfigGet(r *request) (any, error) {
+	if r.has("snapshot") && r.bool("current", false) {
+		return nil, errParams(map[string]string{
+			"snapshot": "cannot use 'snapshot' parameter with 'current'",
+			"current":  "cannot use 'snapshot' parameter with 'current'",
+		})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.vmOn(r.str("node"), r.int("vmid", 0))
+	if err != nil {
+		return nil, err
+	}
+	if snap := r.str("snapshot"); snap != "" {
+		return nil, errDie("snapshot '%s' does not exist\n", snap)
+	}
+	returns := s.schema.paths["/nodes/{node}/qemu/{vmid}/config"]["GET"].Returns
+	out := map[string]any{"digest": configDigest(v.conf)}
+	for k, val := range v.conf {
+		out[k] = returns.typedValue(k, val)
+	}
+	if _, ok := out["cipassword"]; ok {
+		out["cipassword"] = "**********"
+	}
+	return out, nil
+}
+
+// rootOnly refuses options only root@pam may use; an API token, even
+// root@pam's, is not root@pam.
+func rootOnly(r *request, keys ...string) *apiError {
+	for _, k := range keys {
+		if r.bool(k, false) && r.user != rootUser {
+			return errParam(k, "Only root may use this option.")
+		}
+	}
+	return nil
+}
+
+// powerTask starts qmstart/qmstop/qmshutdown after PVE's synchronous checks.
+func (s *Sim) powerTask(r *request, typ string, took time.Duration, apply func(c *taskCtx, v *vm) error) (any, error) {
+	if err := rootOnly(r, "skiplock", "keepActive", "migratedfrom", "stateuri"); err != nil {
+		return nil, err
+	}
+	node, vmid := r.str("node"), r.int("vmid", 0)
+	s.mu.Lock()
+	_, err := s.vmOn(node, vmid)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	skiplock := r.bool("skiplock", false)
+	upid := s.startTask(taskSpec{
+		node: node, typ: typ, id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
+		run: func(c *taskCtx) error {
+			if err := c.sleep(took / 4); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			v, aerr := s.vmOn(node, vmid)
+			if aerr != nil {
+				s.mu.Unlock()
+				return aerr
+			}
+			lock, running := v.conf["lock"], v.running
+			s.mu.Unlock()
+			if lock != "" && !skiplock && !(typ == "qmstart" && lock == "backup" && running) {
+				return fmt.Errorf("VM is locked (%s)", lock)
+			}
+			if err := c.sleep(took * 3 / 4); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return apply(c, v)
+		},
+	})
+	return upid, nil
+}
+
+func (s *Sim) handleVMStart(r *request) (any, error) {
+	return s.powerTask(r, "qmstart", 2*time.Second, func(c *taskCtx, v *vm) error {
+		if v.running {
+			if v.conf["lock"] == "backup" {
+				return nil // resumes the VM inside the running backup
+			}
+			return fmt.Errorf("VM %d already running", v.vmid)
+		}
+		v.running, v.started, v.pid = true, s.now(), s.allocPID()
+		return nil
+	})
+}
+
+func (s *Sim) handleVMStop(r *request) (any, error) {
+	return s.powerTask(r, "qmstop", time.Second, func(c *taskCtx, v *vm) error {
+		v.running, v.pid = false, 0
+		return nil
+	})
+}
+
+func (s *Sim) handleVMShutdown(r *request) (any, error) {
+	return s.powerTask(r, "qmshutdown", 6*time.Second, func(c *taskCtx, v *vm) error {
+		v.running, v.pid = false, 0
+		return nil
+	})
+}
+
+// configUpdate is a parsed config PUT/POST.
+type configUpdate struct {
+	set     map[string]string
+	deletes []string
+	digest  string
+	skip    bool
+	args    string // "-cores 2 -delete foo", for the task log
+}
+
+// configControlParams are the update parameters that are not VM options.
+var configControlParams = map[string]bool{
+	"node": true, "vmid": true, "digest": true, "delete": true, "revert": true,
+	"skiplock": true, "force": true, "background_delay": true, "import-working-storage": true,
+}
+
+func (s *Sim) parseConfigUpdate(r *request) (*configUpdate, *apiError) {
+	if err := rootOnly(r, "skiplock"); err != nil {
+		return nil, err
+	}
+	u := &configUpdate{set: map[string]string{}, digest: r.str("digest"), skip: r.bool("skiplock", false)}
+	var args []string
+	for _, k := range slices.Sorted(maps.Keys(r.params)) {
+		if configControlParams[k] {
+			if k != "node" && k != "vmid" {
+				args = append(args, "-"+k, r.str(k))
+			}
+			continue
+		}
+		u.set[k] = r.str(k)
+		args = append(args, "-"+k, r.str(k))
+	}
+	schema := s.schema.paths["/nodes/{node}/qemu/{vmid}/config"]["PUT"].Parameters
+	for _, opt := range splitList(r.str("delete")) {
+		if _, ok := u.set[opt]; ok {
+			return nil, errParam("delete", fmt.Sprintf("you can't use '-%s' and -delete %s' at the same time", opt, opt))
+		}
+		if schema.lookup(opt) == nil || configControlParams[opt] {
+			return nil, errParam("delete", fmt.Sprintf("unknown option '%s'", opt))
+		}
+		u.deletes = append(u.deletes, opt)
+	}
+	for _, opt := range splitList(r.str("revert")) {
+		if schema.lookup(opt) == nil || configControlParams[opt] {
+			return nil, errParam("revert", fmt.Sprintf("unknown option '%s'", opt))
+		}
+	}
+	if len(u.set) == 0 && len(u.deletes) == 0 && !r.has("revert") {
+		return nil, errDie("no options specified\n")
+	}
+	u.args = strings.Join(args, " ")
+	return u, nil
+}
+
+// checkConfigUpdate is the early check of update_vm_api. Caller holds s.mu.
+func (u *configUpdate) check(v *vm) *apiError {
+	if u.digest != "" && u.digest != configDigest(v.conf) {
+		return errDie("checksum mismatch (file change by other user?)\n")
+	}
+	if l := v.conf["lock"]; l != "" && !u.skip {
+		return errDie("VM is locked (%s)\n", l)
+	}
+	return nil
+}
+
+// apply writes the update into the config. Caller holds s.mu.
+func (u *configUpdate) apply(v *vm) {
+	for k, val := range u.set {
+		// "scsi1: local-lvm:4" allocates a new 4 GiB volume
+		if m := reNewDisk.FindStringSubmatch(val); m != nil && reDiskKey.MatchString(k) {
+			val = fmt.Sprintf("%s:vm-%d-disk-%d%s,size=%sG", m[1], v.vmid, v.nextDiskIndex(m[1]), m[3], m[2])
+		}
+		v.conf[k] = val
+	}
+	for _, k := range u.deletes {
+		delete(v.conf, k)
+	}
+}
+
+var reNewDisk = regexp.MustCompile(`^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+)((?:,.*)?)$`)
+
+func (v *vm) nextDiskIndex(storage string) int {
+	used := map[string]bool{}
+	for _, d := range v.disks() {
+		used[d.volid] = true
+	}
+	for i := 0; ; i++ {
+		if !used[fmt.Sprintf("%s:vm-%d-disk-%d", storage, v.vmid, i)] {
+			return i
+		}
+	}
+}
+
+func (s *Sim) handleVMConfigSync(r *request) (any, error) {
+	u, aerr := s.parseConfigUpdate(r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, aerr := s.vmOn(r.str("node"), r.int("vmid", 0))
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := u.check(v); aerr != nil {
+		return nil, aerr
+	}
+	u.apply(v)
+	return nil, nil
+}
+
+func (s *Sim) handleVMConfigAsync(r *request) (any, error) {
+	u, aerr := s.parseConfigUpdate(r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	node, vmid := r.str("node"), r.int("vmid", 0)
+	s.mu.Lock()
+	v, aerr := s.vmOn(node, vmid)
+	if aerr == nil {
+		aerr = u.check(v)
+	}
+	s.mu.Unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	upid := s.startTask(taskSpec{
+		node: node, typ: "qmconfig", id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
+		run: func(c *taskCtx) error {
+			if err := c.sleep(500 * time.Millisecond); err != nil {
+				return err
+			}
+			c.logf("update VM %d: %s", vmid, u.args)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			v, aerr := s.vmOn(node, vmid)
+			if aerr != nil {
+				return aerr
+			}
+			if aerr := u.check(v); aerr != nil {
+				return aerr
+			}
+			u.apply(v)
+			return nil
+		},
+	})
+	if delay := r.int("background_delay", 0); delay > 0 {
+		deadline := time.Now().Add(s.scaled(time.Duration(delay) * time.Second))
+		for time.Now().Before(deadline) {
+			s.mu.Lock()
+			t := s.tasks[upid]
+			running, exit := t.running, t.exit
+			s.mu.Unlock()
+			if !running {
+				if statusType(exit) == "ok" || statusType(exit) == "warning" {
+					return nil, nil
+				}
+				return nil, errDie("failed to update VM %d: %s\n", vmid, exit)
+			}
+			if err := s.sleep(r.ctx, 100*time.Millisecond); err != nil {
+				break
+			}
+		}
+	}
+	return upid, nil
+}
