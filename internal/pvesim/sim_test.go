@@ -875,3 +875,119 @@ func (b *syncBuffer) String() string {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func TestVzdumpLockwaitTimeoutEndsWithoutStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	// a 200 GiB disk keeps the first job ~1600 simulated seconds, far past a 1-minute lockwait
+	if r := b.raw(t, "PUT", "/nodes/pve1/qemu/100/config", url.Values{"scsi0": {"local-lvm:vm-100-disk-0,iothread=1,size=200G"}}, nil); r.code != 200 {
+		t.Fatalf("grow disk: %s %v", r.status, r.body)
+	}
+	vzdump(t, b.client, "pve1", 100, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.sim.State().Nodes[0].VzdumpLocked {
+		if time.Now().After(deadline) {
+			t.Fatal("first vzdump never took the lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r := b.raw(t, "POST", "/nodes/pve1/vzdump", url.Values{"vmid": {"102"}, "storage": {"backup"}, "lockwait": {"1"}}, nil)
+	if r.code != 200 {
+		t.Fatalf("second vzdump: %s %v", r.status, r.body)
+	}
+	upid := r.body["data"].(string)
+	if _, exit := waitTask(t, b.client, upid); exit != "unexpected status" {
+		t.Fatalf("exit %q", exit)
+	}
+	lines := taskLog(t, b.client, upid)
+	if want := []string{"INFO: trying to get global lock - waiting...", "ERROR: can't acquire lock '/var/run/vzdump.lock' - got timeout"}; !slicesEqual(lines, want) {
+		t.Fatalf("log %q, want %q", lines, want)
+	}
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNotesTemplate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	tests := []struct {
+		name, template, notes, exit string
+	}{
+		{"variables", `{{guestname}} on {{node}} in {{cluster}} ({{vmid}})`, "vm100 on pve1 in pvesim (100)", "OK"},
+		{"escapes keep the first line in listings", `first\nsecond \\ done`, "first", "OK"},
+		{"unknown variable warns", `{{colour}}`, "", "WARNINGS: 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := map[string]bool{}
+			for _, it := range listBackups(t, b.client, "pve1", 100) {
+				before[it.Volid] = true
+			}
+			upid := vzdump(t, b.client, "pve1", 100, tt.template)
+			if _, exit := waitTask(t, b.client, upid); exit != tt.exit {
+				t.Fatalf("exit %q, want %q", exit, tt.exit)
+			}
+			for _, it := range listBackups(t, b.client, "pve1", 100) {
+				if !before[it.Volid] {
+					if it.Notes != tt.notes {
+						t.Fatalf("notes %q, want %q", it.Notes, tt.notes)
+					}
+					return
+				}
+			}
+			t.Fatal("no new volume")
+		})
+	}
+}
+
+func TestUnknownPathNodeAndVolume(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	tests := []struct {
+		name, method, path string
+		form               url.Values
+		status             string
+	}{
+		{"unserved path", "GET", "/nodes/pve1/lxc", nil, "501 Method 'GET /nodes/pve1/lxc' not implemented"},
+		{"unknown node", "GET", "/nodes/pve9/qemu", nil, "500 hostname lookup 'pve9' failed - failed to get address info for: pve9: Name or service not known"},
+		{"unknown vm", "GET", "/nodes/pve1/qemu/999/config", nil, "500 Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist"},
+		{"missing backup", "GET", "/nodes/pve1/storage/backup/content/backup:backup/vzdump-qemu-100-2020_01_01-00_00_00.vma.zst", nil,
+			"500 volume_size_info on 'backup:backup/vzdump-qemu-100-2020_01_01-00_00_00.vma.zst' failed - no format"},
+		{"unknown storage", "GET", "/nodes/pve1/storage/nfs/content", nil, "500 storage 'nfs' does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := b.raw(t, tt.method, tt.path, tt.form, nil); r.status != tt.status {
+				t.Fatalf("status %q, want %q (%v)", r.status, tt.status, r.body)
+			}
+		})
+	}
+}
+
+func TestDeleteWithDelayAnswersSynchronously(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	free, _ := b.sim.AddVolume(Volume{VMID: 100, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	kept, _ := b.sim.AddVolume(Volume{VMID: 100, Time: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Protected: true})
+	r := b.raw(t, "DELETE", "/nodes/pve1/storage/backup/content/"+free, url.Values{"delay": {"5"}}, nil)
+	if r.code != 200 || r.body["data"] != nil {
+		t.Fatalf("delete free: %s %v", r.status, r.body)
+	}
+	r = b.raw(t, "DELETE", "/nodes/pve1/storage/backup/content/"+kept, url.Values{"delay": {"5"}}, nil)
+	if !strings.HasPrefix(r.status, "500 cannot remove protected volume") {
+		t.Fatalf("delete protected: %s %v", r.status, r.body)
+	}
+	if items := listBackups(t, b.client, "pve1", 100); len(items) != 1 || items[0].Volid != kept {
+		t.Fatalf("listing %+v", items)
+	}
+}

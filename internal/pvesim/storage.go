@@ -363,5 +363,13 @@ func (s *Sim) handleVolumeDelete(r *request) (any, error) {
 			return nil
 		},
 	})
+	if delay := r.int("delay", 0); delay > 0 {
+		if done, exit := s.awaitTask(r.ctx, upid, time.Duration(delay)*time.Second); done {
+			if t := statusType(exit); t == "ok" || t == "warning" {
+				return nil, nil
+			}
+			return nil, errDie("%s\n", exit)
+		}
+	}
 	return upid, nil
 }

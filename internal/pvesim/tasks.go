@@ -342,3 +342,31 @@ func (s *Sim) handleTaskList(r *request) (any, error) {
 	}
 	return withTotal{data: out, total: count}, nil
 }
+
+// awaitTask waits up to a simulated duration for a task to stop, for the
+// endpoints with a background delay; done is false when it still runs.
+func (s *Sim) awaitTask(ctx context.Context, upid string, d time.Duration) (done bool, exit string) {
+	deadline := time.Now().Add(s.scaled(d))
+	for {
+		s.mu.Lock()
+		t := s.tasks[upid]
+		running, exit := t.running, t.exit
+		s.mu.Unlock()
+		if !running {
+			return true, exit
+		}
+		if !time.Now().Before(deadline) {
+			return false, ""
+		}
+		t2 := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-t2.C:
+		case <-ctx.Done():
+			t2.Stop()
+			return false, ""
+		case <-s.ctx.Done():
+			t2.Stop()
+			return false, ""
+		}
+	}
+}

@@ -531,21 +531,11 @@ func (s *Sim) handleVMConfigAsync(r *request) (any, error) {
 		},
 	})
 	if delay := r.int("background_delay", 0); delay > 0 {
-		deadline := time.Now().Add(s.scaled(time.Duration(delay) * time.Second))
-		for time.Now().Before(deadline) {
-			s.mu.Lock()
-			t := s.tasks[upid]
-			running, exit := t.running, t.exit
-			s.mu.Unlock()
-			if !running {
-				if statusType(exit) == "ok" || statusType(exit) == "warning" {
-					return nil, nil
-				}
-				return nil, errDie("failed to update VM %d: %s\n", vmid, exit)
+		if done, exit := s.awaitTask(r.ctx, upid, time.Duration(delay)*time.Second); done {
+			if t := statusType(exit); t == "ok" || t == "warning" {
+				return nil, nil
 			}
-			if err := s.sleep(r.ctx, 100*time.Millisecond); err != nil {
-				break
-			}
+			return nil, errDie("failed to update VM %d: %s\n", vmid, exit)
 		}
 	}
 	return upid, nil

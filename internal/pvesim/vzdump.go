@@ -79,7 +79,7 @@ func (s *Sim) handleVzdump(r *request) (any, error) {
 		notesTemplate: r.str("notes-template"),
 		protected:     r.bool("protected", false),
 		remove:        r.bool("remove", true),
-		lockwait:      time.Duration(r.int("lockwait", 180)) * time.Minute,
+		lockwait:      time.Duration(r.int("lockwait", 0)) * time.Minute,
 		bwlimit:       r.int("bwlimit", 0),
 		ionice:        r.int("ionice", 7),
 		prune:         map[string]int{},
@@ -89,6 +89,10 @@ func (s *Sim) handleVzdump(r *request) (any, error) {
 	}
 	if job.mode == "" {
 		job.mode = "snapshot"
+	}
+	if job.lockwait == 0 {
+		// getlock: "$self->{opts}->{lockwait} || $self->{lockwait}", so 0 means the default
+		job.lockwait = 180 * time.Minute
 	}
 	prune := r.str("prune-backups")
 	if prune == "" {
@@ -221,10 +225,6 @@ func (s *Sim) vzdumpLock(c *taskCtx, job *vzdumpJob) (func(), error) {
 	case lock <- struct{}{}:
 		return release, nil
 	default:
-	}
-	if job.lockwait == 0 {
-		c.logf("ERROR: can't acquire lock '%s' (wait = 0)", vzdumpLockFile)
-		return nil, errNoStatus
 	}
 	c.logf("INFO: trying to get global lock - waiting...")
 	timer := time.NewTimer(s.scaled(job.lockwait))
