@@ -24,7 +24,7 @@ import (
 //	PUT    /_sim/vms/{vmid}/lock            {"lock":"snapshot"} ("" clears)
 //	GET    /_sim/vms/{vmid}/config          VMConfig
 //	POST   /_sim/volumes                    Volume → {"volid":…}
-//	GET    /_sim/volumes/config?volid=…     BackupConfig
+//	GET    /_sim/volumes/config?volid=…     BackupConfig (also: GET /api2/json/nodes/{node}/vzdump/extractconfig)
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/_sim"), "/")
 	segs := splitPath(path)

@@ -33,7 +33,8 @@
 //     guest's "lock: backup" only while its turn runs, "OK" instead of a
 //     UPID on a node that owns none of the guests, "job errors" as the exit
 //     status of a failed job, notes-template expansion, protected, and
-//     keep-last pruning. The archive keeps the guest config of backup time.
+//     keep-last pruning. The archive keeps the guest config of backup time,
+//     readable through vzdump/extractconfig.
 //   - Storage content listing, volume attributes, imgdel tasks (a protected
 //     volume fails the task).
 //

@@ -114,6 +114,7 @@ func (s *Sim) buildRoutes() []route {
 		{"PUT", "/nodes/{node}/qemu/{vmid}/config", s.handleVMConfigSync},
 		{"POST", "/nodes/{node}/qemu/{vmid}/config", s.handleVMConfigAsync},
 		{"POST", "/nodes/{node}/vzdump", s.handleVzdump},
+		{"GET", "/nodes/{node}/vzdump/extractconfig", s.handleExtractConfig},
 		{"GET", "/nodes/{node}/storage", s.handleStorageList},
 		{"GET", "/nodes/{node}/storage/{storage}/status", s.handleStorageStatus},
 		{"GET", "/nodes/{node}/storage/{storage}/content", s.handleContentList},

@@ -410,6 +410,11 @@ func TestVzdumpRunsAndListsVolume(t *testing.T) {
 	if cfg, _ := b.sim.VMConfig(100); cfg["lock"] != "" {
 		t.Fatalf("lock left behind: %q", cfg["lock"])
 	}
+	var text string
+	if err := b.client.Get(context.Background(), "/nodes/pve1/vzdump/extractconfig?volume="+url.QueryEscape(it.Volid), &text); err != nil ||
+		!strings.Contains(text, "\ncores: 1\n") || !strings.Contains(text, "#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:") {
+		t.Fatalf("extractconfig %q, %v", text, err)
+	}
 	// the shared storage lists the same volume from the other node
 	if got := listBackups(t, b.client, "pve2", 100); len(got) != 1 || got[0].Volid != it.Volid {
 		t.Fatalf("pve2 listing %+v", got)

@@ -540,3 +540,28 @@ func generateNotes(tmpl string, vmid int, guestname, node string) (string, error
 		return m
 	}), nil
 }
+
+// handleExtractConfig returns the guest config inside a backup archive,
+// as the vma's qemu-server.conf holds it (with the drive map lines).
+func (s *Sim) handleExtractConfig(r *request) (any, error) {
+	volid, _, aerr := realVolumeID("", r.str("volume"))
+	if aerr != nil {
+		return nil, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.volumes[volid]
+	if !ok {
+		return nil, errDie("volume '%s' does not exist\n", volid)
+	}
+	conf := v.config
+	if conf == nil {
+		conf = map[string]string{}
+	}
+	text := configText(conf)
+	for _, d := range (&vm{conf: conf}).disks() {
+		storage, _, _ := strings.Cut(d.volid, ":")
+		text += fmt.Sprintf("#qmdump#map:%s:drive-%s:%s:raw:\n", d.key, d.key, storage)
+	}
+	return text, nil
+}
