@@ -12,7 +12,10 @@
  * Any number may overlap: the plugin leases jobs in the database.
  */
 
-require_once dirname(__DIR__) . '/lib/Client.php';
+// Packaged, lib/ sits beside cronjob/; in the repository it is hooks/lib/.
+require_once is_file(dirname(__DIR__) . '/lib/Client.php')
+    ? dirname(__DIR__) . '/lib/Client.php'
+    : dirname(__DIR__) . '/hooks/lib/Client.php';
 
 /**
  * Turns tblservers rows (password already decrypted) into the server

@@ -1,0 +1,55 @@
+<?php
+
+/**
+ * Runs one module entry point the way WHMCS would and prints its outcome
+ * as one JSON line, for the Go end-to-end tests (internal/e2e).
+ *
+ *   php driver.php '{"do":"button","function":"backupCreate","params":{…},"post":{…}}'
+ *   php driver.php '{"do":"call","method":"jobs.get","params":{…},"fields":{…}}'
+ *   php driver.php '{"do":"clientarea","params":{…}}'
+ *   php driver.php '{"do":"cron","servers":[tblservers rows],"budget":0.5}'
+ *
+ * Environment: PVEKEEP_BIN, PVEKEEP_DSN (read by the module's client).
+ */
+
+require dirname(__DIR__, 2) . '/demo/whmcs_stubs.php';
+require dirname(__DIR__, 2) . '/pvekeep.php';
+require dirname(__DIR__, 3) . '/cronjob/cron.php';
+
+$cmd = json_decode($argv[1] ?? '', true);
+if (!is_array($cmd)) {
+    fwrite(STDERR, "driver: argument 1 must be a JSON object\n");
+    exit(2);
+}
+
+function out(array $v)
+{
+    fwrite(STDOUT, json_encode($v) . "\n");
+    exit(0);
+}
+
+try {
+    switch ($cmd['do'] ?? '') {
+        case 'button':
+            $_POST = $cmd['post'] ?? [];
+            $fn = 'pvekeep_' . $cmd['function'];
+            out(['result' => $fn($cmd['params'])]);
+            // no break: out() exits
+        case 'clientarea':
+            out(['result' => pvekeep_ClientArea($cmd['params'])]);
+            // no break
+        case 'call':
+            out(['result' => pvekeep_call($cmd['method'], $cmd['params'], $cmd['fields'] ?? [])]);
+            // no break
+        case 'cron':
+            out(['result' => pvekeep_cron_tick(pvekeep_cron_servers($cmd['servers']), $cmd['budget'] ?? 0)]);
+            // no break
+        default:
+            fwrite(STDERR, "driver: unknown action\n");
+            exit(2);
+    }
+} catch (PvekeepRpcException $e) {
+    out(['error' => ['code' => $e->getCode(), 'message' => $e->getMessage(), 'data' => $e->getData()]]);
+} catch (PvekeepTransportException $e) {
+    out(['transport_error' => $e->getMessage(), 'stderr' => $e->getStderr()]);
+}

@@ -1,0 +1,8 @@
+// Package e2e holds the end-to-end tests: the real module PHP under
+// php-cli, spawning the real pvekeep binary, which talks to the Proxmox
+// simulator over HTTPS and to a throwaway MariaDB database. Nothing here is
+// a double: if these pass, the panel sees what a customer would see.
+//
+// The binary is PVEKEEP_BIN when set (make test builds it), else built once
+// by TestMain.
+package e2e
