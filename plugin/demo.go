@@ -125,7 +125,7 @@ func seedDemo(ctx context.Context, dsn string, info pvesim.Info) (map[string]any
 		"serverhostname": host, "serverport": port, "serversecure": false,
 		"serverusername": info.TokenID, "serverpassword": info.TokenSecret, "serveraccesshash": info.Fingerprint,
 		"clientsdetails": map[string]any{"firstname": "Alice", "lastname": "Example"},
-		"configoption1": "backup", "configoption2": "3",
+		"configoption1":  "backup", "configoption2": "3",
 	}, nil
 }
 
