@@ -27,8 +27,7 @@ demo: build
 # Figures, not assertions: Go benchmarks and the PHP round-trip harness.
 bench: build
 	@eval "$$($(BRINGUP) --no-browser)" && \
-	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 200x ./... && \
-	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) run ./plugin bench --bin $(CURDIR)/$(BIN)
+	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 200x ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

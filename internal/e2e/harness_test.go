@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 // requirePHP skips without php-cli, unless CI disallows skipping.
-func requirePHP(t *testing.T) string {
+func requirePHP(t testing.TB) string {
 	t.Helper()
 	php, err := exec.LookPath("php")
 	if err != nil {
@@ -67,7 +67,7 @@ func requirePHP(t *testing.T) string {
 // world is one test's panel: a database with WHMCS rows, a simulator and
 // the module PHP ready to run.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	phpBin string
 	db     *dbtest.DB
 	sim    *pvesim.Sim
@@ -84,7 +84,7 @@ type customer struct {
 	vmid                           int
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	php := requirePHP(t)
 	db := dbtest.New(t)
@@ -282,7 +282,7 @@ func (w *world) jobCount(serviceID int64) int {
 	return n
 }
 
-func hostPort(t *testing.T, url string) (string, int) {
+func hostPort(t testing.TB, url string) (string, int) {
 	t.Helper()
 	rest := strings.TrimPrefix(url, "https://")
 	hp := rest[:strings.Index(rest, "/")]
