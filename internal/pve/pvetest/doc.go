@@ -18,6 +18,7 @@
 // token needs VM.Audit, VM.Backup, Datastore.Audit and
 // Datastore.AllocateSpace. Tests that need fault injection (failed task,
 // task with warnings, stuck lock, HTTP faults) skip without Env.Faults.
-// Without the variables the live run skips, unless
-// PVEKEEP_TEST_DISALLOW_SKIP=1 makes that a failure (for CI).
+// Without the variables the live run skips: a live Proxmox is optional
+// equipment and CI has none. PVEKEEP_TEST_REQUIRE_LIVE_PVE=1 makes its
+// absence a failure, for a pipeline that has one.
 package pvetest
