@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/pvekeep/pvekeep/internal/jobs"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/service"
+)
+
+// fakeBackend answers every method with err (or a fixed job), recording
+// the call it got.
+type fakeBackend struct {
+	err  error
+	got  service.Call
+	note string
+	tick []pvekeep.Server
+}
+
+func (f *fakeBackend) Status(_ context.Context, c service.Call) (service.Status, error) {
+	f.got = c
+	return service.Status{VMID: 100, Node: "pve1", Power: "running"}, f.err
+}
+
+func (f *fakeBackend) ListBackups(_ context.Context, c service.Call) (service.BackupList, error) {
+	f.got = c
+	return service.BackupList{Quota: service.Usage{Used: 1, Max: 3}, Items: []pvekeep.Backup{{
+		ID: 5, Note: "n", SizeBytes: 10, Status: pvekeep.BackupAvailable, Origin: pvekeep.OriginManual,
+		CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("CET", 3600)),
+	}}}, f.err
+}
+
+func (f *fakeBackend) CreateBackup(_ context.Context, c service.Call, note, _ string) (pvekeep.Job, error) {
+	f.got, f.note = c, note
+	return pvekeep.Job{ID: 9, Kind: pvekeep.KindBackupCreate, State: pvekeep.JobQueued}, f.err
+}
+
+func (f *fakeBackend) RemoveBackup(_ context.Context, c service.Call, _ pvekeep.BackupID) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) GetJob(_ context.Context, c service.Call, _ pvekeep.JobID) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) Tick(_ context.Context, servers []pvekeep.Server, _ time.Duration) (jobs.Stats, error) {
+	f.tick = servers
+	return jobs.Stats{Passes: 1}, f.err
+}
+
+func newTable(f *fakeBackend) *Table {
+	return New(f, f, slog.New(slog.DiscardHandler), Config{Version: "test"})
+}
+
+func TestApplicationErrorsGetTheirContractCode(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		err    error
+		code   int64
+		reason string
+	}{
+		{pvekeep.NotFound("service"), 1001, "not_found"},
+		{pvekeep.Forbidden("no"), 1002, "forbidden"},
+		{pvekeep.Locked("backup", 4), 1003, "locked"},
+		{pvekeep.QuotaExceeded("backups", 3, 3), 1004, "quota_exceeded"},
+		{pvekeep.InvalidState("no"), 1005, "invalid_state"},
+		{pvekeep.Upstream("VM is locked", nil), 1006, "upstream"},
+		{pvekeep.InvalidInput("note", "too long"), 1007, "invalid_input"},
+		{pvekeep.Unavailable("database", errors.New("dial")), 1008, "unavailable"},
+		{&pvekeep.Error{Reason: pvekeep.ReasonCooldown, Message: "wait"}, 1009, "cooldown"},
+		{context.DeadlineExceeded, 1008, "unavailable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason+"/"+tc.err.Error(), func(t *testing.T) {
+			t.Parallel()
+			tbl := newTable(&fakeBackend{err: tc.err})
+			_, rerr := tbl.Call(context.Background(), "backups.create", json.RawMessage(`{"service_id":1}`))
+			if rerr == nil || rerr.Code != tc.code {
+				t.Fatalf("Call() error = %+v, want code %d", rerr, tc.code)
+			}
+			var data map[string]any
+			if err := json.Unmarshal(*rerr.Data, &data); err != nil {
+				t.Fatalf("error data %s: %v", *rerr.Data, err)
+			}
+			if data["reason"] != tc.reason {
+				t.Errorf("data.reason = %v, want %s", data["reason"], tc.reason)
+			}
+		})
+	}
+}
+
+func TestUnclassifiedErrorIsInternalWithRefAndNoDetail(t *testing.T) {
+	t.Parallel()
+	tbl := newTable(&fakeBackend{err: errors.New("password=hunter2 leaked in a driver message")})
+	_, rerr := tbl.Call(context.Background(), "service.status", json.RawMessage(`{"service_id":1}`))
+	if rerr == nil || rerr.Code != jsonrpc2.CodeInternalError {
+		t.Fatalf("Call() error = %+v, want -32603", rerr)
+	}
+	raw, _ := json.Marshal(rerr)
+	if strings.Contains(string(raw), "hunter2") || !strings.Contains(string(raw), `"ref"`) {
+		t.Errorf("internal error %s must carry a ref and no detail", raw)
+	}
+}
+
+func TestParamsOfTheWrongShapeAreInvalidParams(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, params string
+	}{
+		{"params array", `[1,2]`},
+		{"params string", `"x"`},
+		{"service_id as string", `{"service_id":"42"}`},
+		{"actor as number", `{"service_id":42,"actor":7}`},
+		{"note as number", `{"service_id":42,"note":5}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeBackend{}
+			_, rerr := newTable(f).Call(context.Background(), "backups.create", json.RawMessage(tc.params))
+			if rerr == nil || rerr.Code != jsonrpc2.CodeInvalidParams {
+				t.Fatalf("Call(%s) error = %+v, want -32602", tc.params, rerr)
+			}
+			if f.got.ServiceID != 0 {
+				t.Errorf("the backend was called despite bad params")
+			}
+		})
+	}
+}
+
+func TestUnknownMethodIsMethodNotFound(t *testing.T) {
+	t.Parallel()
+	_, rerr := newTable(&fakeBackend{}).Call(context.Background(), "backups.nuke", nil)
+	if rerr == nil || rerr.Code != jsonrpc2.CodeMethodNotFound {
+		t.Fatalf("Call() error = %+v, want -32601", rerr)
+	}
+}
+
+func TestCommonFieldsReachTheService(t *testing.T) {
+	t.Parallel()
+	f := &fakeBackend{}
+	_, rerr := newTable(f).Call(context.Background(), "backups.create", json.RawMessage(
+		`{"service_id":42,"actor":{"type":"client","id":7},"server":{"host":"pve","port":8006,"token_id":"a@pve!b"},"note":"hi","extra_field":true}`))
+	if rerr != nil {
+		t.Fatalf("Call() error = %+v", rerr)
+	}
+	want := service.Call{ServiceID: 42, Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: 7},
+		Server: pvekeep.Server{Host: "pve", Port: 8006, TokenID: "a@pve!b"}}
+	if f.got != want || f.note != "hi" {
+		t.Errorf("service got %+v note %q, want %+v note hi", f.got, f.note, want)
+	}
+}
+
+func TestBackupsListShapesTimesAsUTC(t *testing.T) {
+	t.Parallel()
+	res, rerr := newTable(&fakeBackend{}).Call(context.Background(), "backups.list", json.RawMessage(`{"service_id":1}`))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	raw, _ := json.Marshal(res)
+	if !strings.Contains(string(raw), `"created_at":"2026-11-22T09:00:00Z"`) || !strings.Contains(string(raw), `"quota":{"used":1,"max":3}`) {
+		t.Errorf("backups.list = %s, want UTC RFC 3339 times and the quota", raw)
+	}
+}
+
+func TestCronTickIsForTheSystemOrAdmins(t *testing.T) {
+	t.Parallel()
+	f := &fakeBackend{}
+	_, rerr := newTable(f).Call(context.Background(), "cron.tick", json.RawMessage(`{"actor":{"type":"client","id":3},"servers":[{"id":1,"host":"h"}]}`))
+	if rerr == nil || rerr.Code != 1002 {
+		t.Fatalf("cron.tick as a client = %+v, want 1002", rerr)
+	}
+	if f.tick != nil {
+		t.Error("the tick ran for a client")
+	}
+	if _, rerr := newTable(f).Call(context.Background(), "cron.tick", json.RawMessage(`{"actor":{"type":"system"},"servers":[{"id":1,"host":"h"}],"budget_s":0}`)); rerr != nil {
+		t.Fatalf("cron.tick as the system = %+v", rerr)
+	}
+	if len(f.tick) != 1 {
+		t.Errorf("the tick got %d servers, want 1", len(f.tick))
+	}
+}
+
+func TestUnavailableTableAnswersHelloOnly(t *testing.T) {
+	t.Parallel()
+	tbl := NewUnavailable(errors.New("dial tcp: connection refused"), slog.New(slog.DiscardHandler), Config{})
+	if _, rerr := tbl.Call(context.Background(), "plugin.hello", nil); rerr != nil {
+		t.Fatalf("plugin.hello = %+v", rerr)
+	}
+	_, rerr := tbl.Call(context.Background(), "backups.list", json.RawMessage(`{"service_id":1}`))
+	if rerr == nil || rerr.Code != 1008 {
+		t.Fatalf("backups.list with the database down = %+v, want 1008", rerr)
+	}
+}
+
+func TestHelloListsEveryMethod(t *testing.T) {
+	t.Parallel()
+	res, rerr := newTable(&fakeBackend{}).Call(context.Background(), "plugin.hello", json.RawMessage(`{"api_version":1}`))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	m := res.(map[string]any)
+	if m["api_version"] != APIVersion || len(m["methods"].([]string)) != 7 {
+		t.Errorf("plugin.hello = %v", m)
+	}
+}
