@@ -1,0 +1,266 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/dbtest"
+	"github.com/pvekeep/pvekeep/internal/jobs"
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/pvesim"
+	"github.com/pvekeep/pvekeep/internal/seed"
+	"github.com/pvekeep/pvekeep/internal/service"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// These tests run the service over the real store (MariaDB) and the real
+// gateway against the simulator; the clock is a test clock so that lease
+// expiry can be stepped over without sleeping.
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type bundle struct {
+	svc      *service.Service
+	db       *dbtest.DB
+	sim      *pvesim.Sim
+	clock    *testClock
+	server   pvekeep.Server
+	clientID int64
+	service  pvekeep.ServiceID
+	seed     *seed.Seeder
+}
+
+func setup(t *testing.T, quota int) *bundle {
+	t.Helper()
+	db := dbtest.New(t)
+	sim := pvesim.New(pvesim.Options{Nodes: 1, VMs: 2, Speed: 100, Logger: slog.New(slog.DiscardHandler)})
+	info, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	u, _ := url.Parse(info.URL)
+	port, _ := strconv.Atoi(u.Port())
+	srv := pvekeep.Server{Host: u.Hostname(), Port: port, TokenID: info.TokenID, TokenSecret: info.TokenSecret, Fingerprint: info.Fingerprint}
+
+	ctx := context.Background()
+	clock := &testClock{now: time.Now().UTC()}
+	sd := seed.New(db.Store.DB(), clock.now)
+	clientID, err := sd.Client(ctx, seed.Client{})
+	must(t, err)
+	srv.ID, err = sd.Server(ctx, seed.Server{Hostname: srv.Host, Port: port})
+	must(t, err)
+	productID, err := sd.Product(ctx, seed.Product{BackupStorage: "backup", BackupsQuota: quota})
+	must(t, err)
+	sid, err := sd.Service(ctx, seed.Service{ClientID: clientID, ProductID: productID, ServerID: srv.ID, VMID: "100"})
+	must(t, err)
+
+	logger := slog.New(slog.DiscardHandler)
+	runner := jobs.NewRunner(db.Store, clock, logger, jobs.Config{LeaseFor: time.Minute, PollEvery: 20 * time.Millisecond})
+	dial := func(ctx context.Context, s pvekeep.Server) (pve.Cluster, error) {
+		return pve.Connect(ctx, pve.ConfigFromServer(s))
+	}
+	svc := service.New(db.Store, dial, runner, clock, logger, service.Config{LeaseFor: time.Minute})
+	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, service: pvekeep.ServiceID(sid), seed: sd}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *bundle) call() service.Call {
+	return service.Call{ServiceID: b.service, Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: b.clientID}, Server: b.server}
+}
+
+// drain ticks until no job of the server is active.
+func (b *bundle) drain(t *testing.T) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		st, err := b.svc.Tick(context.Background(), []pvekeep.Server{b.server}, 2*time.Second)
+		must(t, err)
+		if st.StillActive == 0 {
+			return
+		}
+	}
+	t.Fatal("jobs still active after 200 ticks")
+}
+
+func (b *bundle) vzdumpTasks() int {
+	n := 0
+	for _, task := range b.sim.State().Tasks {
+		if task.Type == "vzdump" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSameIdempotencyKeyMakesOneBackup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	first, err := b.svc.CreateBackup(ctx, b.call(), "once", "click-1")
+	must(t, err)
+	again, err := b.svc.CreateBackup(ctx, b.call(), "once", "click-1")
+	must(t, err)
+	if again.ID != first.ID {
+		t.Fatalf("retry got job %d, want the first job %d", again.ID, first.ID)
+	}
+	b.drain(t)
+	after, err := b.svc.CreateBackup(ctx, b.call(), "once", "click-1")
+	must(t, err)
+	if after.ID != first.ID {
+		t.Errorf("retry after the job finished got job %d, want %d", after.ID, first.ID)
+	}
+	if n := b.vzdumpTasks(); n != 1 {
+		t.Errorf("vzdump ran %d times, want 1", n)
+	}
+}
+
+func TestServiceStatusDecidesWhatAnActorMayDo(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		status     string
+		actor      pvekeep.ActorType
+		listOK     bool
+		createOK   bool
+		wantReason pvekeep.Reason
+	}{
+		{"Active", pvekeep.ActorClient, true, true, ""},
+		{"Suspended", pvekeep.ActorClient, true, false, pvekeep.ReasonForbidden},
+		{"Suspended", pvekeep.ActorAdmin, true, true, ""},
+		{"Terminated", pvekeep.ActorClient, false, false, pvekeep.ReasonForbidden},
+		{"Terminated", pvekeep.ActorAdmin, true, false, pvekeep.ReasonForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s %s", tc.status, tc.actor), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 3)
+			ctx := context.Background()
+			must(t, b.seed.SetServiceStatus(ctx, int64(b.service), tc.status))
+			c := b.call()
+			if tc.actor == pvekeep.ActorAdmin {
+				c.Actor = pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}
+			}
+			_, err := b.svc.ListBackups(ctx, c)
+			if (err == nil) != tc.listOK {
+				t.Errorf("list: err = %v, want ok=%v", err, tc.listOK)
+			}
+			_, err = b.svc.CreateBackup(ctx, c, "x", "")
+			if (err == nil) != tc.createOK {
+				t.Fatalf("create: err = %v, want ok=%v", err, tc.createOK)
+			}
+			if err != nil && pvekeep.ReasonOf(err) != tc.wantReason {
+				t.Errorf("create: reason = %s, want %s", pvekeep.ReasonOf(err), tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestProxmoxUnreachableAtClickLeavesTheJobForTheTick(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Status: 503, Count: 1}))
+	job, err := b.svc.CreateBackup(ctx, b.call(), "later", "")
+	must(t, err)
+	if job.State != pvekeep.JobQueued || job.UPID != "" {
+		t.Fatalf("job after an unreachable Proxmox = %s %q, want queued without a UPID", job.State, job.UPID)
+	}
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobSucceeded {
+		t.Fatalf("job ended %s (%s), want succeeded", got.State, got.Error)
+	}
+	if n := b.vzdumpTasks(); n != 1 {
+		t.Errorf("vzdump ran %d times, want 1", n)
+	}
+}
+
+// A process that submitted the vzdump and died before saving the UPID
+// leaves a queued job; the next runner must adopt the backup, not make a
+// second one.
+func TestResumedJobAdoptsTheVzdumpADeadProcessSubmitted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	now := b.clock.Now()
+	until := now.Add(time.Minute)
+	job, _, _, err := b.db.Store.EnqueueBackupCreate(ctx, store.NewBackupCreate{
+		Job: pvekeep.Job{ServiceID: b.service, VMID: 100, ServerID: b.server.ID, Node: "pve1", Kind: pvekeep.KindBackupCreate,
+			Step: "dispatch", ActorType: pvekeep.ActorClient, ActorID: b.clientID, LeaseOwner: "dead-process", LeaseUntil: &until, CreatedAt: now},
+		Backup: pvekeep.Backup{VMID: 100, Node: "pve1", Storage: "backup", Note: "orphan", Origin: pvekeep.OriginManual, CreatedAt: now},
+		Max:    3,
+	})
+	must(t, err)
+	gw, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	if _, err := gw.Vzdump(ctx, "pve1", pve.VzdumpRequest{VMID: 100, Storage: "backup", Notes: "orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(2 * time.Minute) // the dead process's lease expires
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobSucceeded {
+		t.Fatalf("job ended %s (%s), want succeeded", got.State, got.Error)
+	}
+	if n := b.vzdumpTasks(); n != 1 {
+		t.Errorf("vzdump ran %d times, want 1 (the orphan adopted)", n)
+	}
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if len(l.Items) != 1 || l.Items[0].Volid == "" || l.Items[0].SizeBytes == 0 {
+		t.Errorf("backups = %+v, want the adopted volume with its size", l.Items)
+	}
+}
+
+func TestConcurrentClicksAtTheLastSlotMakeOneBackup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = b.svc.CreateBackup(ctx, b.call(), "race", "")
+		}(i)
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch r := pvekeep.ReasonOf(err); {
+		case err == nil:
+			ok++
+		case r == pvekeep.ReasonLocked || r == pvekeep.ReasonQuotaExceeded:
+		default:
+			t.Errorf("unexpected error %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d clicks succeeded, want exactly 1", ok)
+	}
+}
