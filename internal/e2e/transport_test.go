@@ -161,3 +161,34 @@ func TestGoPluginServesACall(t *testing.T) {
 		t.Errorf("another client's call over go-plugin = %v, want a typed 1002", err)
 	}
 }
+
+func TestDeadDatabaseAnswersUnavailableAndHelloStillWorks(t *testing.T) {
+	t.Parallel()
+	requirePHP(t) // keeps this with the other end-to-end tests; PHP itself is not used
+	lines := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"plugin.hello","params":{"api_version":1}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"backups.list","params":{"service_id":1,"actor":{"type":"client","id":1}}}`,
+	}
+	cmd := exec.Command(binary, "serve")
+	// A closed port: nothing listens on TCP port 1.
+	cmd.Env = append(os.Environ(), "PVEKEEP_DSN=root@tcp(127.0.0.1:1)/whmcs?timeout=2s")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pvekeep serve with a dead database exited: %v", err)
+	}
+	var got []rpcLine
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r rpcLine
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("answer %q: %v", l, err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 2 || got[0].Error != nil {
+		t.Fatalf("answers = %s, want hello to succeed", out)
+	}
+	if got[1].Error == nil || got[1].Error.Code != 1008 || got[1].Error.Data["retryable"] != true {
+		t.Errorf("backups.list with a dead database = %+v, want a retryable 1008", got[1].Error)
+	}
+}
