@@ -108,3 +108,13 @@ type Backup struct {
 	CreatedAt time.Time    `db:"created_at"`
 	RemovedAt *time.Time   `db:"removed_at"`
 }
+
+// Kinds of the restore flow.
+const (
+	// KindBackupRestore restores a backup over the service's VM, then puts
+	// the VM back to the purchased package.
+	KindBackupRestore JobKind = "backup.restore"
+	// KindVMReinstall purges the VM and clones the product's OS template
+	// into the same vmid, then puts it to the purchased package.
+	KindVMReinstall JobKind = "vm.reinstall"
+)

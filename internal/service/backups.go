@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/store"
@@ -38,7 +39,7 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, err
 	}
-	plan, err := planFor(f)
+	pl, err := plan.FromFacts(f)
 	if err != nil {
 		return BackupList{}, err
 	}
@@ -46,7 +47,7 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, dbError(err)
 	}
-	out := BackupList{Quota: Usage{Used: usedSlots(items), Max: plan.BackupsMax}, Items: items}
+	out := BackupList{Quota: Usage{Used: usedSlots(items), Max: pl.BackupsMax}, Items: items}
 	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
 		return BackupList{}, dbError(err)
 	} else if ok {
@@ -80,15 +81,15 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	plan, err := planFor(f)
+	pl, err := plan.FromFacts(f)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	if plan.BackupsMax == 0 {
+	if pl.BackupsMax == 0 {
 		return pvekeep.Job{}, pvekeep.QuotaExceeded("backups", 0, 0)
 	}
-	if plan.BackupStorage == "" {
-		return pvekeep.Job{}, misconfigured("configoption1 (backup storage)", errors.New("empty"))
+	if pl.BackupStorage == "" {
+		return pvekeep.Job{}, pvekeep.InvalidState("the product is misconfigured: configoption1 (backup storage) is empty")
 	}
 	if idempotencyKey != "" {
 		// A retry of a request that already made its job must get that job
@@ -120,10 +121,10 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 			LeaseOwner: owner, LeaseUntil: &leaseUntil, CreatedAt: now,
 		},
 		Backup: pvekeep.Backup{
-			VMID: f.VMID, Node: ref.Node, Storage: plan.BackupStorage, Note: note,
+			VMID: f.VMID, Node: ref.Node, Storage: pl.BackupStorage, Note: note,
 			Origin: pvekeep.OriginManual, CreatedAt: now,
 		},
-		Max: plan.BackupsMax,
+		Max: pl.BackupsMax,
 	})
 	if err != nil {
 		return pvekeep.Job{}, enqueueError(err)

@@ -67,66 +67,6 @@ func TestCheckIdempotencyKey(t *testing.T) {
 	}
 }
 
-func TestPlanFor(t *testing.T) {
-	t.Parallel()
-	settings := func(vals ...string) [24]string {
-		var s [24]string
-		copy(s[:], vals)
-		return s
-	}
-	cases := []struct {
-		name      string
-		facts     pvekeep.ServiceFacts
-		want      Plan
-		wantState bool
-	}{
-		{
-			name:  "product settings give the plan",
-			facts: pvekeep.ServiceFacts{ProductSettings: settings("backup", "3", "2", "5")},
-			want:  Plan{BackupStorage: "backup", BackupsMax: 3, SnapshotsMax: 2, SnapshotLifetimeDays: 5},
-		},
-		{
-			name: "configurable options override product settings",
-			facts: pvekeep.ServiceFacts{ProductSettings: settings("backup", "3", "2", "5"),
-				ConfigOptions: map[string]string{"Backups": "7", "Snapshots": "0"}},
-			want: Plan{BackupStorage: "backup", BackupsMax: 7, SnapshotsMax: 0, SnapshotLifetimeDays: 5},
-		},
-		{
-			name:  "empty quota means the feature is off",
-			facts: pvekeep.ServiceFacts{ProductSettings: settings("backup", "", "")},
-			want:  Plan{BackupStorage: "backup"},
-		},
-		{
-			name:      "a quota that is not a number is a misconfiguration",
-			facts:     pvekeep.ServiceFacts{ProductSettings: settings("backup", "three")},
-			wantState: true,
-		},
-		{
-			name:      "a negative option is a misconfiguration",
-			facts:     pvekeep.ServiceFacts{ProductSettings: settings("backup", "3"), ConfigOptions: map[string]string{"Backups": "-1"}},
-			wantState: true,
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := planFor(tc.facts)
-			if tc.wantState {
-				if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
-					t.Fatalf("planFor() error = %v, want invalid_state", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("planFor() error = %v", err)
-			}
-			if got != tc.want {
-				t.Errorf("planFor() = %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestTaskFailure(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

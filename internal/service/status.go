@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 
+	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -31,11 +32,11 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	plan, err := planFor(f)
+	pl, err := plan.FromFacts(f)
 	if err != nil {
 		return Status{}, err
 	}
-	out := Status{VMID: f.VMID, Backups: Usage{Max: plan.BackupsMax}, Snapshots: Usage{Max: plan.SnapshotsMax}}
+	out := Status{VMID: f.VMID, Backups: Usage{Max: pl.BackupsMax}, Snapshots: Usage{Max: pl.SnapshotsMax}}
 
 	items, err := s.st.Backups(ctx, f.ServiceID, listed...)
 	if err != nil {

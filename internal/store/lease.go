@@ -95,9 +95,12 @@ type JobUpdate struct {
 	Step        string
 	ProgressPct int
 	UPID        pvekeep.UPID
-	Node        string
-	StartedAt   *time.Time
-	Now         time.Time
+	// ClearUPID empties the upid column: a multi-step job whose step's
+	// task finished must not wait on it again after a crash.
+	ClearUPID bool
+	Node      string
+	StartedAt *time.Time
+	Now       time.Time
 }
 
 // UpdateJob writes u if l still holds the job; otherwise ErrLeaseLost and
@@ -113,9 +116,12 @@ func (s *Store) UpdateJob(ctx context.Context, l pvekeep.Lease, u JobUpdate) err
 	if pct > 100 {
 		pct = 100
 	}
+	if u.ClearUPID && u.UPID != "" {
+		return fmt.Errorf("update job %d: both a UPID and ClearUPID given", l.JobID)
+	}
 	args := []any{u.State, u.Step,
 		pct, pct,
-		string(u.UPID), string(u.UPID),
+		u.ClearUPID, string(u.UPID), string(u.UPID),
 		u.Node, u.Node,
 		dbTimePtr(u.StartedAt),
 		dbTime(u.Now)}
@@ -123,7 +129,7 @@ func (s *Store) UpdateJob(ctx context.Context, l pvekeep.Lease, u JobUpdate) err
 	res, err := s.db.ExecContext(ctx, `UPDATE mod_pvekeep_jobs SET
 state = ?, step = ?,
 progress_pct = IF(? > 0, ?, progress_pct),
-upid = IF(? <> '', ?, upid),
+upid = IF(?, '', IF(? <> '', ?, upid)),
 node = IF(? <> '', ?, node),
 started_at = COALESCE(?, started_at),
 updated_at = ?
