@@ -47,6 +47,26 @@ function pvekeep_ConfigOptions()
             'Type' => 'text', 'Size' => '5', 'Default' => '3',
             'Description' => 'Days before a snapshot expires (0 = keep)',
         ],
+        // configoption5..22: the VM package a restore puts back. Empty means
+        // "not managed"; configurable options of the same name override.
+        'CPU Cores' => ['Type' => 'text', 'Size' => '5', 'Description' => 'vCPUs'],
+        'RAM' => ['Type' => 'text', 'Size' => '5', 'Description' => 'GB'],
+        'System Disk' => ['Type' => 'text', 'Size' => '5', 'Description' => 'GB (grow only)'],
+        'Additional Disk' => ['Type' => 'text', 'Size' => '5', 'Description' => 'GB (0 = none)'],
+        'System Disk Read Bandwidth' => ['Type' => 'text', 'Size' => '5', 'Description' => 'MB/s (0 = unlimited)'],
+        'System Disk Write Bandwidth' => ['Type' => 'text', 'Size' => '5', 'Description' => 'MB/s (0 = unlimited)'],
+        'System Disk Read IOPS' => ['Type' => 'text', 'Size' => '5', 'Description' => '0 = unlimited'],
+        'System Disk Write IOPS' => ['Type' => 'text', 'Size' => '5', 'Description' => '0 = unlimited'],
+        'Additional Disk Read Bandwidth' => ['Type' => 'text', 'Size' => '5', 'Description' => 'MB/s (0 = unlimited)'],
+        'Additional Disk Write Bandwidth' => ['Type' => 'text', 'Size' => '5', 'Description' => 'MB/s (0 = unlimited)'],
+        'Additional Disk Read IOPS' => ['Type' => 'text', 'Size' => '5', 'Description' => '0 = unlimited'],
+        'Additional Disk Write IOPS' => ['Type' => 'text', 'Size' => '5', 'Description' => '0 = unlimited'],
+        'Network Bandwidth' => ['Type' => 'text', 'Size' => '5', 'Description' => 'MB/s (0 = unlimited)'],
+        'Network Bridge' => ['Type' => 'text', 'Size' => '10', 'Default' => 'vmbr0'],
+        'VLAN Tag' => ['Type' => 'text', 'Size' => '5', 'Description' => '0 = untagged'],
+        'Network Model' => ['Type' => 'text', 'Size' => '10', 'Default' => 'virtio'],
+        'Disk Storage' => ['Type' => 'text', 'Size' => '15', 'Default' => 'local-lvm', 'Description' => 'for a new additional disk'],
+        'Operating System' => ['Type' => 'text', 'Size' => '6', 'Description' => 'template vmid a reinstall clones'],
     ];
 }
 
@@ -178,6 +198,9 @@ function pvekeep_ClientAreaCustomButtonArray()
     $lang = pvekeep_lang();
     return [
         $lang['button.backup_create'] ?? 'Backup now' => 'backupCreate',
+        $lang['button.backup_restore'] ?? 'Restore' => 'backupRestore',
+        $lang['button.restore_retry'] ?? 'Retry restore' => 'restoreRetry',
+        $lang['button.reinstall'] ?? 'Reinstall' => 'restoreReinstall',
     ];
 }
 
@@ -185,6 +208,9 @@ function pvekeep_AdminCustomButtonArray()
 {
     return [
         'Backup now' => 'backupCreate',
+        'Restore backup' => 'backupRestore',
+        'Retry restore' => 'restoreRetry',
+        'Reinstall OS' => 'restoreReinstall',
     ];
 }
 
@@ -211,6 +237,44 @@ function pvekeep_backupRemove(array $params)
         pvekeep_call('backups.remove', $params, [
             'backup_id' => (int) ($_POST['pvekeep_backup_id'] ?? 0),
         ]);
+        return 'success';
+    } catch (\Throwable $e) {
+        return pvekeep_error_message($e);
+    }
+}
+
+/**
+ * "Restore": overwrites the VM with the backup (its current disks and all
+ * its snapshots are destroyed — the page says so before the click), then
+ * the plugin puts the VM back to the package and emails the client.
+ */
+function pvekeep_backupRestore(array $params)
+{
+    try {
+        pvekeep_call('backups.restore', $params, [
+            'backup_id' => (int) ($_POST['pvekeep_backup_id'] ?? 0),
+            'idempotency_key' => (string) ($_POST['pvekeep_token'] ?? ''),
+        ]);
+        return 'success';
+    } catch (\Throwable $e) {
+        return pvekeep_error_message($e);
+    }
+}
+
+function pvekeep_restoreRetry(array $params)
+{
+    try {
+        pvekeep_call('restore.retry', $params, ['job_id' => (int) ($_POST['pvekeep_job_id'] ?? 0)]);
+        return 'success';
+    } catch (\Throwable $e) {
+        return pvekeep_error_message($e);
+    }
+}
+
+function pvekeep_restoreReinstall(array $params)
+{
+    try {
+        pvekeep_call('restore.reinstall', $params, ['job_id' => (int) ($_POST['pvekeep_job_id'] ?? 0)]);
         return 'success';
     } catch (\Throwable $e) {
         return pvekeep_error_message($e);
