@@ -66,6 +66,29 @@ func ParseProgress(line string) (pct int, ok bool) {
 	return n, true
 }
 
+// restoreProgressRe matches the progress lines a qmrestore task log
+// carries: vma extract's "progress 42% (read 4509715456 bytes, duration 5
+// sec)" (pve-qemu vma-reader.c) and pbs-restore's "progress 42% (read …
+// bytes, zeroes = 40% (… bytes), duration 94 sec)". qemu-server prints them
+// unprefixed (no "INFO:").
+var restoreProgressRe = regexp.MustCompile(`^(?:\S+ \S+ )?progress (\d{1,3})% \(read \d+ bytes`)
+
+// ParseRestoreProgress reads the percentage from a qmrestore progress line
+// → 42. A VMA archive counts all disks together; a Proxmox Backup Server
+// restore counts each disk from 0 to 100 in turn (one "restore proxmox
+// backup image" line before each), so the percentage can fall back.
+func ParseRestoreProgress(line string) (pct int, ok bool) {
+	m := restoreProgressRe.FindStringSubmatch(line)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n > 100 {
+		return 0, false
+	}
+	return n, true
+}
+
 // archiveRe matches PVE::VZDump's "creating $archive_txt archive '$target'",
 // where $archive_txt is "vzdump", "Proxmox Backup Server" or a backup
 // provider's name.

@@ -148,3 +148,29 @@ func TestEscapeNotesTemplate(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRestoreProgress(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		line string
+		pct  int
+		ok   bool
+	}{
+		{"progress 42% (read 4509715456 bytes, duration 5 sec)", 42, true},
+		{"progress 100% (read 10737418240 bytes, duration 61 sec)", 100, true},
+		{"progress 0% (read 0 bytes, duration 0 sec)", 0, true},
+		{"progress 1% (read 130023424 bytes, zeroes = 45% (58720256 bytes), duration 0 sec)", 1, true},
+		{"progress 101% (read 1 bytes, duration 0 sec)", 0, false},
+		{"restore image complete (bytes=12884901888, duration=94.68s, speed=129.78MB/s)", 0, false},
+		{"restore vma archive: zstd -q -d -c /mnt/backup/dump/vzdump-qemu-100.vma.zst | vma extract -v -r /var/tmp/vzdumptmp1.fifo - /var/tmp/vzdumptmp1", 0, false},
+		{"INFO:  42% (4.2 GiB of 10.0 GiB) in 5s, read: 1.0 GiB/s, write: 1.0 GiB/s", 0, false}, // a vzdump line
+		{"new volume ID is 'local-lvm:vm-100-disk-0'", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		pct, ok := pve.ParseRestoreProgress(tt.line)
+		if pct != tt.pct || ok != tt.ok {
+			t.Errorf("ParseRestoreProgress(%q) = %d, %v; want %d, %v", tt.line, pct, ok, tt.pct, tt.ok)
+		}
+	}
+}
