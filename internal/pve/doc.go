@@ -28,11 +28,17 @@
 // Classification happens once, at the bottom (bpg's validateResponseCode):
 // 401/403 → ErrUnauthorized; 404, or a 5xx saying "does not exist"/"no
 // such" → ErrNotFound; "already exists" → ErrAlreadyExists; "VM is locked
-// (x)" → *LockedError{VMID, Lock} (errors.Is ErrLocked); other 5xx and
-// network failures → ErrTransient (a TLS refusal is not transient); a 400
-// keeps PVE's per-parameter reasons in HTTPError.Errors. A task that ends
-// with anything but OK or "WARNINGS: N" is a *TaskError with the end of its
-// log. Error strings and logs never hold the token secret, password or
+// (x)" → *LockedError{VMID, Lock} (errors.Is ErrLocked); PVE's permanent
+// refusals, which it also answers with a 500, keep their own sentinel and
+// are not transient: "shrinking disks is not supported" → ErrShrink,
+// "checksum mismatch" → ErrDigestMismatch, "already running"/"vm is
+// running" → ErrRunning; other 5xx and network failures → ErrTransient (a
+// TLS refusal is not transient); a 400 keeps PVE's per-parameter reasons in
+// HTTPError.Errors. A task that ends with anything but OK or "WARNINGS: N"
+// is a *TaskError with the end of its log, which unwraps to the same
+// sentinels read from its exit status (PVE 8 reports a shrink, a clone onto
+// a taken id or a start of a running guest only there) and to a
+// *LockedError when the status or log names a lock. Error strings and logs never hold the token secret, password or
 // ticket: PVE's messages are scrubbed of the configured secrets, the
 // transport error text too, and go-proxmox's own logger is left at its
 // error-only default (it would print request bodies at debug level).
@@ -58,6 +64,25 @@
 // "OK" and "WARNINGS: N" are success. A just-born UPID may answer 400 for
 // a moment; TaskStatus retries that a few times (about five seconds).
 //
+// # Guest lifecycle
+//
+// Every call that starts a task returns its UPID and is sent exactly once;
+// the caller saves the UPID before WaitTask (DESIGN §5, habit 9). "" with a
+// nil error means there was nothing to wait for: StartVM on a running
+// guest, StopVM/ShutdownVM on a stopped one (status/current is read first,
+// and PVE's "already running"/"not running" answers count the same, as in
+// bpg's StartVMAsync), ResizeDisk and UpdateConfigAsync when PVE finished
+// inside the call. RestoreVM refuses a running or locked guest before
+// sending (PVE would take the config lock and fail only in the task).
+// DeleteVM of a missing guest is ErrNotFound, which a caller treats as
+// done; CloneVM onto a taken id is ErrAlreadyExists, to be confirmed as
+// ours before it counts as done. UpdateConfig is never retried: a new disk
+// ("scsi1=local-lvm:4") would be allocated twice; send Digest with it.
+//
+// Drive and Net read and write the property strings of drives and NICs as
+// qemu-server does (Drive.pm, Network.pm): unknown options and their order
+// survive a round trip, so a rewrite changes only what it means to.
+//
 // # Wire quirks
 //
 // Parameters are sent as JSON strings (what PVE's form encoding delivers:
@@ -68,5 +93,6 @@
 // our own Volume struct because go-proxmox's StorageContent mis-tags
 // "protected". Volume reads the listing rather than GET …/content/{volid},
 // which answers a missing file with an unhelpful 500. A task log is paged
-// (limit 500) because older PVE treats limit=0 as 50 lines.
+// (limit 500) because older PVE treats limit=0 as 50 lines. DELETE
+// parameters go in the query string, as PVE clients send them.
 package pve

@@ -28,6 +28,18 @@ var (
 	// ErrLocked: the guest holds a lock; the error in the chain is a
 	// *LockedError naming it.
 	ErrLocked = errors.New("pve: vm is locked")
+	// ErrRunning: PVE refused because the guest is running ("vm is
+	// running" from a restore, "VM 100 is running - destroy failed"), or a
+	// start found it "already running". Not transient: stop it first, or,
+	// after a start, treat it as done.
+	ErrRunning = errors.New("pve: vm is running")
+	// ErrShrink: a resize asked for a size below the disk's current one
+	// ("shrinking disks is not supported"). PVE only grows disks.
+	ErrShrink = errors.New("pve: shrinking disks is not supported")
+	// ErrDigestMismatch: the config changed since the digest sent with the
+	// update was read ("checksum mismatch (file change by other user?)").
+	// Read the config again and decide again; never retry blindly.
+	ErrDigestMismatch = errors.New("pve: config changed since it was read (digest mismatch)")
 )
 
 // HTTPError is PVE's answer to a request that failed with an HTTP status.
@@ -92,6 +104,7 @@ type TaskError struct {
 	LogTail    []string
 
 	locked *LockedError
+	kind   error // the sentinel the exit status was classified as, if any
 }
 
 func (e *TaskError) Error() string {
@@ -99,12 +112,19 @@ func (e *TaskError) Error() string {
 }
 
 // Unwrap yields a *LockedError when the exit status or log says the guest
-// was locked, so errors.Is(err, ErrLocked) works for task failures too.
-func (e *TaskError) Unwrap() error {
+// was locked, so errors.Is(err, ErrLocked) works for task failures too, and
+// the sentinel the exit status reads as (see classifyTask): ErrShrink for a
+// resize on PVE 8+, ErrRunning for "already running"/"vm is running",
+// ErrAlreadyExists, ErrNotFound, ErrDigestMismatch.
+func (e *TaskError) Unwrap() []error {
+	var errs []error
 	if e.locked != nil {
-		return e.locked
+		errs = append(errs, e.locked)
 	}
-	return nil
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	return errs
 }
 
 // transportError is a request that got no HTTP answer (refused, reset,
@@ -137,8 +157,30 @@ func parseLock(msg string) (string, bool) {
 	return m[1], true
 }
 
+// runningRe matches PVE's refusals because a guest runs: "VM 100 already
+// running" (vm_start), "unable to restore VM 100 - vm is running"
+// (qmrestore), "VM 100 is running - destroy failed" (destroy_vm).
+var runningRe = regexp.MustCompile(`(?i)\b(?:already running|vm(?: \d+)? is running)\b`)
+
+// permanent picks the sentinel for a PVE "die" message that no retry can
+// change. PVE answers every die with a 500, so without this they would all
+// read as transient.
+func permanent(msg string) error {
+	lower := strings.ToLower(msg)
+	switch {
+	case strings.Contains(lower, "shrinking disks is not supported"):
+		return ErrShrink
+	case strings.Contains(lower, "checksum mismatch") || strings.Contains(lower, "detected modified configuration"):
+		return ErrDigestMismatch
+	case runningRe.MatchString(msg):
+		return ErrRunning
+	}
+	return nil
+}
+
 // classify picks the sentinel for an HTTP failure (bpg's
-// validateResponseCode, widened to "no such" and PVE's proxy codes 595/596).
+// validateResponseCode, widened to "no such" and PVE's proxy codes 595/596,
+// and to the permanent refusals of permanent).
 func classify(code int, msg string) error {
 	lower := strings.ToLower(msg)
 	switch {
@@ -154,10 +196,30 @@ func classify(code int, msg string) error {
 		if _, ok := parseLock(msg); ok {
 			return ErrLocked
 		}
+		if kind := permanent(msg); kind != nil {
+			return kind
+		}
 		return ErrTransient
 	}
 	if _, ok := parseLock(msg); ok {
 		return ErrLocked
+	}
+	return nil
+}
+
+// classifyTask picks the sentinel a failed task's exit status reads as. A
+// lock is handled apart (it becomes a *LockedError). "job errors" and other
+// summaries read as nothing.
+func classifyTask(exitstatus string) error {
+	lower := strings.ToLower(exitstatus)
+	if kind := permanent(exitstatus); kind != nil {
+		return kind
+	}
+	switch {
+	case strings.Contains(lower, "already exists"):
+		return ErrAlreadyExists
+	case strings.Contains(lower, "does not exist") || strings.Contains(lower, "no such"):
+		return ErrNotFound
 	}
 	return nil
 }

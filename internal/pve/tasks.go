@@ -175,7 +175,7 @@ func (c *Client) finish(ctx context.Context, st TaskStatus) (TaskResult, error) 
 	if n, ok := IsWarnings(st.ExitStatus); ok {
 		return TaskResult{UPID: st.UPID, ExitStatus: st.ExitStatus, Warnings: n}, nil
 	}
-	te := &TaskError{UPID: st.UPID, ExitStatus: st.ExitStatus}
+	te := &TaskError{UPID: st.UPID, ExitStatus: st.ExitStatus, kind: classifyTask(st.ExitStatus)}
 	if lines, err := c.TaskLog(ctx, st.UPID, 0); err == nil {
 		if len(lines) > logTailLines {
 			lines = lines[len(lines)-logTailLines:]

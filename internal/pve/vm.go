@@ -2,7 +2,6 @@ package pve
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
@@ -33,9 +32,9 @@ type VMStatus struct {
 // Locked reports whether the guest holds a Proxmox lock.
 func (s VMStatus) Locked() bool { return s.Lock != "" }
 
-// VMConfig is a guest's current configuration, every value rendered as a
-// string the way PVE prints it (booleans as 1/0). "digest" is kept so a
-// later update can be made conditional on it.
+// VMConfig is a guest's configuration, every value rendered as a string
+// the way PVE prints it (booleans as 1/0). "digest" is kept so a later
+// update can be made conditional on it (ConfigChange.Digest).
 type VMConfig map[string]string
 
 // Lock returns the config's lock ("" when unlocked).
@@ -95,16 +94,9 @@ func (c *Client) VMStatus(ctx context.Context, node string, vmid pvekeep.VMID) (
 		Name: s.Name, Uptime: time.Duration(s.Uptime) * time.Second}, nil
 }
 
-// VMConfig reads the current config of a QEMU guest.
+// VMConfig reads a QEMU guest's config with pending changes applied (PVE's
+// default): what the guest will run with after its next stop/start. Use
+// VMConfigCurrent for what it runs with now, Pending for the difference.
 func (c *Client) VMConfig(ctx context.Context, node string, vmid pvekeep.VMID) (VMConfig, error) {
-	var raw map[string]json.RawMessage
-	p := fmt.Sprintf("/nodes/%s/qemu/%d/config", seg(node), vmid)
-	if err := c.get(ctx, p, nil, &raw); err != nil {
-		return nil, fmt.Errorf("get config of vm %d on %s: %w", vmid, node, withVMID(err, vmid))
-	}
-	cfg := make(VMConfig, len(raw))
-	for k, v := range raw {
-		cfg[k] = rawString(v)
-	}
-	return cfg, nil
+	return c.vmConfig(ctx, node, vmid, nil)
 }
