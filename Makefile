@@ -13,20 +13,21 @@ PKG_DIR   := dist/modules/servers/pvekeep
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin
 
-# The whole suite against real MariaDB, php-cli, Smarty and Chromium.
+# The whole suite against real MariaDB, php-cli, the simulator and an SMTP server.
 # PVEKEEP_TEST_DISALLOW_SKIP turns "service not reachable" skips into failures.
+# `out=$$(…) && eval` so a failing bring-up stops the target (eval "" is 0).
 test: build
-	@eval "$$($(BRINGUP))" && \
+	@out=$$($(BRINGUP)) && eval "$$out" && \
 	  PVEKEEP_TEST_DISALLOW_SKIP=1 PVEKEEP_BIN=$(CURDIR)/$(BIN) \
 	  $(GO) test -count=1 -timeout 20m ./...
 	phpunit --colors=never hooks/tests
 
 demo: build
-	@eval "$$($(BRINGUP) --no-browser)" && $(BIN) demo --bin $(CURDIR)/$(BIN)
+	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && $(BIN) demo --bin $(CURDIR)/$(BIN)
 
 # Figures, not assertions: Go benchmarks and the PHP round-trip harness.
 bench: build
-	@eval "$$($(BRINGUP) --no-browser)" && \
+	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 200x ./...
 
 lint:

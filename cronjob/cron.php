@@ -53,7 +53,9 @@ function pvekeep_cron_servers(array $rows)
  */
 function pvekeep_cron_tick(array $servers, $budgetSeconds, ?PvekeepClient $client = null)
 {
-    $client = $client ?? PvekeepClient::fromEnvironment();
+    // The plugin works for up to the budget: wait that long and a margin,
+    // or the client would kill it mid-pass and leave its leases behind.
+    $client = $client ?? PvekeepClient::fromEnvironment(['timeout' => (float) $budgetSeconds + 30]);
     return $client->call('cron.tick', [
         'actor' => ['type' => 'system', 'id' => 0],
         'servers' => $servers,
@@ -71,6 +73,7 @@ if (PHP_SAPI === 'cli' && realpath($_SERVER['SCRIPT_FILENAME'] ?? '') === __FILE
         exit(1);
     }
     require_once $init;
+    require_once dirname(__DIR__) . '/pvekeep.php';
     $rows = [];
     foreach (\WHMCS\Database\Capsule::table('tblservers')->where('type', 'pvekeep')->where('disabled', 0)->get() as $s) {
         $row = (array) $s;
@@ -78,7 +81,9 @@ if (PHP_SAPI === 'cli' && realpath($_SERVER['SCRIPT_FILENAME'] ?? '') === __FILE
         $rows[] = $row;
     }
     try {
-        $counts = pvekeep_cron_tick(pvekeep_cron_servers($rows), 50);
+        $budget = 50;
+        $client = PvekeepClient::fromEnvironment(array_merge(pvekeep_client_config(), ['timeout' => $budget + 30]));
+        $counts = pvekeep_cron_tick(pvekeep_cron_servers($rows), $budget, $client);
         fwrite(STDOUT, json_encode($counts) . "\n");
     } catch (\Throwable $e) {
         fwrite(STDERR, 'pvekeep cron: ' . $e->getMessage() . "\n");

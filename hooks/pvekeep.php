@@ -71,14 +71,44 @@ function pvekeep_ConfigOptions()
 }
 
 /**
- * The actor of a call: an admin in the admin area, else the client.
+ * The actor of a call: the admin in the admin area, else the client logged
+ * in to this session. Never $params['userid']: WHMCS fills that with the
+ * service's owner, so it would prove nothing about who clicked. No session
+ * at all (a hook run by the system) acts as the system.
  */
 function pvekeep_actor(array $params)
 {
-    if (defined('ADMINAREA') && isset($_SESSION['adminid'])) {
+    if (defined('ADMINAREA') && !empty($_SESSION['adminid'])) {
         return ['type' => 'admin', 'id' => (int) $_SESSION['adminid']];
     }
-    return ['type' => 'client', 'id' => (int) ($params['userid'] ?? 0)];
+    if (!empty($_SESSION['uid'])) {
+        return ['type' => 'client', 'id' => (int) $_SESSION['uid']];
+    }
+    if (defined('ADMINAREA') || PHP_SAPI === 'cli') {
+        return ['type' => 'system', 'id' => 0];
+    }
+    // A client-area request without a logged-in client: the plugin refuses it.
+    return ['type' => 'client', 'id' => 0];
+}
+
+/**
+ * How to reach the plugin inside WHMCS: the database is WHMCS's own, read
+ * from configuration.php's globals (PHP-FPM clears the environment, so
+ * PVEKEEP_DSN cannot be relied on there); the environment still wins for
+ * installs that set it, and for the tests.
+ */
+function pvekeep_client_config()
+{
+    $config = [];
+    if (!getenv('PVEKEEP_DSN') && !empty($GLOBALS['db_name'])) {
+        $host = (string) ($GLOBALS['db_host'] ?? 'localhost');
+        $port = (string) ($GLOBALS['db_port'] ?? '');
+        $address = strpos($host, '/') === 0
+            ? 'unix(' . $host . ')'
+            : 'tcp(' . $host . ':' . ($port !== '' ? $port : '3306') . ')';
+        $config['dsn'] = $GLOBALS['db_username'] . ':' . $GLOBALS['db_password'] . '@' . $address . '/' . $GLOBALS['db_name'];
+    }
+    return $config;
 }
 
 /**
@@ -118,7 +148,7 @@ function pvekeep_call($method, array $params, array $fields = [])
         'actor' => pvekeep_actor($params),
         'server' => pvekeep_server($params),
     ], $fields);
-    $client = PvekeepClient::fromEnvironment();
+    $client = PvekeepClient::fromEnvironment(pvekeep_client_config());
     try {
         $result = $client->call($method, $request);
         pvekeep_log($method, $request, $result);
@@ -145,10 +175,10 @@ function pvekeep_log($action, array $request, $response)
  * The message a client reads for an error: translated by reason, falling
  * back to the plugin's own (already safe) message.
  */
-function pvekeep_error_message(\Throwable $e)
+function pvekeep_error_message(\Throwable $e, array $params = [])
 {
     if ($e instanceof PvekeepRpcException) {
-        $lang = pvekeep_lang();
+        $lang = pvekeep_lang(pvekeep_client_language($params));
         $key = 'error.' . $e->getReason();
         if (isset($lang[$key])) {
             return strtr($lang[$key], pvekeep_placeholders($e->getData()));
@@ -167,6 +197,16 @@ function pvekeep_placeholders(array $data)
         }
     }
     return $out;
+}
+
+/**
+ * The client's own language (WHMCS hands it in clientsdetails), falling
+ * back to the panel's default.
+ */
+function pvekeep_client_language(array $params)
+{
+    $language = (string) ($params['clientsdetails']['language'] ?? '');
+    return $language !== '' ? $language : null;
 }
 
 /**
@@ -193,6 +233,15 @@ function pvekeep_lang($language = null)
     return $cache[$code];
 }
 
+/**
+ * Custom functions the client area may call (the page's forms post to
+ * them); WHMCS refuses any other.
+ */
+function pvekeep_ClientAreaAllowedFunctions()
+{
+    return ['backupCreate', 'backupRemove', 'backupRestore', 'restoreRetry', 'restoreReinstall'];
+}
+
 function pvekeep_ClientAreaCustomButtonArray()
 {
     $lang = pvekeep_lang();
@@ -208,6 +257,7 @@ function pvekeep_AdminCustomButtonArray()
 {
     return [
         'Backup now' => 'backupCreate',
+        'Remove backup' => 'backupRemove',
         'Restore backup' => 'backupRestore',
         'Retry restore' => 'restoreRetry',
         'Reinstall OS' => 'restoreReinstall',
@@ -227,7 +277,7 @@ function pvekeep_backupCreate(array $params)
         ]);
         return 'success';
     } catch (\Throwable $e) {
-        return pvekeep_error_message($e);
+        return pvekeep_error_message($e, $params);
     }
 }
 
@@ -239,7 +289,7 @@ function pvekeep_backupRemove(array $params)
         ]);
         return 'success';
     } catch (\Throwable $e) {
-        return pvekeep_error_message($e);
+        return pvekeep_error_message($e, $params);
     }
 }
 
@@ -257,7 +307,7 @@ function pvekeep_backupRestore(array $params)
         ]);
         return 'success';
     } catch (\Throwable $e) {
-        return pvekeep_error_message($e);
+        return pvekeep_error_message($e, $params);
     }
 }
 
@@ -267,7 +317,7 @@ function pvekeep_restoreRetry(array $params)
         pvekeep_call('restore.retry', $params, ['job_id' => (int) ($_POST['pvekeep_job_id'] ?? 0)]);
         return 'success';
     } catch (\Throwable $e) {
-        return pvekeep_error_message($e);
+        return pvekeep_error_message($e, $params);
     }
 }
 
@@ -277,7 +327,7 @@ function pvekeep_restoreReinstall(array $params)
         pvekeep_call('restore.reinstall', $params, ['job_id' => (int) ($_POST['pvekeep_job_id'] ?? 0)]);
         return 'success';
     } catch (\Throwable $e) {
-        return pvekeep_error_message($e);
+        return pvekeep_error_message($e, $params);
     }
 }
 
@@ -293,13 +343,15 @@ function pvekeep_ClientArea(array $params)
                 'pvekeep_quota' => $list['quota'],
                 'pvekeep_active_job' => $list['active_job'],
                 'pvekeep_status' => $status,
-                'pvekeep_lang' => pvekeep_lang(),
+                // One key per rendered form: a double submit makes one backup.
+                'pvekeep_form_token' => bin2hex(random_bytes(16)),
+                'pvekeep_lang' => pvekeep_lang(pvekeep_client_language($params)),
             ],
         ];
     } catch (\Throwable $e) {
         return [
             'tabOverviewReplacementTemplate' => 'templates/error.tpl',
-            'templateVariables' => ['usefulErrorMessage' => pvekeep_error_message($e)],
+            'templateVariables' => ['usefulErrorMessage' => pvekeep_error_message($e, $params)],
         ];
     }
 }

@@ -23,7 +23,24 @@ type Config struct {
 	Backup   Backup `toml:"backup"`
 	Jobs     Jobs   `toml:"jobs"`
 	Worker   Worker `toml:"worker"`
+	SMTP     SMTP   `toml:"smtp"`
 }
+
+// SMTP is where client emails go. Without a host no email is sent (the
+// restore still completes; the log says so).
+type SMTP struct {
+	Host           string  `toml:"host"`
+	Port           int     `toml:"port"`     // default 587
+	Username       string  `toml:"username"` // empty: no authentication
+	Password       string  `toml:"password"`
+	From           string  `toml:"from"`
+	FromName       string  `toml:"from_name"`
+	TLS            string  `toml:"tls"` // starttls (default), tls, none
+	TimeoutSeconds float64 `toml:"timeout_seconds"`
+}
+
+// Enabled reports whether emails can be sent.
+func (s SMTP) Enabled() bool { return s.Host != "" }
 
 // Backup tunes vzdump.
 type Backup struct {
@@ -86,6 +103,17 @@ func (c Config) withDefaults() Config {
 	if c.Worker.IntervalSeconds == 0 {
 		c.Worker.IntervalSeconds = 10
 	}
+	if c.SMTP.Enabled() {
+		if c.SMTP.Port == 0 {
+			c.SMTP.Port = 587
+		}
+		if c.SMTP.TLS == "" {
+			c.SMTP.TLS = "starttls"
+		}
+		if c.SMTP.TimeoutSeconds == 0 {
+			c.SMTP.TimeoutSeconds = 30
+		}
+	}
 	return c
 }
 
@@ -105,11 +133,26 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("config: backup.compress %q is not zstd, lzo, gzip or 0", c.Backup.Compress)
 	}
-	if c.Jobs.LeaseSeconds < 10 {
-		return fmt.Errorf("config: jobs.lease_seconds must be at least 10")
+	if c.Jobs.LeaseSeconds < 2 {
+		// Leases are extended while a step waits on Proxmox, so a short
+		// lease only makes a dead process's jobs resume sooner.
+		return fmt.Errorf("config: jobs.lease_seconds must be at least 2")
 	}
 	if c.Jobs.PollSeconds <= 0 || c.Jobs.PollSeconds > 60 {
 		return fmt.Errorf("config: jobs.poll_seconds must be in (0, 60]")
+	}
+	if c.SMTP.Enabled() {
+		switch c.SMTP.TLS {
+		case "starttls", "tls", "none":
+		default:
+			return fmt.Errorf("config: smtp.tls %q is not starttls, tls or none", c.SMTP.TLS)
+		}
+		if c.SMTP.From == "" {
+			return fmt.Errorf("config: smtp.from is required when smtp.host is set")
+		}
+		if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+			return fmt.Errorf("config: smtp.port %d is out of range", c.SMTP.Port)
+		}
 	}
 	for i, s := range c.Worker.Servers {
 		if s.ID <= 0 || s.Host == "" {

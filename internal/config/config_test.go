@@ -27,6 +27,13 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "unknown key is refused", body: "[backup]\nmdoe = \"stop\"\n", wantErr: "unknown keys backup.mdoe"},
 		{name: "bad mode is refused", body: "[backup]\nmode = \"fast\"\n", wantErr: "backup.mode"},
+		{name: "smtp gets defaults", body: "[smtp]\nhost = \"mail\"\nfrom = \"a@b\"\n", check: func(t *testing.T, c Config) {
+			if c.SMTP.Port != 587 || c.SMTP.TLS != "starttls" {
+				t.Errorf("smtp defaults not applied: %+v", c.SMTP)
+			}
+		}},
+		{name: "smtp without from is refused", body: "[smtp]\nhost = \"mail\"\n", wantErr: "smtp.from"},
+		{name: "smtp with an unknown tls mode is refused", body: "[smtp]\nhost = \"mail\"\nfrom = \"a@b\"\ntls = \"maybe\"\n", wantErr: "smtp.tls"},
 		{name: "worker server without id is refused", body: "[[worker.servers]]\nhost = \"pve\"\n", wantErr: "worker.servers[0]"},
 	}
 	for _, tc := range cases {

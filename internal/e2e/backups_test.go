@@ -29,7 +29,7 @@ func TestBackupCreateListRemoveThroughPHP(t *testing.T) {
 		t.Errorf("progress values seen %v, want at least one strictly between 0 and 100", seen)
 	}
 
-	page := w.php(map[string]any{"do": "clientarea", "params": w.params(c, c.clientID)})
+	page := w.php(map[string]any{"do": "clientarea", "params": w.params(c), "session_uid": c.clientID})
 	var ca struct {
 		Template string `json:"tabOverviewReplacementTemplate"`
 		Vars     struct {
@@ -215,12 +215,24 @@ func TestVolumeNotRecordedForTheServiceIsInvisible(t *testing.T) {
 	if len(l.Items) != 0 || l.Quota.Used != 0 {
 		t.Errorf("list shows %d items (%d used), want the foreign volume invisible", len(l.Items), l.Quota.Used)
 	}
-	out := w.call(c, c.clientID, "backups.remove", map[string]any{"backup_id": 1})
-	if out.Error == nil || out.Error.Code != 1001 {
-		t.Errorf("removing an id that is not the service's answered %+v, want 1001 not_found", out.Error)
+	// A real backup of another service: its id must mean nothing here.
+	other := w.newCustomer(102, 3)
+	var created struct{ Job job }
+	w.mustCall(other, "backups.create", map[string]any{"note": "someone else's"}, &created)
+	if done, _ := w.follow(other, created.Job.ID); done.State != "succeeded" {
+		t.Fatalf("the other service's backup ended %s", done.State)
+	}
+	for _, method := range []string{"backups.remove", "backups.restore"} {
+		out := w.call(c, c.clientID, method, map[string]any{"backup_id": created.Job.BackupID})
+		if out.Error == nil || out.Error.Code != 1001 {
+			t.Errorf("%s of another service's backup answered %+v, want 1001 not_found", method, out.Error)
+		}
 	}
 	if vols := volumesOf(w.sim, 101); len(vols) != 1 {
 		t.Errorf("the foreign volume is gone: %d volumes left", len(vols))
+	}
+	if vols := volumesOf(w.sim, 102); len(vols) != 1 {
+		t.Errorf("the other service's backup is gone: %d volumes left", len(vols))
 	}
 }
 

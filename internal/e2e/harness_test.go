@@ -76,6 +76,7 @@ type world struct {
 	server seed.Server
 	srvID  int64
 	modLog string
+	env    []string // extra environment for every PHP run (PVEKEEP_CONFIG…)
 }
 
 // customer is one client with one service bound to a VM.
@@ -126,11 +127,11 @@ func (w *world) newCustomer(vmid, backupsQuota int) customer {
 	return customer{clientID: clientID, serviceID: serviceID, productID: productID, vmid: vmid}
 }
 
-// params are the $params WHMCS hands the module for c's service, as the
-// client c (or another client, to test ownership).
-func (w *world) params(c customer, asClient int64) map[string]any {
+// params are the $params WHMCS hands the module for c's service: userid is
+// always the service's owner, whoever is logged in.
+func (w *world) params(c customer) map[string]any {
 	return map[string]any{
-		"serviceid": c.serviceID, "userid": asClient, "pid": c.productID, "serverid": w.srvID,
+		"serviceid": c.serviceID, "userid": c.clientID, "pid": c.productID, "serverid": w.srvID,
 		"moduletype": "pvekeep", "serverhostname": w.server.Hostname, "serverport": w.server.Port,
 		"serversecure": false, "serverusername": w.info.TokenID, "serverpassword": w.info.TokenSecret,
 		"serveraccesshash": w.info.Fingerprint,
@@ -166,6 +167,7 @@ func (w *world) php(cmd map[string]any) outcome {
 	defer cancel()
 	c := exec.CommandContext(ctx, w.phpBin, filepath.Join(repoDir, "hooks", "tests", "e2e", "driver.php"), string(raw))
 	c.Env = append(os.Environ(), "PVEKEEP_BIN="+binary, "PVEKEEP_DSN="+w.db.DSN, "PVEKEEP_MODULE_LOG="+w.modLog)
+	c.Env = append(c.Env, w.env...)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
@@ -175,19 +177,20 @@ func (w *world) php(cmd map[string]any) outcome {
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		w.t.Fatalf("php driver printed %q: %v (stderr: %s)", stdout.String(), err, stderr.String())
 	}
-	if out.TransportError != "" {
+	if out.TransportError != "" && cmd["transport_error_expected"] != true {
 		w.t.Fatalf("php driver: transport error %s; plugin stderr: %s", out.TransportError, out.Stderr)
 	}
 	return out
 }
 
-// call runs one JSON-RPC method through the module's pvekeep_call.
+// call runs one JSON-RPC method through the module's pvekeep_call, with
+// asClient logged in.
 func (w *world) call(c customer, asClient int64, method string, fields map[string]any) outcome {
 	w.t.Helper()
 	if fields == nil {
 		fields = map[string]any{}
 	}
-	return w.php(map[string]any{"do": "call", "method": method, "params": w.params(c, asClient), "fields": fields})
+	return w.php(map[string]any{"do": "call", "method": method, "params": w.params(c), "fields": fields, "session_uid": asClient})
 }
 
 // mustCall is call that fails the test on an error answer, decoding the result.
@@ -205,7 +208,7 @@ func (w *world) mustCall(c customer, method string, fields map[string]any, v any
 // button presses a client-area button (a module custom function).
 func (w *world) button(c customer, function string, post map[string]any) string {
 	w.t.Helper()
-	out := w.php(map[string]any{"do": "button", "function": function, "params": w.params(c, c.clientID), "post": post})
+	out := w.php(map[string]any{"do": "button", "function": function, "params": w.params(c), "post": post, "session_uid": c.clientID})
 	var s string
 	if err := json.Unmarshal(out.Result, &s); err != nil {
 		w.t.Fatalf("button %s returned %s", function, out.Result)
@@ -227,6 +230,7 @@ type job struct {
 	State       string `json:"state"`
 	ProgressPct int    `json:"progress_pct"`
 	Error       string `json:"error"`
+	BackupID    int64  `json:"backup_id"`
 }
 
 type backupList struct {

@@ -59,6 +59,23 @@ func openDB(cfg *mysql.Config) (*sql.DB, error) {
 // Open connects to the database named in dsn and checks it answers.
 // A server that cannot be reached is ErrUnavailable.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	s, err := Connect(dsn, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open database: %w", classifyConnect(err))
+	}
+	return s, nil
+}
+
+// Connect prepares the pool without talking to the server: a server that
+// is down now shows up as ErrUnavailable on first use, and the pool
+// reconnects by itself once it is back. A long-running `serve` uses this,
+// so that a database that was down when it started does not keep it
+// answering "unavailable" after the database recovered.
+func Connect(dsn string, logger *slog.Logger) (*Store, error) {
 	logger = orDiscard(logger)
 	cfg, err := parseDSN(dsn)
 	if err != nil {
@@ -76,10 +93,6 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", cfg.DBName, classifyConnect(err))
-	}
 	return &Store{db: sqlx.NewDb(db, "mysql"), logger: logger.With("component", "store")}, nil
 }
 

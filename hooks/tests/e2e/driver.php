@@ -28,6 +28,10 @@ function out(array $v)
     exit(0);
 }
 
+// Who is logged in: WHMCS keeps the client's id in the session, while
+// $params['userid'] is always the service's owner.
+$_SESSION = isset($cmd['session_uid']) ? ['uid' => (int) $cmd['session_uid']] : [];
+
 try {
     switch ($cmd['do'] ?? '') {
         case 'button':
@@ -42,7 +46,9 @@ try {
             out(['result' => pvekeep_call($cmd['method'], $cmd['params'], $cmd['fields'] ?? [])]);
             // no break
         case 'cron':
-            out(['result' => pvekeep_cron_tick(pvekeep_cron_servers($cmd['servers']), $cmd['budget'] ?? 0)]);
+            // env reaches the plugin process (the kill tests' crash point).
+            $client = PvekeepClient::fromEnvironment(['env' => $cmd['env'] ?? [], 'timeout' => ($cmd['budget'] ?? 0) + 30]);
+            out(['result' => pvekeep_cron_tick(pvekeep_cron_servers($cmd['servers']), $cmd['budget'] ?? 0, $client)]);
             // no break
         default:
             fwrite(STDERR, "driver: unknown action\n");
