@@ -12,9 +12,11 @@
 //     CSRFPreventionToken header on every non-GET). Failures answer 401
 //     with PVE's status line ("No ticket", "Authentication failed!") after
 //     PVE's 3-second delay, divided by Speed.
+//
 //   - Answers: {"data":…}; errors carry their text in the HTTP reason
 //     phrase and as "message" in the body; parameter errors are 400
 //     "Parameter verification failed." with {"errors":{param:reason}}.
+//
 //   - Validation of every request against the official API schema
 //     (testdata/schema.json.gz, trimmed to the served endpoints) with
 //     PVE's rules and messages: unknown parameters, types (booleans only
@@ -23,10 +25,12 @@
 //     pve-configid, lists) and inline property strings. Named hash formats
 //     not described in the schema (prune-backups, backup-fleecing, …) are
 //     accepted loosely.
+//
 //   - Tasks with real UPIDs, logs with {n,t} lines and a final "TASK OK" /
 //     "TASK ERROR: …" / "TASK WARNINGS: N" line, status running|stopped
 //     with exitstatus, a 400 "no such task" for a just-forked UPID
 //     (Options.TaskVisibleAfter).
+//
 //   - vzdump as pve-manager's VZDump.pm and qemu-server's VZDump/QemuServer.pm
 //     log it, one job per node at a time (the global lock, with its
 //     "trying to get global lock - waiting..." lines and lockwait), the
@@ -35,16 +39,38 @@
 //     status of a failed job, notes-template expansion, protected, and
 //     keep-last pruning. The archive keeps the guest config of backup time,
 //     readable through vzdump/extractconfig.
+//
 //   - Storage content listing, volume attributes, imgdel tasks (a protected
 //     volume fails the task).
+//
+//   - Restore over an existing VM (POST /nodes/{node}/qemu with archive and
+//     force, task qmrestore) as qemu-server's create_vm and
+//     restore_vma_archive do it: "lock: create" until the archive header
+//     is read, then "memory: 128" while data is written, the replaced old
+//     disks freed, snapshots dropped, new disks allocated, vma's progress
+//     lines, the archived config merged with the options passed along,
+//     left-over volumes rescanned as unusedN. A failed restore leaves the
+//     VM unusable, as PVE does.
+//
+//   - Config updates with a [PENDING] section: on a running VM only what
+//     the default "hotplug: network,disk,usb" allows goes live (network,
+//     new disks, drive bandwidth/IOPS limits, name and the like), the rest
+//     (cores, sockets, memory, cold drive options) waits for stop/start;
+//     GET …/pending, GET config merged unless current=1. New disks
+//     ("local-lvm:4"), deleted disks kept as unusedN, deleting unusedN
+//     frees the volume, MACs generated, bridges vmbr0 and vmbr1 on every
+//     node. Resize (task "resize", grow only).
+//
+//   - One template per node (9000 on pve1, 9001 on pve2, …), see
+//     Options.NoTemplates.
 //
 // Durations are simulated and divided by Options.Speed; timestamps come
 // from Options.Clock. The fault injector (HTTPFault, TaskFault, SetLock)
 // and AddVolume are reachable from Go and over HTTP under /_sim/ (see
 // control.go).
 //
-// Known gaps: no pending config changes (updates apply at once), only
-// keep-last pruning, no snapshots, restore, clone, resize or VM deletion
-// yet, and nodes do not proxy to each other (a request is answered for
-// the node named in its path).
+// Known gaps: only keep-last pruning, no VM creation without an archive,
+// no cloud-init drive, "hotplug" is always the default, and nodes do not
+// proxy to each other (a request is answered for the node named in its
+// path).
 package pvesim

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -141,7 +142,8 @@ func (s *Sim) SetLock(vmid int, lock string) error {
 	return nil
 }
 
-// VMConfig returns a copy of a VM's current config, for assertions.
+// VMConfig returns a copy of a VM's current config (without pending
+// changes, see VMPending), for assertions.
 func (s *Sim) VMConfig(vmid int) (map[string]string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,6 +152,18 @@ func (s *Sim) VMConfig(vmid int) (map[string]string, bool) {
 		return nil, false
 	}
 	return maps.Clone(v.conf), true
+}
+
+// VMPending returns a VM's pending changes: values waiting to be applied
+// and the options waiting to be deleted (the [PENDING] section).
+func (s *Sim) VMPending(vmid int) (values map[string]string, deletes []string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.vms[vmid]
+	if !ok {
+		return nil, nil, false
+	}
+	return maps.Clone(v.pending), slices.Sorted(maps.Keys(v.pdel)), true
 }
 
 // Volume describes a backup archive to plant with AddVolume.

@@ -42,10 +42,11 @@ type propSchema struct {
 	Pattern              string                 `json:"pattern"`
 	MaxLength            *int                   `json:"maxLength"`
 	MinLength            *int                   `json:"minLength"`
-	Minimum              *float64               `json:"minimum"`
-	Maximum              *float64               `json:"maximum"`
+	Minimum              *flexNum               `json:"minimum"`
+	Maximum              *flexNum               `json:"maximum"`
 	Requires             json.RawMessage        `json:"requires"`
 	Alias                string                 `json:"alias"`
+	KeyAlias             string                 `json:"keyAlias"`
 	DefaultKey           int                    `json:"default_key"`
 	Items                *propSchema            `json:"items"`
 	Properties           map[string]*propSchema `json:"properties"`
@@ -54,6 +55,20 @@ type propSchema struct {
 	pattern   *regexp.Regexp         // compiled Pattern, nil when absent or not translatable
 	objFormat map[string]*propSchema // Format when it is an inline property-string description
 	fmtName   string                 // Format when it is a named format
+}
+
+// flexNum is a schema number that Perl sometimes wrote as a string
+// (clone's bwlimit has "minimum": "0").
+type flexNum float64
+
+func (n *flexNum) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("decode schema number %s: %w", b, err)
+	}
+	*n = flexNum(f)
+	return nil
 }
 
 func loadSchema() (*apiSchema, error) {
@@ -344,11 +359,11 @@ func (p *propSchema) check(v any) string {
 	}
 	if reNumber.MatchString(s) {
 		f, _ := strconv.ParseFloat(s, 64)
-		if p.Maximum != nil && f > *p.Maximum {
-			return fmt.Sprintf("value must have a maximum value of %s", perlNum(*p.Maximum))
+		if p.Maximum != nil && f > float64(*p.Maximum) {
+			return fmt.Sprintf("value must have a maximum value of %s", perlNum(float64(*p.Maximum)))
 		}
-		if p.Minimum != nil && f < *p.Minimum {
-			return fmt.Sprintf("value must have a minimum value of %s", perlNum(*p.Minimum))
+		if p.Minimum != nil && f < float64(*p.Minimum) {
+			return fmt.Sprintf("value must have a minimum value of %s", perlNum(float64(*p.Minimum)))
 		}
 	}
 	if len(p.Enum) > 0 {
@@ -400,6 +415,20 @@ func checkPropertyString(format map[string]*propSchema, value string) string {
 		}
 		s, known := format[k]
 		if known && s.Alias != "" {
+			// "virtio=MAC": the key names the value of keyAlias (model),
+			// the value belongs to alias (macaddr)
+			if ka := s.KeyAlias; ka != "" {
+				if seen[ka] {
+					errs = append(errs, fmt.Sprintf("%s: duplicate key in comma-separated list property", ka))
+					continue
+				}
+				seen[ka] = true
+				if ks, ok := format[ka]; ok {
+					if msg := ks.check(k); msg != "" {
+						errs = append(errs, fmt.Sprintf("%s: %s", ka, msg))
+					}
+				}
+			}
 			k = s.Alias
 			s, known = format[k]
 		}
@@ -437,6 +466,7 @@ var (
 	reDNSName    = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])$`)
 	reKeepOption = regexp.MustCompile(`^keep-(all|last|hourly|daily|weekly|monthly|yearly)$`)
 	reDigits     = regexp.MustCompile(`^\d+$`)
+	reUnicastMAC = regexp.MustCompile(`(?i)^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$`)
 )
 
 var storageContentTypes = map[string]bool{
@@ -490,6 +520,12 @@ var namedFormats = map[string]func(string) string{
 	"pve-storage-content": func(v string) string {
 		if !storageContentTypes[v] {
 			return fmt.Sprintf("invalid content type '%s'\n", v)
+		}
+		return ""
+	},
+	"mac-addr": func(v string) string {
+		if !reUnicastMAC.MatchString(v) {
+			return "value does not look like a valid unicast MAC address\n"
 		}
 		return ""
 	},

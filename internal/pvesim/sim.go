@@ -32,6 +32,11 @@ type Options struct {
 	// the nodes; each has 1 core, 1024 MiB, scsi0 10 GiB on local-lvm,
 	// net0 virtio on vmbr0, and is running.
 	VMs int
+	// NoTemplates leaves out the templates seeded by default: one per
+	// node, vmid TemplateVMID+i on pve(i+1) (9000 on pve1, 9001 on pve2, …),
+	// named "debian-12-template", stopped, "template: 1", scsi0 a 4 GiB
+	// base volume on local-lvm, for reinstalls to clone.
+	NoTemplates bool
 	// Speed divides every simulated duration: 1 is realistic (a 10 GiB
 	// vzdump takes about 80 s), 20 is twenty times faster (default 1).
 	Speed float64
@@ -49,6 +54,28 @@ type Options struct {
 	// TaskVisibleAfter is how long a new task's status answers 400 "no such
 	// task", as a just-forked PVE worker does (default 50ms; negative: never).
 	TaskVisibleAfter time.Duration
+}
+
+// TemplateVMID is the vmid of the template seeded on pve1; pveN has
+// TemplateVMID+N-1.
+const TemplateVMID = 9000
+
+// templateDiskSize is the seeded templates' disk size.
+const templateDiskSize = 4 << 30
+
+// addVM registers a VM and the volumes its config references. Caller
+// holds s.mu or owns s exclusively.
+func (s *Sim) addVM(v *vm) {
+	s.vms[v.vmid] = v
+	for _, d := range v.disks() {
+		storage, _, _ := strings.Cut(d.volid, ":")
+		if _, ok := findStorage(storage); !ok {
+			continue
+		}
+		k := imageKey(d.volid)
+		_, name, _ := strings.Cut(k, ":")
+		s.images[k] = &image{node: v.node, storage: storage, name: name, vmid: volumeOwner(d.volid), size: d.size}
+	}
 }
 
 // Info tells a client how to reach a started simulator (DESIGN §8).
@@ -91,6 +118,7 @@ type Sim struct {
 	nodes      []string
 	vms        map[int]*vm
 	volumes    map[string]*volume // backup volumes by volid
+	images     map[string]*image  // VM disk volumes by volid (LV name)
 	tasks      map[string]*task
 	taskOrder  []*task
 	tickets    map[string]ticket
@@ -124,6 +152,7 @@ func New(opts Options) *Sim {
 		cancel:     cancel,
 		vms:        map[int]*vm{},
 		volumes:    map[string]*volume{},
+		images:     map[string]*image{},
 		tasks:      map[string]*task{},
 		tickets:    map[string]ticket{},
 		nextPID:    100000 + int(randUint32()%50000),
@@ -139,7 +168,12 @@ func New(opts Options) *Sim {
 	s.bootTime = now
 	for i := 0; i < opts.VMs; i++ {
 		vmid := 100 + i
-		s.vms[vmid] = newVM(vmid, s.nodes[i%len(s.nodes)], now, s.allocPID())
+		s.addVM(newVM(vmid, s.nodes[i%len(s.nodes)], now, s.allocPID()))
+	}
+	if !opts.NoTemplates {
+		for i, n := range s.nodes {
+			s.addVM(newTemplate(TemplateVMID+i, n, now))
+		}
 	}
 	s.routes = s.buildRoutes()
 	return s

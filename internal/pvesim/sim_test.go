@@ -315,12 +315,16 @@ func TestClusterResourcesFilterByType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vms) != 4 {
-		t.Fatalf("%d vm resources, want 4", len(vms))
+	if len(vms) != 6 {
+		t.Fatalf("%d vm resources, want 4 VMs and 2 templates", len(vms))
 	}
-	wantNode := map[uint64]string{100: "pve1", 101: "pve2", 102: "pve1", 103: "pve2"}
+	wantNode := map[uint64]string{100: "pve1", 101: "pve2", 102: "pve1", 103: "pve2", 9000: "pve1", 9001: "pve2"}
 	for _, r := range vms {
-		if r.Type != "qemu" || r.ID != fmt.Sprintf("qemu/%d", r.VMID) || r.Node != wantNode[r.VMID] || r.Status != "running" {
+		wantStatus, wantTemplate := "running", uint64(0)
+		if r.VMID >= TemplateVMID {
+			wantStatus, wantTemplate = "stopped", 1
+		}
+		if r.Type != "qemu" || r.ID != fmt.Sprintf("qemu/%d", r.VMID) || r.Node != wantNode[r.VMID] || r.Status != wantStatus || r.Template != wantTemplate {
 			t.Errorf("resource %+v", r)
 		}
 	}
@@ -566,9 +570,14 @@ func TestConfigUpdates(t *testing.T) {
 	if _, exit := waitTask(t, b.client, r.body["data"].(string)); exit != "OK" {
 		t.Fatalf("qmconfig exit %q", exit)
 	}
+	// VM 100 runs: the new disk hotplugs, cores, memory and numa wait
 	conf, _ := b.sim.VMConfig(100)
-	if conf["cores"] != "2" || conf["memory"] != "2048" || conf["scsi1"] != "local-lvm:vm-100-disk-1,size=4G" || conf["numa"] != "" {
+	pending, deletes, _ := b.sim.VMPending(100)
+	if conf["cores"] != "1" || conf["memory"] != "1024" || conf["scsi1"] != "local-lvm:vm-100-disk-1,size=4G" || conf["numa"] != "0" {
 		t.Fatalf("config %v", conf)
+	}
+	if pending["cores"] != "2" || pending["memory"] != "2048" || !slicesEqual(deletes, []string{"numa"}) {
+		t.Fatalf("pending %v, deletes %v", pending, deletes)
 	}
 	r = b.raw(t, "PUT", "/nodes/pve1/qemu/100/config", url.Values{"cores": {"4"}, "digest": {"0000"}}, nil)
 	if r.code != 500 {

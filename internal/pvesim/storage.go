@@ -2,7 +2,6 @@ package pvesim
 
 import (
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -63,14 +62,9 @@ func (s *Sim) used(d storageDef, node string) int64 {
 			n += v.size
 		}
 	case imagesStorage:
-		for _, v := range s.vms {
-			if v.node != node {
-				continue
-			}
-			for _, dk := range v.disks() {
-				if strings.HasPrefix(dk.volid, imagesStorage+":") {
-					n += dk.size * 3 / 10
-				}
+		for _, im := range s.images {
+			if im.node == node && im.storage == d.id {
+				n += im.size * 3 / 10
 			}
 		}
 	}
@@ -177,18 +171,14 @@ func (s *Sim) handleContentList(r *request) (any, error) {
 		}
 	}
 	if d.hasContent("images") && (content == "" || content == "images") {
-		for _, v := range s.vms {
-			if v.node != node || (vmid != 0 && v.vmid != vmid) {
+		for _, im := range s.images {
+			if im.node != node || im.storage != storage || (vmid != 0 && im.vmid != vmid) {
 				continue
 			}
-			for _, dk := range v.disks() {
-				if strings.HasPrefix(dk.volid, storage+":") {
-					out = append(out, map[string]any{
-						"volid": dk.volid, "format": "raw", "size": dk.size,
-						"vmid": v.vmid, "content": "images", "ctime": s.bootTime.Unix(),
-					})
-				}
-			}
+			out = append(out, map[string]any{
+				"volid": im.volid(), "format": "raw", "size": im.size,
+				"vmid": im.vmid, "content": "images", "ctime": s.bootTime.Unix(),
+			})
 		}
 	}
 	slices.SortFunc(out, func(a, b map[string]any) int {
@@ -247,20 +237,33 @@ func parseVolume(r *request) (volumeRef, *apiError) {
 	return volumeRef{volid: volid, storeid: storeid, volname: volname, def: d}, nil
 }
 
-// imageVolume finds a VM disk by volid. Caller holds s.mu.
-func (s *Sim) imageVolume(node, volid string) (*vm, disk, bool) {
-	for _, id := range slices.Sorted(maps.Keys(s.vms)) {
-		v := s.vms[id]
-		if v.node != node {
-			continue
+// imageVolume finds a VM disk volume by volid. Caller holds s.mu.
+func (s *Sim) imageVolume(node, volid string) (*image, bool) {
+	im, ok := s.images[imageKey(volid)]
+	if !ok || im.node != node {
+		return nil, false
+	}
+	return im, true
+}
+
+// imageInUse tells whether a VM config (current, pending or a snapshot)
+// references a volume. Caller holds s.mu.
+func (s *Sim) imageInUse(volid string) bool {
+	k := imageKey(volid)
+	for _, v := range s.vms {
+		confs := []map[string]string{v.conf, v.pending}
+		for _, sn := range v.snaps {
+			confs = append(confs, sn.conf)
 		}
-		for _, d := range v.disks() {
-			if d.volid == volid {
-				return v, d, true
+		for _, c := range confs {
+			for key, val := range c {
+				if (reDiskKey.MatchString(key) || reUnusedKey.MatchString(key)) && imageKey(parseDrive(val).file) == k {
+					return true
+				}
 			}
 		}
 	}
-	return nil, disk{}, false
+	return false
 }
 
 func (s *Sim) handleVolumeGet(r *request) (any, error) {
@@ -271,11 +274,11 @@ func (s *Sim) handleVolumeGet(r *request) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ref.def.typ == "lvmthin" {
-		_, d, ok := s.imageVolume(r.str("node"), ref.volid)
+		im, ok := s.imageVolume(r.str("node"), ref.volid)
 		if !ok {
 			return nil, errDie("no such logical volume pve/%s\n", ref.volname)
 		}
-		return map[string]any{"path": "/dev/pve/" + ref.volname, "size": d.size, "used": d.size * 3 / 10, "format": "raw"}, nil
+		return map[string]any{"path": "/dev/pve/" + im.name, "size": im.size, "used": im.size * 3 / 10, "format": "raw"}, nil
 	}
 	v, ok := s.volumes[ref.volid]
 	if !ok {
@@ -344,10 +347,16 @@ func (s *Sim) handleVolumeDelete(r *request) (any, error) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if ref.def.typ == "lvmthin" {
-				if _, _, ok := s.imageVolume(node, ref.volid); ok {
+				im, ok := s.imageVolume(node, ref.volid)
+				if !ok {
+					return fmt.Errorf("lvremove 'pve/%s' error:   Failed to find logical volume \"pve/%s\"", ref.volname, ref.volname)
+				}
+				if s.imageInUse(ref.volid) {
 					return fmt.Errorf("lvremove 'pve/%s' error:   Logical volume pve/%s in use.", ref.volname, ref.volname)
 				}
-				return fmt.Errorf("lvremove 'pve/%s' error:   Failed to find logical volume \"pve/%s\"", ref.volname, ref.volname)
+				s.freeImage(im.volid())
+				c.t.lines = append(c.t.lines, fmt.Sprintf("  Logical volume \"%s\" successfully removed.", im.name))
+				return nil
 			}
 			v, ok := s.volumes[ref.volid]
 			if ok && v.protected {

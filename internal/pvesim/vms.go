@@ -17,6 +17,10 @@ type vm struct {
 	vmid    int
 	node    string
 	conf    map[string]string // the config file, "lock" included when set
+	pending map[string]string // the [PENDING] section: values to apply
+	pdel    map[string]bool   // pending deletes (true: forced)
+	snaps   map[string]*snapshot
+	flock   string // the task holding the config file lock (restore, clone, destroy)
 	running bool
 	started time.Time // simulated wall time of the last start
 	pid     int
@@ -48,10 +52,25 @@ func newVM(vmid int, node string, now time.Time, pid int) *vm {
 			"sockets": "1",
 			"vmgenid": uuid(other[:]),
 		},
+		pending: map[string]string{},
+		pdel:    map[string]bool{},
+		snaps:   map[string]*snapshot{},
 		running: true,
 		started: now,
 		pid:     pid,
 	}
+}
+
+// newTemplate is the seeded template a reinstall clones: a stopped VM
+// with "template: 1" whose disk is a base volume.
+func newTemplate(vmid int, node string, now time.Time) *vm {
+	v := newVM(vmid, node, now, 0)
+	v.running, v.pid = false, 0
+	v.conf["name"] = "debian-12-template"
+	v.conf["template"] = "1"
+	v.conf["scsi0"] = fmt.Sprintf("%s:base-%d-disk-0,iothread=1,size=%s", imagesStorage, vmid, formatSize(templateDiskSize))
+	v.conf["agent"] = "1"
+	return v
 }
 
 // configText is the config file as PVE writes it (sorted keys), which the
@@ -64,8 +83,9 @@ func configText(conf map[string]string) string {
 	return b.String()
 }
 
-func configDigest(conf map[string]string) string {
-	sum := sha1.Sum([]byte(configText(conf)))
+// configDigest is the SHA-1 of a config file's text.
+func configDigest(raw string) string {
+	sum := sha1.Sum([]byte(raw))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -279,33 +299,6 @@ func (s *Sim) handleVMStatus(r *request) (any, error) {
 	return s.statusJSON(v, true), nil
 }
 
-func (s *Sim) handleVMConfigGet(r *request) (any, error) {
-	if r.has("snapshot") && r.bool("current", false) {
-		return nil, errParams(map[string]string{
-			"snapshot": "cannot use 'snapshot' parameter with 'current'",
-			"current":  "cannot use 'snapshot' parameter with 'current'",
-		})
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, err := s.vmOn(r.str("node"), r.int("vmid", 0))
-	if err != nil {
-		return nil, err
-	}
-	if snap := r.str("snapshot"); snap != "" {
-		return nil, errDie("snapshot '%s' does not exist\n", snap)
-	}
-	returns := s.schema.paths["/nodes/{node}/qemu/{vmid}/config"]["GET"].Returns
-	out := map[string]any{"digest": configDigest(v.conf)}
-	for k, val := range v.conf {
-		out[k] = returns.typedValue(k, val)
-	}
-	if _, ok := out["cipassword"]; ok {
-		out["cipassword"] = "**********"
-	}
-	return out, nil
-}
-
 // rootOnly refuses options only root@pam may use; an API token, even
 // root@pam's, is not root@pam.
 func rootOnly(r *request, keys ...string) *apiError {
@@ -342,8 +335,14 @@ func (s *Sim) powerTask(r *request, typ string, took time.Duration, apply func(c
 				s.mu.Unlock()
 				return aerr
 			}
-			lock, running := v.conf["lock"], v.running
+			lock, running, busy := v.conf["lock"], v.running, v.flockBusy()
 			s.mu.Unlock()
+			if busy != nil {
+				return busy
+			}
+			if !running && typ != "qmstart" {
+				lock = "" // _do_vm_stop returns before its lock check
+			}
 			if lock != "" && !skiplock && !(typ == "qmstart" && lock == "backup" && running) {
 				return fmt.Errorf("VM is locked (%s)", lock)
 			}
@@ -360,183 +359,71 @@ func (s *Sim) powerTask(r *request, typ string, took time.Duration, apply func(c
 
 func (s *Sim) handleVMStart(r *request) (any, error) {
 	return s.powerTask(r, "qmstart", 2*time.Second, func(c *taskCtx, v *vm) error {
+		if v.conf["template"] == "1" {
+			return fmt.Errorf("you can't start a vm if it's a template")
+		}
 		if v.running {
 			if v.conf["lock"] == "backup" {
 				return nil // resumes the VM inside the running backup
 			}
 			return fmt.Errorf("VM %d already running", v.vmid)
 		}
+		// vm_start applies pending changes first
+		s.applyPending(v)
+		for _, k := range slices.Sorted(maps.Keys(v.conf)) {
+			if !reNetKey.MatchString(k) {
+				continue
+			}
+			if b := parseNet(v.conf[k]).opts["bridge"]; b != "" && !hasBridge(b) {
+				c.t.lines = append(c.t.lines, fmt.Sprintf("bridge '%s' does not exist", b),
+					fmt.Sprintf("kvm: -netdev type=tap,id=%s,ifname=tap%di%s,script=/usr/libexec/qemu-server/pve-bridge,downscript=/usr/libexec/qemu-server/pve-bridgedown,vhost=on: network script /usr/libexec/qemu-server/pve-bridge failed with status 512",
+						k, v.vmid, strings.TrimPrefix(k, "net")))
+				return fmt.Errorf("start failed: QEMU exited with code 1")
+			}
+		}
 		v.running, v.started, v.pid = true, s.now(), s.allocPID()
 		return nil
 	})
 }
 
+// handleVMStop is a hard stop (vm_stop with force); vm_stop_cleanup
+// applies pending changes.
 func (s *Sim) handleVMStop(r *request) (any, error) {
 	return s.powerTask(r, "qmstop", time.Second, func(c *taskCtx, v *vm) error {
-		v.running, v.pid = false, 0
-		return nil
-	})
-}
-
-func (s *Sim) handleVMShutdown(r *request) (any, error) {
-	return s.powerTask(r, "qmshutdown", 6*time.Second, func(c *taskCtx, v *vm) error {
-		v.running, v.pid = false, 0
-		return nil
-	})
-}
-
-// configUpdate is a parsed config PUT/POST.
-type configUpdate struct {
-	set     map[string]string
-	deletes []string
-	digest  string
-	skip    bool
-	args    string // "-cores 2 -delete foo", for the task log
-}
-
-// configControlParams are the update parameters that are not VM options.
-var configControlParams = map[string]bool{
-	"node": true, "vmid": true, "digest": true, "delete": true, "revert": true,
-	"skiplock": true, "force": true, "background_delay": true, "import-working-storage": true,
-}
-
-func (s *Sim) parseConfigUpdate(r *request) (*configUpdate, *apiError) {
-	if err := rootOnly(r, "skiplock"); err != nil {
-		return nil, err
-	}
-	u := &configUpdate{set: map[string]string{}, digest: r.str("digest"), skip: r.bool("skiplock", false)}
-	var args []string
-	for _, k := range slices.Sorted(maps.Keys(r.params)) {
-		if configControlParams[k] {
-			if k != "node" && k != "vmid" {
-				args = append(args, "-"+k, r.str(k))
-			}
-			continue
-		}
-		u.set[k] = r.str(k)
-		args = append(args, "-"+k, r.str(k))
-	}
-	schema := s.schema.paths["/nodes/{node}/qemu/{vmid}/config"]["PUT"].Parameters
-	for _, opt := range splitList(r.str("delete")) {
-		if _, ok := u.set[opt]; ok {
-			return nil, errParam("delete", fmt.Sprintf("you can't use '-%s' and -delete %s' at the same time", opt, opt))
-		}
-		if schema.lookup(opt) == nil || configControlParams[opt] {
-			return nil, errParam("delete", fmt.Sprintf("unknown option '%s'", opt))
-		}
-		u.deletes = append(u.deletes, opt)
-	}
-	for _, opt := range splitList(r.str("revert")) {
-		if schema.lookup(opt) == nil || configControlParams[opt] {
-			return nil, errParam("revert", fmt.Sprintf("unknown option '%s'", opt))
-		}
-	}
-	if len(u.set) == 0 && len(u.deletes) == 0 && !r.has("revert") {
-		return nil, errDie("no options specified\n")
-	}
-	u.args = strings.Join(args, " ")
-	return u, nil
-}
-
-// checkConfigUpdate is the early check of update_vm_api. Caller holds s.mu.
-func (u *configUpdate) check(v *vm) *apiError {
-	if u.digest != "" && u.digest != configDigest(v.conf) {
-		return errDie("checksum mismatch (file change by other user?)\n")
-	}
-	if l := v.conf["lock"]; l != "" && !u.skip {
-		return errDie("VM is locked (%s)\n", l)
-	}
-	return nil
-}
-
-// apply writes the update into the config. Caller holds s.mu.
-func (u *configUpdate) apply(v *vm) {
-	for k, val := range u.set {
-		// "scsi1: local-lvm:4" allocates a new 4 GiB volume
-		if m := reNewDisk.FindStringSubmatch(val); m != nil && reDiskKey.MatchString(k) {
-			val = fmt.Sprintf("%s:vm-%d-disk-%d%s,size=%sG", m[1], v.vmid, v.nextDiskIndex(m[1]), m[3], m[2])
-		}
-		v.conf[k] = val
-	}
-	for _, k := range u.deletes {
-		delete(v.conf, k)
-	}
-}
-
-var reNewDisk = regexp.MustCompile(`^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+)((?:,.*)?)$`)
-
-func (v *vm) nextDiskIndex(storage string) int {
-	used := map[string]bool{}
-	for _, d := range v.disks() {
-		used[d.volid] = true
-	}
-	for i := 0; ; i++ {
-		if !used[fmt.Sprintf("%s:vm-%d-disk-%d", storage, v.vmid, i)] {
-			return i
-		}
-	}
-}
-
-func (s *Sim) handleVMConfigSync(r *request) (any, error) {
-	u, aerr := s.parseConfigUpdate(r)
-	if aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, aerr := s.vmOn(r.str("node"), r.int("vmid", 0))
-	if aerr != nil {
-		return nil, aerr
-	}
-	if aerr := u.check(v); aerr != nil {
-		return nil, aerr
-	}
-	u.apply(v)
-	return nil, nil
-}
-
-func (s *Sim) handleVMConfigAsync(r *request) (any, error) {
-	u, aerr := s.parseConfigUpdate(r)
-	if aerr != nil {
-		return nil, aerr
-	}
-	node, vmid := r.str("node"), r.int("vmid", 0)
-	s.mu.Lock()
-	v, aerr := s.vmOn(node, vmid)
-	if aerr == nil {
-		aerr = u.check(v)
-	}
-	s.mu.Unlock()
-	if aerr != nil {
-		return nil, aerr
-	}
-	upid := s.startTask(taskSpec{
-		node: node, typ: "qmconfig", id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
-		run: func(c *taskCtx) error {
-			if err := c.sleep(500 * time.Millisecond); err != nil {
-				return err
-			}
-			c.logf("update VM %d: %s", vmid, u.args)
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			v, aerr := s.vmOn(node, vmid)
-			if aerr != nil {
-				return aerr
-			}
-			if aerr := u.check(v); aerr != nil {
-				return aerr
-			}
-			u.apply(v)
+		if !v.running {
 			return nil
-		},
-	})
-	if delay := r.int("background_delay", 0); delay > 0 {
-		if done, exit := s.awaitTask(r.ctx, upid, time.Duration(delay)*time.Second); done {
-			if t := statusType(exit); t == "ok" || t == "warning" {
-				return nil, nil
-			}
-			return nil, errDie("failed to update VM %d: %s\n", vmid, exit)
 		}
+		v.running, v.pid = false, 0
+		s.applyPending(v)
+		return nil
+	})
+}
+
+// guestShutdownTime is how long the simulated guest takes to power off
+// after an ACPI request.
+const guestShutdownTime = 6 * time.Second
+
+// handleVMShutdown asks the guest to power off and waits up to timeout
+// (default 60 s); on timeout it fails, or with forceStop kills the VM.
+func (s *Sim) handleVMShutdown(r *request) (any, error) {
+	timeout := time.Duration(r.int("timeout", 60)) * time.Second
+	force := r.bool("forceStop", false)
+	took := guestShutdownTime
+	if timeout < took {
+		took = timeout
 	}
-	return upid, nil
+	return s.powerTask(r, "qmshutdown", took, func(c *taskCtx, v *vm) error {
+		if !v.running {
+			return nil
+		}
+		if timeout < guestShutdownTime {
+			if !force {
+				return fmt.Errorf("VM quit/powerdown failed - got timeout")
+			}
+			c.t.lines = append(c.t.lines, "VM still running - terminating now with SIGTERM")
+		}
+		v.running, v.pid = false, 0
+		s.applyPending(v)
+		return nil
+	})
 }
