@@ -341,6 +341,8 @@ func TestSchemaRejectsBadValuesOnNewEndpoints(t *testing.T) {
 		{"PUT", "/nodes/pve1/qemu/100/config", url.Values{"net0": {"virtio=01:00:00:00:00:01"}}, "net0"},
 		{"PUT", "/nodes/pve1/qemu/100/config", url.Values{"net0": {"fastnic,bridge=vmbr0"}}, "net0"},
 		{"POST", "/nodes/pve1/qemu", url.Values{"vmid": {"100"}, "archive": {"backup:backup/x.vma.zst"}, "force": {"yes"}}, "force"},
+		{"POST", "/nodes/pve1/qemu/9000/clone", url.Values{"newid": {"42"}}, "newid"},
+		{"DELETE", "/nodes/pve1/qemu/100", url.Values{"purge": {"2"}}, "purge"},
 	} {
 		r := b.raw(t, c.method, c.path, c.form, nil)
 		errs, _ := r.body["errors"].(map[string]any)
@@ -351,3 +353,81 @@ func TestSchemaRejectsBadValuesOnNewEndpoints(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return hasLine([]string{s}, re) }
+
+func TestCloneTemplateAndDestroy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	tmpl, _ := b.sim.VMConfig(TemplateVMID)
+	if tmpl["template"] != "1" || tmpl["name"] != "debian-12-template" {
+		t.Fatalf("template %v", tmpl)
+	}
+	upid := b.startTask(t, "POST", "/nodes/pve1/qemu/9000/clone", url.Values{"newid": {"990"}, "name": {"client-990"}, "full": {"1"}, "storage": {"local-lvm"}})
+	if !strings.Contains(upid, ":qmclone:9000:") {
+		t.Fatalf("UPID %s", upid)
+	}
+	// the new VM carries "lock: clone" while the worker runs
+	if _, exit := waitTask(t, b.client, upid); exit != "OK" {
+		t.Fatalf("clone: %q", exit)
+	}
+	conf, _ := b.sim.VMConfig(990)
+	if conf["name"] != "client-990" || conf["template"] != "" || conf["lock"] != "" || conf["scsi0"] != "local-lvm:vm-990-disk-0,iothread=1,size=4G" {
+		t.Fatalf("clone config %v", conf)
+	}
+	if conf["net0"] == tmpl["net0"] || !strings.HasPrefix(conf["net0"], "virtio=BC:24:11:") || conf["smbios1"] == tmpl["smbios1"] {
+		t.Fatalf("clone identity %v", conf)
+	}
+	if r := b.raw(t, "POST", "/nodes/pve1/qemu/9000/clone", url.Values{"newid": {"990"}}, nil); r.status != "500 unable to create VM 990: config file already exists" {
+		t.Fatalf("existing newid: %s", r.status)
+	}
+	// a linked clone of the template references the base volume
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/9000/clone", url.Values{"newid": {"991"}}); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if conf, _ := b.sim.VMConfig(991); conf["scsi0"] != "local-lvm:base-9000-disk-0/vm-991-disk-0,iothread=1,size=4G" || conf["name"] != "Copy-of-VM-debian-12-template" {
+		t.Fatalf("linked clone %v", conf)
+	}
+	// a template cannot start
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/9000/status/start", nil); exit != "you can't start a vm if it's a template" {
+		t.Fatalf("start template: %q", exit)
+	}
+
+	// destroy: refused while running, with protection; works when stopped
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/990/status/start", nil); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if r := b.raw(t, "DELETE", "/nodes/pve1/qemu/990", url.Values{"purge": {"1"}}, nil); r.status != "500 VM 990 is running - destroy failed" {
+		t.Fatalf("running: %s", r.status)
+	}
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/990/status/stop", nil); exit != "OK" {
+		t.Fatal(exit)
+	}
+	_ = b.raw(t, "PUT", "/nodes/pve1/qemu/990/config", url.Values{"protection": {"1"}}, nil)
+	if r := b.raw(t, "DELETE", "/nodes/pve1/qemu/990", nil, nil); r.status != "500 can't remove VM 990 - protection mode enabled" {
+		t.Fatalf("protected: %s", r.status)
+	}
+	_ = b.raw(t, "PUT", "/nodes/pve1/qemu/990/config", url.Values{"delete": {"protection"}}, nil)
+	_ = b.sim.SetLock(990, "backup")
+	if _, exit := b.runTask(t, "DELETE", "/nodes/pve1/qemu/990", url.Values{"purge": {"1"}}); exit != "VM is locked (backup)" {
+		t.Fatalf("locked: %q", exit)
+	}
+	_ = b.sim.SetLock(990, "")
+	upid, exit := b.runTask(t, "DELETE", "/nodes/pve1/qemu/990", url.Values{"purge": {"1"}, "destroy-unreferenced-disks": {"1"}})
+	if exit != "OK" || !strings.Contains(upid, ":qmdestroy:990:") {
+		t.Fatalf("destroy: %s %q", upid, exit)
+	}
+	if _, ok := b.sim.VMConfig(990); ok {
+		t.Fatal("990 still exists")
+	}
+	if got := imageVolids(t, b, "pve1", "990"); len(got) != 0 {
+		t.Fatalf("images left %v", got)
+	}
+	r := b.raw(t, "GET", "/cluster/resources", url.Values{"type": {"vm"}}, nil)
+	for _, it := range r.body["data"].([]any) {
+		if it.(map[string]any)["vmid"] == float64(990) {
+			t.Fatal("990 still in /cluster/resources")
+		}
+	}
+	if r := b.raw(t, "DELETE", "/nodes/pve1/qemu/990", nil, nil); r.status != "500 Configuration file 'nodes/pve1/qemu-server/990.conf' does not exist" {
+		t.Fatalf("missing: %s", r.status)
+	}
+}

@@ -108,6 +108,8 @@ func (s *Sim) buildRoutes() []route {
 		{"GET", "/nodes/{node}/qemu", s.handleVMList},
 		{"POST", "/nodes/{node}/qemu", s.handleCreateVM},
 		{"GET", "/nodes/{node}/qemu/{vmid}/pending", s.handleVMPending},
+		{"DELETE", "/nodes/{node}/qemu/{vmid}", s.handleDestroy},
+		{"POST", "/nodes/{node}/qemu/{vmid}/clone", s.handleClone},
 		{"PUT", "/nodes/{node}/qemu/{vmid}/resize", s.handleResize},
 		{"GET", "/nodes/{node}/network", s.handleNetworkList},
 		{"GET", "/nodes/{node}/qemu/{vmid}/status/current", s.handleVMStatus},
