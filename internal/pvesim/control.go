@@ -22,7 +22,9 @@ import (
 //	POST   /_sim/faults/task                TaskFault
 //	DELETE /_sim/faults                     ClearFaults
 //	PUT    /_sim/vms/{vmid}/lock            {"lock":"snapshot"} ("" clears)
-//	GET    /_sim/vms/{vmid}/config          VMConfig
+//	GET    /_sim/vms/{vmid}/config          VMConfig (current values)
+//	GET    /_sim/vms/{vmid}/pending         VMPending → {"values":{…},"deletes":[…]}
+//	GET    /_sim/vms/{vmid}/snapshots       Snapshots → ["name",…]
 //	POST   /_sim/volumes                    Volume → {"volid":…}
 //	GET    /_sim/volumes/config?volid=…     BackupConfig (also: GET /api2/json/nodes/{node}/vzdump/extractconfig)
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +52,7 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete && path == "/faults":
 		s.ClearFaults()
 		controlResult(w, nil)
-	case len(segs) == 3 && segs[0] == "vms" && (segs[2] == "lock" || segs[2] == "config"):
+	case len(segs) == 3 && segs[0] == "vms" && (segs[2] == "lock" || segs[2] == "config" || segs[2] == "pending" || segs[2] == "snapshots"):
 		vmid, err := strconv.Atoi(segs[1])
 		if err != nil {
 			controlJSON(w, http.StatusBadRequest, map[string]string{"error": "bad vmid"})
@@ -69,6 +71,20 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			controlResult(w, nil)
+		case segs[2] == "pending" && r.Method == http.MethodGet:
+			values, deletes, ok := s.VMPending(vmid)
+			if !ok {
+				controlJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("vm %d does not exist", vmid)})
+				return
+			}
+			controlJSON(w, http.StatusOK, map[string]any{"values": values, "deletes": deletes})
+		case segs[2] == "snapshots" && r.Method == http.MethodGet:
+			names, ok := s.Snapshots(vmid)
+			if !ok {
+				controlJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("vm %d does not exist", vmid)})
+				return
+			}
+			controlJSON(w, http.StatusOK, names)
 		case segs[2] == "config" && r.Method == http.MethodGet:
 			conf, ok := s.VMConfig(vmid)
 			if !ok {

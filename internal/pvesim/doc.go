@@ -61,6 +61,10 @@
 //     frees the volume, MACs generated, bridges vmbr0 and vmbr1 on every
 //     node. Resize (task "resize", grow only).
 //
+//   - Clone (task qmclone, full or linked, "lock: clone" on the new VM,
+//     new MACs), destroy (task qmdestroy, refused while running, protected
+//     or locked), snapshots (qmsnapshot, qmdelsnapshot, qmrollback with
+//     their locks; the list ends with "current"; rollback hard-stops).
 //   - One template per node (9000 on pve1, 9001 on pve2, …), see
 //     Options.NoTemplates.
 //

@@ -343,6 +343,7 @@ func TestSchemaRejectsBadValuesOnNewEndpoints(t *testing.T) {
 		{"POST", "/nodes/pve1/qemu", url.Values{"vmid": {"100"}, "archive": {"backup:backup/x.vma.zst"}, "force": {"yes"}}, "force"},
 		{"POST", "/nodes/pve1/qemu/9000/clone", url.Values{"newid": {"42"}}, "newid"},
 		{"DELETE", "/nodes/pve1/qemu/100", url.Values{"purge": {"2"}}, "purge"},
+		{"POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"1bad"}}, "snapname"},
 	} {
 		r := b.raw(t, c.method, c.path, c.form, nil)
 		errs, _ := r.body["errors"].(map[string]any)
@@ -429,5 +430,52 @@ func TestCloneTemplateAndDestroy(t *testing.T) {
 	}
 	if r := b.raw(t, "DELETE", "/nodes/pve1/qemu/990", nil, nil); r.status != "500 Configuration file 'nodes/pve1/qemu-server/990.conf' does not exist" {
 		t.Fatalf("missing: %s", r.status)
+	}
+}
+
+func TestSnapshotsAndRestoreDropsThem(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"before-update"}, "description": {"pvekeep"}, "vmstate": {"1"}}); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"before-update"}}); exit != "snapshot name 'before-update' already used" {
+		t.Fatalf("duplicate: %q", exit)
+	}
+	if r := b.raw(t, "POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"current"}}, nil); r.status != "500 unable to use snapshot name 'current' (reserved name)" {
+		t.Fatalf("current: %s", r.status)
+	}
+	r := b.raw(t, "GET", "/nodes/pve1/qemu/100/snapshot", nil, nil)
+	list := r.body["data"].([]any)
+	if len(list) != 2 || list[1].(map[string]any)["name"] != "current" || list[1].(map[string]any)["parent"] != "before-update" || list[0].(map[string]any)["vmstate"] != float64(1) {
+		t.Fatalf("list %v", list)
+	}
+	_ = b.raw(t, "PUT", "/nodes/pve1/qemu/100/config", url.Values{"name": {"changed"}}, nil)
+	// rollback hard-stops the running VM; with vmstate it runs again
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/100/snapshot/before-update/rollback", nil); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if conf, _ := b.sim.VMConfig(100); conf["name"] != "vm100" || conf["parent"] != "before-update" {
+		t.Fatalf("after rollback %v", conf)
+	}
+	if names, _ := b.sim.Snapshots(100); len(names) != 1 {
+		t.Fatalf("snapshots %v", names)
+	}
+	// a restore drops all snapshots and their state volumes
+	volid, _ := b.sim.AddVolume(Volume{VMID: 100})
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/100/status/stop", nil); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu", url.Values{"vmid": {"100"}, "archive": {volid}, "force": {"1"}}); exit != "OK" {
+		t.Fatal(exit)
+	}
+	if names, _ := b.sim.Snapshots(100); len(names) != 0 {
+		t.Fatalf("snapshots after restore %v", names)
+	}
+	if got := imageVolids(t, b, "pve1", "100"); len(got) != 1 {
+		t.Fatalf("images after restore %v", got)
+	}
+	if _, exit := b.runTask(t, "DELETE", "/nodes/pve1/qemu/100/snapshot/before-update", nil); exit != "snapshot 'before-update' does not exist" {
+		t.Fatalf("delete missing: %q", exit)
 	}
 }
