@@ -65,6 +65,7 @@
 //     new MACs), destroy (task qmdestroy, refused while running, protected
 //     or locked), snapshots (qmsnapshot, qmdelsnapshot, qmrollback with
 //     their locks; the list ends with "current"; rollback hard-stops).
+//
 //   - One template per node (9000 on pve1, 9001 on pve2, …), see
 //     Options.NoTemplates.
 //
