@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/pvekeep/pvekeep/internal/api"
 	"github.com/pvekeep/pvekeep/internal/config"
 	"github.com/pvekeep/pvekeep/internal/jobs"
+	"github.com/pvekeep/pvekeep/internal/mail"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/service"
 	"github.com/pvekeep/pvekeep/internal/store"
+	"github.com/pvekeep/pvekeep/lang"
+	"github.com/pvekeep/pvekeep/templates"
 )
 
 // app is everything one process serves with.
@@ -24,8 +28,9 @@ type app struct {
 }
 
 // wire builds the whole stack. A database that cannot be reached does not
-// stop a server from starting: it answers every call with a retryable
-// `unavailable`, so the panel shows a clear message instead of a crash.
+// stop a server from starting: it answers every call that needs it with a
+// retryable `unavailable`, so the panel shows a clear message instead of a
+// crash, and recovers by itself when the database is back.
 func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *slog.Logger) (*app, config.Config, error) {
 	cfg, err := config.Load(f.config)
 	if err != nil {
@@ -40,18 +45,25 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 	if f.dsn == "" {
 		return nil, cfg, usageError{"no database: set --dsn or PVEKEEP_DSN"}
 	}
-	st, err := store.Open(ctx, f.dsn, logger)
+	// Connect does not need the server up: calls made while it is down
+	// answer a retryable `unavailable`, and the pool recovers on its own.
+	st, err := store.Connect(f.dsn, logger)
 	if err != nil {
-		if errors.Is(err, store.ErrUnavailable) {
-			logger.Error("database unavailable", "err", err)
-			return &app{table: api.NewUnavailable(err, logger, acfg), close: func() {}, logger: logger}, cfg, nil
-		}
-		return nil, cfg, fmt.Errorf("open database: %w", err)
+		return nil, cfg, usageError{fmt.Sprintf("bad database DSN: %v", err)}
 	}
 	clock := pvekeep.SystemClock{}
 	runner := jobs.NewRunner(st, clock, logger, jobs.Config{LeaseFor: cfg.Lease(), PollEvery: cfg.Poll()})
-	svc := service.New(st, dialProxmox(logger), runner, clock, logger, service.Config{
+	m, err := newMailer(cfg.SMTP, logger)
+	if err != nil {
+		_ = st.Close()
+		return nil, cfg, err
+	}
+	svc := service.New(service.Deps{
+		Store: st, Dial: dialProxmox(logger), Runner: runner, Mailer: m, Clock: clock, Logger: logger,
+	}, service.Config{
 		BackupMode: cfg.Backup.Mode, Compress: cfg.Backup.Compress, LeaseFor: cfg.Lease(),
+		// Only the kill tests set this; see service.Config.
+		CrashAfterStep: os.Getenv("PVEKEEP_TEST_CRASH_AFTER_STEP"),
 	})
 	return &app{
 		table:  api.New(svc, svc, logger, acfg),
@@ -59,6 +71,25 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 		close:  func() { _ = st.Close() },
 		logger: logger,
 	}, cfg, nil
+}
+
+// newMailer returns nil (no email) when no SMTP host is configured.
+func newMailer(c config.SMTP, logger *slog.Logger) (service.Mailer, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	mc := mail.Config{
+		Host: c.Host, Port: c.Port, Username: c.Username, Password: c.Password, From: c.From, FromName: c.FromName,
+		TLS: c.TLS, Timeout: time.Duration(c.TimeoutSeconds * float64(time.Second)),
+	}
+	if err := mc.Validate(); err != nil {
+		return nil, fmt.Errorf("config: smtp: %w", err)
+	}
+	m, err := mail.New(mc, templates.Files, lang.Files, logger)
+	if err != nil {
+		return nil, fmt.Errorf("load email templates: %w", err)
+	}
+	return m, nil
 }
 
 func dialProxmox(logger *slog.Logger) service.Dialer {

@@ -28,6 +28,9 @@ type backend interface {
 	CreateBackup(ctx context.Context, c service.Call, note, idempotencyKey string) (pvekeep.Job, error)
 	RemoveBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.Job, error)
 	GetJob(ctx context.Context, c service.Call, id pvekeep.JobID) (pvekeep.Job, error)
+	RestoreBackup(ctx context.Context, c service.Call, id pvekeep.BackupID, idempotencyKey string) (pvekeep.Job, error)
+	RetryRestore(ctx context.Context, c service.Call, id pvekeep.JobID) (pvekeep.Job, error)
+	Reinstall(ctx context.Context, c service.Call, failed pvekeep.JobID) (pvekeep.Job, error)
 }
 
 // ticker drives jobs for cron.tick.
@@ -67,13 +70,16 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 	}
 	t := &Table{svc: svc, tick: tick, logger: logger.With("component", "api"), cfg: cfg}
 	t.methods = map[string]method{
-		"plugin.hello":   t.hello,
-		"service.status": t.status,
-		"backups.list":   t.backupsList,
-		"backups.create": t.backupsCreate,
-		"backups.remove": t.backupsRemove,
-		"jobs.get":       t.jobsGet,
-		"cron.tick":      t.cronTick,
+		"plugin.hello":      t.hello,
+		"service.status":    t.status,
+		"backups.list":      t.backupsList,
+		"backups.create":    t.backupsCreate,
+		"backups.remove":    t.backupsRemove,
+		"jobs.get":          t.jobsGet,
+		"backups.restore":   t.backupsRestore,
+		"restore.retry":     t.restoreRetry,
+		"restore.reinstall": t.restoreReinstall,
+		"cron.tick":         t.cronTick,
 	}
 	return t
 }
@@ -290,6 +296,57 @@ func (t *Table) jobsGet(ctx context.Context, params json.RawMessage) (any, error
 		return nil, err
 	}
 	j, err := t.svc.GetJob(ctx, p.call(), pvekeep.JobID(p.JobID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) backupsRestore(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		BackupID       int64  `json:"backup_id"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.RestoreBackup(ctx, p.call(), pvekeep.BackupID(p.BackupID), p.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) restoreRetry(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		JobID int64 `json:"job_id"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.RetryRestore(ctx, p.call(), pvekeep.JobID(p.JobID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+// restoreReinstall takes the failed restore's job_id when there is one
+// (its recorded MACs are kept); without it the VM is reinstalled as is.
+func (t *Table) restoreReinstall(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		JobID int64 `json:"job_id"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.JobID < 0 {
+		return nil, pvekeep.InvalidInput("job_id", "job_id must be a positive integer")
+	}
+	j, err := t.svc.Reinstall(ctx, p.call(), pvekeep.JobID(p.JobID))
 	if err != nil {
 		return nil, err
 	}

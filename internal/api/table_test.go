@@ -53,6 +53,21 @@ func (f *fakeBackend) GetJob(_ context.Context, c service.Call, _ pvekeep.JobID)
 	return pvekeep.Job{}, f.err
 }
 
+func (f *fakeBackend) RestoreBackup(_ context.Context, c service.Call, _ pvekeep.BackupID, _ string) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) RetryRestore(_ context.Context, c service.Call, _ pvekeep.JobID) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) Reinstall(_ context.Context, c service.Call, _ pvekeep.JobID) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{}, f.err
+}
+
 func (f *fakeBackend) Tick(_ context.Context, servers []pvekeep.Server, _ time.Duration) (jobs.Stats, error) {
 	f.tick = servers
 	return jobs.Stats{Passes: 1}, f.err
@@ -210,7 +225,7 @@ func TestHelloListsEveryMethod(t *testing.T) {
 		t.Fatal(rerr)
 	}
 	m := res.(map[string]any)
-	if m["api_version"] != APIVersion || len(m["methods"].([]string)) != 7 {
+	if m["api_version"] != APIVersion || len(m["methods"].([]string)) != 10 {
 		t.Errorf("plugin.hello = %v", m)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/service"
 )
 
 // The result shapes of DESIGN §3. Times are RFC 3339 UTC; sizes bytes.
@@ -66,7 +67,7 @@ func jobFrom(j pvekeep.Job) jobOut {
 	out := jobOut{
 		ID: int64(j.ID), Kind: string(j.Kind), State: string(j.State), Step: j.Step,
 		ProgressPct: j.ProgressPct, Error: j.Error, BackupID: int64(j.BackupID),
-		CreatedAt: rfc3339(j.CreatedAt), NextActions: []string{},
+		CreatedAt: rfc3339(j.CreatedAt), NextActions: service.NextActions(j),
 	}
 	if j.FinishedAt != nil {
 		s := rfc3339(*j.FinishedAt)

@@ -218,7 +218,7 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvek
 		VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note,
 	})
 	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, pveError("submit vzdump", err))
+		return job, s.failIfFinal(ctx, lease, job, submitError("submit vzdump", err))
 	}
 	now := s.clock.Now().UTC()
 	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
@@ -360,7 +360,7 @@ func (s *Service) dispatchRemove(ctx context.Context, pc pve.Cluster, lease pvek
 			Backup: &store.BackupChange{ID: b.ID, Status: pvekeep.BackupRemoved, RemovedAt: &now}})
 	}
 	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, pveError("delete backup volume", err))
+		return job, s.failIfFinal(ctx, lease, job, submitError("delete backup volume", err))
 	}
 	now := s.clock.Now().UTC()
 	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{

@@ -13,7 +13,8 @@ import (
 // backslash to be doubled.
 const MaxNoteBytes = 512
 
-// MaxIdempotencyKey bounds idempotency keys (the column is varchar(64)).
+// MaxIdempotencyKey bounds idempotency keys: a UUID or a hex token fits
+// with room to spare (the column itself takes 128).
 const MaxIdempotencyKey = 64
 
 // cleanNote makes a client's note safe to hand to Proxmox: valid UTF-8, one

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/reconcile"
 	"github.com/pvekeep/pvekeep/internal/store"
 )
 
@@ -17,6 +18,8 @@ type serviceStore interface {
 	Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.ServiceFacts, error)
 	EnqueueBackupCreate(ctx context.Context, r store.NewBackupCreate) (pvekeep.Job, pvekeep.Backup, bool, error)
 	EnqueueBackupRemove(ctx context.Context, r store.NewBackupRemove) (pvekeep.Job, bool, error)
+	EnqueueRestore(ctx context.Context, r store.NewRestore) (pvekeep.Job, bool, error)
+	ExtendLease(ctx context.Context, l pvekeep.Lease, until time.Time) error
 	Job(ctx context.Context, id pvekeep.JobID) (pvekeep.Job, error)
 	ActiveJob(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Job, bool, error)
 	Backups(ctx context.Context, id pvekeep.ServiceID, statuses ...pvekeep.BackupStatus) ([]pvekeep.Backup, error)
@@ -40,6 +43,19 @@ type Config struct {
 	// LeaseFor is how long an API call holds the job it just created while
 	// it submits the first Proxmox task.
 	LeaseFor time.Duration
+	// TaskPoll is the pause between looks at a task a step waits on.
+	TaskPoll time.Duration
+	// CrashAfterStep, for the kill tests only, makes the process SIGKILL
+	// itself right after recording that step as done.
+	CrashAfterStep string
+	// GiveUpQueuedAfter fails a job whose first Proxmox task could not be
+	// submitted for this long (Proxmox unreachable): the customer gets a
+	// clear failure and the VM is free again, instead of a job that holds
+	// it forever.
+	GiveUpQueuedAfter time.Duration
+	// GiveUpRunningAfter fails a job whose Proxmox task has not been seen
+	// to end this long after it started.
+	GiveUpRunningAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -52,26 +68,57 @@ func (c Config) withDefaults() Config {
 	if c.LeaseFor <= 0 {
 		c.LeaseFor = 2 * time.Minute
 	}
+	if c.TaskPoll <= 0 {
+		c.TaskPoll = 500 * time.Millisecond
+	}
+	if c.GiveUpQueuedAfter <= 0 {
+		c.GiveUpQueuedAfter = time.Hour
+	}
+	if c.GiveUpRunningAfter <= 0 {
+		c.GiveUpRunningAfter = 48 * time.Hour
+	}
 	return c
 }
 
 // Service implements every method of the panel contract that acts on a
 // service, and the job steps that cron ticks run.
 type Service struct {
-	st     serviceStore
-	dial   Dialer
-	run    runner
-	clock  pvekeep.Clock
-	logger *slog.Logger
-	cfg    Config
+	st         serviceStore
+	emails     emailStore
+	dial       Dialer
+	run        runner
+	mailer     Mailer
+	reconciler *reconcile.Reconciler
+	clock      pvekeep.Clock
+	logger     *slog.Logger
+	cfg        Config
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Store interface {
+		serviceStore
+		emailStore
+	}
+	Dial   Dialer
+	Runner runner
+	Mailer Mailer // nil: no SMTP, the restore email is skipped
+	Clock  pvekeep.Clock
+	Logger *slog.Logger
 }
 
 // New returns a Service and registers its job steps with the runner that
 // Tick drives.
-func New(st serviceStore, dial Dialer, run runner, clock pvekeep.Clock, logger *slog.Logger, cfg Config) *Service {
-	s := &Service{st: st, dial: dial, run: run, clock: clock, logger: logger.With("component", "service"), cfg: cfg.withDefaults()}
-	run.Handle(pvekeep.KindBackupCreate, s.stepBackupCreate)
-	run.Handle(pvekeep.KindBackupRemove, s.stepBackupRemove)
+func New(d Deps, cfg Config) *Service {
+	s := &Service{
+		st: d.Store, emails: d.Store, dial: d.Dial, run: d.Runner, mailer: d.Mailer,
+		reconciler: reconcile.New(d.Logger), clock: d.Clock,
+		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
+	}
+	d.Runner.Handle(pvekeep.KindBackupCreate, s.stepBackupCreate)
+	d.Runner.Handle(pvekeep.KindBackupRemove, s.stepBackupRemove)
+	d.Runner.Handle(pvekeep.KindBackupRestore, s.stepRestoreJob)
+	d.Runner.Handle(pvekeep.KindVMReinstall, s.stepRestoreJob)
 	return s
 }
 
@@ -184,6 +231,10 @@ func lockName(k pvekeep.JobKind) string {
 		return "backup"
 	case pvekeep.KindBackupRemove:
 		return "backup-remove"
+	case pvekeep.KindBackupRestore:
+		return "restore"
+	case pvekeep.KindVMReinstall:
+		return "reinstall"
 	default:
 		return string(k)
 	}
@@ -218,6 +269,36 @@ func pveError(what string, err error) error {
 	default:
 		return pvekeep.Upstream(upstreamDetail(err), fmt.Errorf("%s: %w", what, err))
 	}
+}
+
+// submitError classifies the failure of a non-idempotent POST (vzdump,
+// restore, delete…). When Proxmox answered with an error of its own (a
+// 4xx, or its generic 500 with a message) it refused for good: the job
+// fails with its words. Only a request that may never have arrived (no
+// answer, a proxy's 502/503/504, PVE's 595/596) is worth submitting again,
+// and then only after looking for its trace.
+func submitError(what string, err error) error {
+	var he *pve.HTTPError
+	if errors.As(err, &he) && (he.Code >= 400 && he.Code < 500 && he.Code != 401 && he.Code != 403 || he.Code == 500) {
+		var le *pve.LockedError
+		if errors.As(err, &le) {
+			return pvekeep.Locked(le.Lock, 0)
+		}
+		return pvekeep.Upstream(upstreamDetail(err), fmt.Errorf("%s: %w", what, err))
+	}
+	return pveError(what, err)
+}
+
+// overdue says why a job must be given up on, or "".
+func (s *Service) overdue(job pvekeep.Job) string {
+	now := s.clock.Now()
+	switch {
+	case job.UPID == "" && job.StartedAt == nil && now.Sub(job.CreatedAt) > s.cfg.GiveUpQueuedAfter:
+		return fmt.Sprintf("Proxmox could not be reached for %s; nothing was done", s.cfg.GiveUpQueuedAfter)
+	case job.StartedAt != nil && now.Sub(*job.StartedAt) > s.cfg.GiveUpRunningAfter:
+		return fmt.Sprintf("the Proxmox task did not finish within %s", s.cfg.GiveUpRunningAfter)
+	}
+	return ""
 }
 
 // upstreamDetail is Proxmox's own words, without our wrapping.

@@ -77,7 +77,8 @@ func setup(t *testing.T, quota int) *bundle {
 	dial := func(ctx context.Context, s pvekeep.Server) (pve.Cluster, error) {
 		return pve.Connect(ctx, pve.ConfigFromServer(s))
 	}
-	svc := service.New(db.Store, dial, runner, clock, logger, service.Config{LeaseFor: time.Minute})
+	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger},
+		service.Config{LeaseFor: time.Minute})
 	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 

@@ -59,6 +59,9 @@ func (s *Service) Tick(ctx context.Context, servers []pvekeep.Server, budget tim
 // stepBackupCreate advances a backup job: submit the vzdump if it is not
 // yet submitted, else follow its task to the end.
 func (s *Service) stepBackupCreate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	if msg := s.overdue(job); msg != "" {
+		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+	}
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
 		return job.State, err
@@ -166,6 +169,9 @@ func (s *Service) findArchive(ctx context.Context, pc pve.Cluster, job pvekeep.J
 
 // stepBackupRemove advances a removal job.
 func (s *Service) stepBackupRemove(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	if msg := s.overdue(job); msg != "" {
+		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+	}
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
 		return job.State, err

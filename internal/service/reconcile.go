@@ -1,0 +1,182 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/mail"
+	"github.com/pvekeep/pvekeep/internal/plan"
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/reconcile"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// Mailer composes and sends client emails. A nil Mailer (no SMTP
+// configured) skips the email step with a warning rather than blocking
+// the restore.
+type Mailer interface {
+	Compose(kind, language string, data mail.BackupRestored) (mail.Message, error)
+	Send(ctx context.Context, m mail.Message) error
+}
+
+// emailStore is what the email step needs from the database.
+type emailStore interface {
+	ReserveEmail(ctx context.Context, e store.Email) (store.Email, bool, error)
+	MarkEmailSentAndLog(ctx context.Context, emailID int64, sentAt time.Time, ce store.ClientEmail) error
+	MarkEmailFailed(ctx context.Context, emailID int64, msg string, at time.Time) error
+	DefaultClientLanguage(ctx context.Context) (string, error)
+}
+
+// emailKind is the mod_pvekeep_emails kind of the "Backup restored" email.
+const emailKind = "backup_restored"
+
+// reconcileJob hands a restored or reinstalled VM to the reconciliation
+// and finishes the job when it is done.
+func (s *Service) reconcileJob(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+	if !reconcile.IsStep(job.Step) {
+		return s.failRestore(ctx, lease, job, fmt.Sprintf("the job is at an unknown step %q", job.Step))
+	}
+	f, err := s.st.Service(ctx, job.ServiceID)
+	if err != nil {
+		return job, dbError(err)
+	}
+	pl, err := plan.FromFacts(f)
+	if err != nil {
+		return s.failRestore(ctx, lease, job, upstreamMessage(err))
+	}
+	target := reconcile.Target{Node: job.Node, VMID: job.VMID, VM: pl.VM, MACs: p.MACs}
+	j := &journal{s: s, pc: pc, lease: lease, job: job}
+	n := &notifier{s: s, job: job, facts: f}
+	out, err := s.reconciler.Run(ctx, pc, j, n, target, reconcile.Step(job.Step), job.UPID)
+	job = j.job
+	if err != nil {
+		return job, err
+	}
+	if out.Failed != "" {
+		return s.failRestore(ctx, lease, job, out.Failed)
+	}
+	if out.Step != reconcile.StepDone {
+		return job, nil // waiting on Proxmox
+	}
+	now := s.clock.Now().UTC()
+	if err := s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now}); err != nil {
+		return job, err
+	}
+	job.State, job.FinishedAt, job.ProgressPct = pvekeep.JobSucceeded, &now, 100
+	return job, nil
+}
+
+// journal records reconciliation progress on the job row, under the lease.
+type journal struct {
+	s     *Service
+	pc    pve.Cluster
+	lease pvekeep.Lease
+	job   pvekeep.Job
+}
+
+func (j *journal) Submitted(ctx context.Context, upid pvekeep.UPID) error {
+	job, err := j.s.submitted(ctx, j.lease, j.job, upid, j.job.Node)
+	j.job = job
+	return err
+}
+
+func (j *journal) Done(ctx context.Context, step, next reconcile.Step, pct int) error {
+	job, err := j.s.advance(ctx, j.lease, j.job, string(next), pct)
+	j.job = job
+	return err
+}
+
+func (j *journal) Await(ctx context.Context, upid pvekeep.UPID) (bool, string, error) {
+	return j.s.await(ctx, j.pc, j.lease, upid, 60*time.Second)
+}
+
+// notifier sends the "Backup restored" email once per job: the row in
+// mod_pvekeep_emails is reserved before sending and marked sent, together
+// with the copy in WHMCS's tblemails, in one transaction afterwards. A
+// crash between the SMTP server accepting it and that mark is the one
+// window in which the client could get it twice; an email is never lost.
+type notifier struct {
+	s     *Service
+	job   pvekeep.Job
+	facts pvekeep.ServiceFacts
+}
+
+func (n *notifier) BackupRestored(ctx context.Context) error {
+	s := n.s
+	if s.mailer == nil {
+		s.logger.Warn("no SMTP configured: the restore email is not sent", "job_id", n.job.ID, "service_id", n.job.ServiceID)
+		return nil
+	}
+	f := n.facts
+	if f.ClientEmail == "" {
+		s.logger.Warn("the client has no email address: the restore email is not sent", "job_id", n.job.ID)
+		return nil
+	}
+	now := s.clock.Now().UTC()
+	data := mail.BackupRestored{
+		ClientName: joinName(f.ClientFirstName, f.ClientLastName), Hostname: f.Domain, VMID: int(n.job.VMID), RestoredAt: now,
+	}
+	if n.job.BackupID != 0 {
+		if b, err := s.st.Backup(ctx, n.job.ServiceID, n.job.BackupID); err == nil {
+			data.BackupCreatedAt, data.BackupNote = b.CreatedAt, b.Note
+		}
+	}
+	language := f.ClientLanguage
+	if language == "" {
+		// The client follows the panel's default language.
+		if def, err := s.emails.DefaultClientLanguage(ctx); err == nil {
+			language = def
+		}
+	}
+	msg, err := s.mailer.Compose(emailKind, language, data)
+	if err != nil {
+		return fmt.Errorf("compose restore email: %w", err)
+	}
+	msg.To, msg.ToName = f.ClientEmail, data.ClientName
+	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", n.job.ID, emailKind)
+
+	row, _, err := s.emails.ReserveEmail(ctx, store.Email{JobID: n.job.ID, Kind: emailKind, Recipient: msg.To, Subject: msg.Subject, CreatedAt: now})
+	if err != nil {
+		return dbError(err)
+	}
+	if row.Status != store.EmailPending {
+		return nil // sent (or given up) by an earlier attempt
+	}
+	if err := s.mailer.Send(ctx, msg); err != nil {
+		if errors.Is(err, mail.ErrTransient) {
+			return pvekeep.Unavailable("smtp", err) // the next tick tries again
+		}
+		s.logger.Error("restore email refused", "job_id", n.job.ID, "err", err)
+		return dbError(s.emails.MarkEmailFailed(ctx, row.ID, err.Error(), now))
+	}
+	return dbError(s.emails.MarkEmailSentAndLog(ctx, row.ID, now, store.ClientEmail{
+		ClientID: f.ClientID, To: msg.To, Subject: msg.Subject, Message: msg.HTML, Date: now,
+	}))
+}
+
+func joinName(first, last string) string {
+	switch {
+	case first == "":
+		return last
+	case last == "":
+		return first
+	default:
+		return first + " " + last
+	}
+}
+
+// crashPoint kills the process right after step was recorded as done when
+// Config.CrashAfterStep names it: the kill tests use it to prove that any
+// process can finish what a killed one began. Never set in production.
+func (s *Service) crashPoint(step string) {
+	if s.cfg.CrashAfterStep != "" && s.cfg.CrashAfterStep == step {
+		s.logger.Warn("crashing on purpose", "after_step", step)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL is not instantaneous; nothing may run after it
+	}
+}

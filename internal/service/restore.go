@@ -1,0 +1,554 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/plan"
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/reconcile"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// Steps of a restore or reinstall before the reconciliation takes over
+// (reconcile.Steps follow them). Stored in mod_pvekeep_jobs.step.
+const (
+	stepStop    = "stop"    // hard-stop the VM and wait until it is stopped
+	stepRestore = "restore" // qmrestore with force=1 over the stopped VM
+	stepPurge   = "purge"   // reinstall: destroy the broken VM and its disks
+	stepClone   = "clone"   // reinstall: full clone of the OS template into the vmid
+)
+
+// restoreParams are the facts a restore job records when it is made, so
+// that any later process can finish it the same way.
+type restoreParams struct {
+	Volid   string `json:"volid,omitempty"`
+	Storage string `json:"storage,omitempty"`
+	// MACs keeps each network device's MAC from before the restore: the
+	// customer's IP allocations are bound to them, and a backup (or a
+	// template) may carry another.
+	MACs map[string]string `json:"macs"`
+	// WasRunning is informational: the VM is started at the end either way.
+	WasRunning bool `json:"was_running"`
+	// RetryOf names the failed job this one retries.
+	RetryOf pvekeep.JobID `json:"retry_of,omitempty"`
+	// Template is what a reinstall clones.
+	Template pvekeep.VMID `json:"template,omitempty"`
+	// Name is the VM's name to keep (a clone would take the template's).
+	Name string `json:"name,omitempty"`
+}
+
+// NextActions are what the panel may offer after a job ended: a failed
+// restore or reinstall leaves the VM unusable until one of them succeeds.
+func NextActions(j pvekeep.Job) []string {
+	if j.State == pvekeep.JobFailed && (j.Kind == pvekeep.KindBackupRestore || j.Kind == pvekeep.KindVMReinstall) {
+		return []string{"retry", "reinstall"}
+	}
+	return []string{}
+}
+
+// RestoreBackup starts restoring one of the service's backups over its VM.
+// The client is told in the panel that this destroys the VM's current
+// disks and all its snapshots.
+func (s *Service) RestoreBackup(ctx context.Context, c Call, id pvekeep.BackupID, idempotencyKey string) (pvekeep.Job, error) {
+	if id <= 0 {
+		return pvekeep.Job{}, pvekeep.InvalidInput("backup_id", "backup_id must be a positive integer")
+	}
+	if err := checkIdempotencyKey(idempotencyKey); err != nil {
+		return pvekeep.Job{}, err
+	}
+	f, err := s.authorize(ctx, c, mutate)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	b, err := s.st.Backup(ctx, f.ServiceID, id)
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	if b.Status != pvekeep.BackupAvailable {
+		return pvekeep.Job{}, pvekeep.InvalidState(fmt.Sprintf("the backup is %s", b.Status))
+	}
+	return s.startRestore(ctx, c, f, pvekeep.KindBackupRestore, b.ID, restoreParams{Volid: b.Volid, Storage: b.Storage}, idempotencyKey)
+}
+
+// RetryRestore runs a failed restore again from the same backup, or a
+// failed reinstall again from the same template.
+func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID) (pvekeep.Job, error) {
+	failed, f, err := s.failedRestoreJob(ctx, c, jobID)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	var p restoreParams
+	if err := json.Unmarshal(failed.Params, &p); err != nil {
+		return pvekeep.Job{}, fmt.Errorf("read job %d params: %w", failed.ID, err)
+	}
+	if failed.Kind == pvekeep.KindVMReinstall {
+		return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}, "")
+	}
+	b, err := s.st.Backup(ctx, f.ServiceID, failed.BackupID)
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	if b.Status != pvekeep.BackupAvailable {
+		return pvekeep.Job{}, pvekeep.InvalidState(fmt.Sprintf("the backup is %s", b.Status))
+	}
+	// The VM may be half-restored: its current MACs are not to be trusted,
+	// the failed job's record of them is.
+	return s.startRestore(ctx, c, f, pvekeep.KindBackupRestore, b.ID,
+		restoreParams{Volid: b.Volid, Storage: b.Storage, RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}, "")
+}
+
+// Reinstall purges the VM and clones the product's OS template into the
+// same vmid, then reconciles it to the package. jobID, when given, is the
+// failed restore it replaces (its MACs are kept).
+func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (pvekeep.Job, error) {
+	var p restoreParams
+	var f pvekeep.ServiceFacts
+	if jobID != 0 {
+		failed, facts, err := s.failedRestoreJob(ctx, c, jobID)
+		if err != nil {
+			return pvekeep.Job{}, err
+		}
+		f = facts
+		if err := json.Unmarshal(failed.Params, &p); err != nil {
+			return pvekeep.Job{}, fmt.Errorf("read job %d params: %w", failed.ID, err)
+		}
+		p = restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}
+	} else {
+		facts, err := s.authorize(ctx, c, mutate)
+		if err != nil {
+			return pvekeep.Job{}, err
+		}
+		f = facts
+	}
+	return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, p, "")
+}
+
+// failedRestoreJob loads a failed restore/reinstall job of the service.
+func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID) (pvekeep.Job, pvekeep.ServiceFacts, error) {
+	if id <= 0 {
+		return pvekeep.Job{}, pvekeep.ServiceFacts{}, pvekeep.InvalidInput("job_id", "job_id must be a positive integer")
+	}
+	f, err := s.authorize(ctx, c, mutate)
+	if err != nil {
+		return pvekeep.Job{}, f, err
+	}
+	j, err := s.st.Job(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.ServiceID != f.ServiceID) {
+		return pvekeep.Job{}, f, pvekeep.NotFound("job")
+	}
+	if err != nil {
+		return pvekeep.Job{}, f, dbError(err)
+	}
+	if j.Kind != pvekeep.KindBackupRestore && j.Kind != pvekeep.KindVMReinstall {
+		return pvekeep.Job{}, f, pvekeep.InvalidState("only a restore or a reinstall can be retried")
+	}
+	if j.State != pvekeep.JobFailed {
+		return pvekeep.Job{}, f, pvekeep.InvalidState(fmt.Sprintf("the job is %s, not failed", j.State))
+	}
+	return j, f, nil
+}
+
+// startRestore records the VM's facts, enqueues the job and runs its
+// first step within the call.
+func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFacts, kind pvekeep.JobKind, backupID pvekeep.BackupID, p restoreParams, key string) (pvekeep.Job, error) {
+	pl, err := plan.FromFacts(f)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if kind == pvekeep.KindVMReinstall {
+		if !pl.VM.OSTemplate.Set || pl.VM.OSTemplate.Value <= 0 {
+			return pvekeep.Job{}, pvekeep.InvalidState("the product has no operating system template to reinstall from")
+		}
+		p.Template = pvekeep.VMID(pl.VM.OSTemplate.Value)
+	}
+	if key != "" {
+		if j, ok, err := s.replay(ctx, f, key); err != nil || ok {
+			return j, err
+		}
+	}
+	pc, err := s.connect(ctx, c.Server)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	ref, err := s.locate(ctx, pc, f.VMID)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if ref.Template {
+		return pvekeep.Job{}, pvekeep.InvalidState("the service's vmid is a template")
+	}
+	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+		return pvekeep.Job{}, err
+	}
+	if p.MACs == nil {
+		cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
+		if err != nil {
+			return pvekeep.Job{}, pveError("read vm config", err)
+		}
+		p.MACs = macsOf(cfg)
+		p.Name = cfg["name"]
+		p.WasRunning = ref.Status == "running"
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return pvekeep.Job{}, fmt.Errorf("record restore facts: %w", err)
+	}
+	now := s.clock.Now().UTC()
+	leaseUntil := now.Add(s.cfg.LeaseFor)
+	job, existed, err := s.st.EnqueueRestore(ctx, store.NewRestore{
+		Job: pvekeep.Job{
+			ServiceID: f.ServiceID, VMID: f.VMID, ServerID: f.ServerID, Node: ref.Node, Kind: kind, Step: stepStop,
+			Params: raw, IdempotencyKey: key, ActorType: c.Actor.Type, ActorID: c.Actor.ID,
+			LeaseOwner: newCallOwner(), LeaseUntil: &leaseUntil, CreatedAt: now,
+		},
+		BackupID: backupID,
+	})
+	if err != nil {
+		return pvekeep.Job{}, enqueueError(err)
+	}
+	if existed {
+		return job, nil
+	}
+	s.logger.Info("restore started", "job_id", job.ID, "kind", kind, "service_id", f.ServiceID, "vmid", f.VMID, "backup_id", backupID)
+	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
+	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
+		// The call only submits the stop; ticks drive the rest.
+		return s.restoreStop(ctx, pc, lease, job, false)
+	})
+}
+
+// macsOf reads every network device's MAC from a VM config.
+func macsOf(cfg pve.VMConfig) map[string]string {
+	out := map[string]string{}
+	for k, v := range cfg {
+		if !strings.HasPrefix(k, "net") {
+			continue
+		}
+		if n, err := pve.ParseNet(v); err == nil && n.MAC != "" {
+			out[k] = n.MAC
+		}
+	}
+	return out
+}
+
+// stepRestoreJob drives a restore or reinstall through every step Proxmox
+// lets it finish now: one tick usually takes it from the end of the
+// restore task to a running, reconciled VM.
+func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	if msg := s.overdue(job); msg != "" {
+		out, err := s.failRestore(ctx, lease, job, msg)
+		return out.State, err
+	}
+	pc, err := s.connect(ctx, srv)
+	if err != nil {
+		return job.State, err
+	}
+	var p restoreParams
+	if err := json.Unmarshal(job.Params, &p); err != nil {
+		return job.State, fmt.Errorf("read job %d params: %w", job.ID, err)
+	}
+	for i := 0; i < 32; i++ { // a bound, not a budget: each step moves job.Step forward
+		var next pvekeep.Job
+		switch job.Step {
+		case stepStop:
+			next, err = s.restoreStop(ctx, pc, lease, job, true)
+		case stepRestore:
+			next, err = s.restoreRun(ctx, pc, lease, job, p)
+		case stepPurge:
+			next, err = s.reinstallPurge(ctx, pc, lease, job)
+		case stepClone:
+			next, err = s.reinstallClone(ctx, pc, lease, job, p)
+		default:
+			next, err = s.reconcileJob(ctx, pc, lease, job, p)
+		}
+		if err != nil {
+			return s.stateAfter(ctx, job, err)
+		}
+		if next.State.Terminal() || next.Step == job.Step {
+			return next.State, nil // finished, or waiting on Proxmox
+		}
+		job = next
+	}
+	return job.State, nil
+}
+
+// advance records that the job's current step is done and names the next.
+func (s *Service) advance(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, step string, pct int) (pvekeep.Job, error) {
+	now := s.clock.Now().UTC()
+	upd := store.JobUpdate{State: pvekeep.JobRunning, Step: step, ProgressPct: pct, ClearUPID: true, Now: now}
+	if job.StartedAt == nil {
+		upd.StartedAt = &now
+	}
+	if err := s.st.UpdateJob(ctx, lease, upd); err != nil {
+		return job, dbError(err)
+	}
+	s.crashPoint(job.Step)
+	job.State, job.Step, job.UPID = pvekeep.JobRunning, step, ""
+	if pct > job.ProgressPct {
+		job.ProgressPct = pct
+	}
+	return job, nil
+}
+
+// submitted records the UPID of the current step's task before anything
+// waits on it.
+func (s *Service) submitted(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, upid pvekeep.UPID, node string) (pvekeep.Job, error) {
+	now := s.clock.Now().UTC()
+	upd := store.JobUpdate{State: pvekeep.JobRunning, Step: job.Step, UPID: upid, Node: node, Now: now}
+	if job.StartedAt == nil {
+		upd.StartedAt = &now
+	}
+	if err := s.st.UpdateJob(ctx, lease, upd); err != nil {
+		return job, dbError(err)
+	}
+	job.State, job.UPID = pvekeep.JobRunning, upid
+	return job, nil
+}
+
+// await follows a task for at most wait: done reports whether it stopped,
+// failure is Proxmox's message when it stopped unsuccessfully.
+func (s *Service) await(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, upid pvekeep.UPID, wait time.Duration) (done bool, failure string, err error) {
+	deadline := time.Now().Add(wait)
+	for {
+		ts, err := pc.TaskStatus(ctx, upid)
+		if err != nil {
+			return false, "", pveError("read task status", err)
+		}
+		if !ts.Running {
+			if _, ok := taskSucceeded(ts.ExitStatus); ok {
+				return true, "", nil
+			}
+			lines, lerr := pc.TaskLog(ctx, upid, 0)
+			if lerr != nil {
+				lines = nil
+			}
+			return true, taskFailure(ts.ExitStatus, lines), nil
+		}
+		if !time.Now().Add(s.cfg.TaskPoll).Before(deadline) {
+			return false, "", nil
+		}
+		if err := s.st.ExtendLease(ctx, lease, s.clock.Now().UTC().Add(s.cfg.LeaseFor)); err != nil {
+			return false, "", dbError(err)
+		}
+		t := time.NewTimer(s.cfg.TaskPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, "", ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// failRestore ends a restore or reinstall as failed: the VM may be
+// unusable, so the panel offers retry and reinstall.
+func (s *Service) failRestore(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, msg string) (pvekeep.Job, error) {
+	now := s.clock.Now().UTC()
+	if err := s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobFailed, Error: msg, Now: now}); err != nil {
+		return job, err
+	}
+	job.State, job.Error, job.FinishedAt = pvekeep.JobFailed, msg, &now
+	return job, nil
+}
+
+// restoreStop hard-stops the VM (a restore overwrites its disks, so a
+// clean shutdown buys nothing) and waits until it is stopped.
+func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, wait bool) (pvekeep.Job, error) {
+	ref, err := s.locate(ctx, pc, job.VMID)
+	if err != nil {
+		if job.Kind == pvekeep.KindVMReinstall && pvekeep.ReasonOf(err) == pvekeep.ReasonInvalidState {
+			return s.advance(ctx, lease, job, stepClone, 10) // nothing left to stop or purge
+		}
+		return job, err
+	}
+	next := stepRestore
+	if job.Kind == pvekeep.KindVMReinstall {
+		next = stepPurge
+	}
+	if job.UPID == "" {
+		if ref.Status == "stopped" {
+			return s.advance(ctx, lease, job, next, 5)
+		}
+		upid, err := pc.StopVM(ctx, ref.Node, job.VMID)
+		if err != nil {
+			return job, s.failIfFinal(ctx, lease, job, submitError("stop vm", err))
+		}
+		if upid == "" {
+			return s.advance(ctx, lease, job, next, 5)
+		}
+		if job, err = s.submitted(ctx, lease, job, upid, ref.Node); err != nil || !wait {
+			return job, err
+		}
+	}
+	done, failure, err := s.await(ctx, pc, lease, job.UPID, 30*time.Second)
+	if err != nil || !done {
+		return job, err
+	}
+	if failure != "" {
+		return s.failRestore(ctx, lease, job, "stopping the VM failed: "+failure)
+	}
+	return s.advance(ctx, lease, job, next, 5)
+}
+
+// restoreRun submits qmrestore over the stopped VM and follows it.
+func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+	if job.UPID == "" {
+		upid, err := pc.RestoreVM(ctx, job.Node, pve.RestoreRequest{VMID: job.VMID, Archive: p.Volid, Force: true})
+		if err != nil {
+			e := submitError("restore vm", err)
+			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
+				return job, e
+			}
+			return s.failRestore(ctx, lease, job, upstreamMessage(e))
+		}
+		return s.submitted(ctx, lease, job, upid, job.Node)
+	}
+	ts, err := pc.TaskStatus(ctx, job.UPID)
+	if err != nil {
+		return job, pveError("read task status", err)
+	}
+	if ts.Running {
+		lines, err := pc.TaskLog(ctx, job.UPID, 0)
+		if err != nil {
+			return job, pveError("read task log", err)
+		}
+		if pct, ok := lastRestoreProgress(lines); ok {
+			overall := 5 + pct*75/100 // the restore is 5–80% of the whole job
+			if overall != job.ProgressPct {
+				if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{State: job.State, Step: job.Step, ProgressPct: overall, Now: s.clock.Now().UTC()}); err != nil {
+					return job, dbError(err)
+				}
+				job.ProgressPct = overall
+			}
+		}
+		return job, nil
+	}
+	if _, ok := taskSucceeded(ts.ExitStatus); !ok {
+		lines, lerr := pc.TaskLog(ctx, job.UPID, 0)
+		if lerr != nil {
+			lines = nil
+		}
+		return s.failRestore(ctx, lease, job, taskFailure(ts.ExitStatus, lines))
+	}
+	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+}
+
+// reinstallPurge destroys the broken VM with its disks.
+func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+	if job.UPID == "" {
+		upid, err := pc.DeleteVM(ctx, job.Node, job.VMID, true)
+		if errors.Is(err, pve.ErrNotFound) {
+			return s.advance(ctx, lease, job, stepClone, 10)
+		}
+		if err != nil {
+			e := submitError("purge vm", err)
+			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
+				return job, e
+			}
+			return s.failRestore(ctx, lease, job, upstreamMessage(e))
+		}
+		if job, err = s.submitted(ctx, lease, job, upid, job.Node); err != nil {
+			return job, err
+		}
+	}
+	done, failure, err := s.await(ctx, pc, lease, job.UPID, 60*time.Second)
+	if err != nil || !done {
+		return job, err
+	}
+	if failure != "" {
+		return s.failRestore(ctx, lease, job, "removing the broken VM failed: "+failure)
+	}
+	return s.advance(ctx, lease, job, stepClone, 10)
+}
+
+// reinstallClone makes a full clone of the template into the vmid. A VM
+// already at that vmid after a crash is our clone when it came from the
+// template; the clone task's end is what we wait for.
+func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+	if job.UPID == "" {
+		tref, err := pc.FindVM(ctx, p.Template)
+		if err != nil {
+			e := pveError("find template", err)
+			if errors.Is(err, pve.ErrNotFound) {
+				return s.failRestore(ctx, lease, job, fmt.Sprintf("the operating system template %d does not exist", p.Template))
+			}
+			return job, e
+		}
+		f, err := s.st.Service(ctx, job.ServiceID)
+		if err != nil {
+			return job, dbError(err)
+		}
+		pl, err := plan.FromFacts(f)
+		if err != nil {
+			return s.failRestore(ctx, lease, job, err.Error())
+		}
+		name := p.Name
+		if name == "" {
+			name = hostnameLabel(f.Domain)
+		}
+		upid, err := pc.CloneVM(ctx, tref.Node, pve.CloneRequest{
+			Template: p.Template, NewID: job.VMID, Name: name, Full: true, Storage: pl.VM.DiskStorage, Target: job.Node,
+		})
+		if errors.Is(err, pve.ErrAlreadyExists) {
+			return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+		}
+		if err != nil {
+			e := submitError("clone template", err)
+			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
+				return job, e
+			}
+			return s.failRestore(ctx, lease, job, upstreamMessage(e))
+		}
+		if job, err = s.submitted(ctx, lease, job, upid, tref.Node); err != nil {
+			return job, err
+		}
+	}
+	done, failure, err := s.await(ctx, pc, lease, job.UPID, 0)
+	if err != nil || !done {
+		return job, err
+	}
+	if failure != "" {
+		return s.failRestore(ctx, lease, job, "cloning the operating system template failed: "+failure)
+	}
+	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+}
+
+// hostnameLabel makes a valid PVE VM name from the service's hostname.
+func hostnameLabel(domain string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(domain) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			b.WriteRune(r)
+		}
+	}
+	out := strings.Trim(b.String(), "-.")
+	if out == "" {
+		return "vm"
+	}
+	return out
+}
+
+func lastRestoreProgress(lines []string) (int, bool) {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if pct, ok := pve.ParseRestoreProgress(lines[i]); ok {
+			return pct, true
+		}
+	}
+	return 0, false
+}
+
+func upstreamMessage(err error) string {
+	if e, ok := pvekeep.AsError(err); ok {
+		if d, ok := e.Data["detail"].(string); ok && d != "" {
+			return d
+		}
+		return e.Message
+	}
+	return err.Error()
+}
