@@ -27,7 +27,8 @@ func TestSuiteSim(t *testing.T) {
 		}
 		cfg.TokenID, cfg.TokenSecret, cfg.Fingerprint = info.TokenID, info.TokenSecret, info.Fingerprint
 		cfg.PollInterval = 10 * time.Millisecond
-		return pvetest.Env{Config: cfg, VMID: 100, Storage: "backup", OtherNode: "pve2", Faults: simFaults{sim}}
+		return pvetest.Env{Config: cfg, VMID: 100, Storage: "backup", OtherNode: "pve2", Faults: simFaults{sim},
+			Template: pvesim.TemplateVMID, ScratchVMID: 990, ImageStorage: "local-lvm"}
 	}}
 	s.RunTests(t)
 }
@@ -48,7 +49,8 @@ func TestSuiteSimPassword(t *testing.T) {
 		}
 		cfg.Username, cfg.Password, cfg.Fingerprint = info.Username, info.Password, info.Fingerprint
 		cfg.PollInterval = 10 * time.Millisecond
-		return pvetest.Env{Config: cfg, VMID: 100, Storage: "backup", Faults: simFaults{sim}}
+		return pvetest.Env{Config: cfg, VMID: 100, Storage: "backup", Faults: simFaults{sim},
+			Template: pvesim.TemplateVMID, ScratchVMID: 990, ImageStorage: "local-lvm"}
 	}}
 	s.RunTests(t)
 }

@@ -13,10 +13,16 @@
 //	PVEKEEP_TEST_PVE_VMID          a QEMU guest the suite may back up (default 100)
 //	PVEKEEP_TEST_PVE_STORAGE       a storage with content "backup" (default "local")
 //	PVEKEEP_TEST_PVE_OTHER_NODE    optional node that does not hold the guest
+//	PVEKEEP_TEST_PVE_TEMPLATE      optional template the lifecycle tests clone
+//	PVEKEEP_TEST_PVE_SCRATCH_VMID  optional free vmid for that clone (created and destroyed)
+//	PVEKEEP_TEST_PVE_IMAGE_STORAGE optional storage (content images) for its disks
 //
 // The live run creates backups of that guest and removes them again; the
 // token needs VM.Audit, VM.Backup, Datastore.Audit and
-// Datastore.AllocateSpace. Tests that need fault injection (failed task,
+// Datastore.AllocateSpace; the lifecycle tests (with a template and a
+// scratch vmid) also VM.Allocate, VM.Clone, VM.Config.*, VM.PowerMgmt and
+// Datastore.AllocateSpace on the image storage, and they stop, restore and
+// destroy only the scratch guest. Tests that need fault injection (failed task,
 // task with warnings, stuck lock, HTTP faults) skip without Env.Faults.
 // Without the variables the live run skips: a live Proxmox is optional
 // equipment and CI has none. PVEKEEP_TEST_REQUIRE_LIVE_PVE=1 makes its

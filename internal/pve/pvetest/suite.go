@@ -23,12 +23,23 @@ type Env struct {
 	Storage   string       // a storage with content "backup", reachable from the guest's node
 	OtherNode string       // a cluster node that does not hold VMID; "" skips the wrong-node test
 	Faults    Faults       // nil on a live PVE: tests that need faults skip
+
+	// The guest-lifecycle tests clone Template into ScratchVMID, work on
+	// the copy (power, restore, config, disks) and destroy it; with either
+	// unset they skip. ScratchVMID must be free: a taken one fails the
+	// test and is left alone. ImageStorage (content images) takes the
+	// copy's disks and the new disk; "" keeps the template's storage and
+	// skips the new-disk test.
+	Template     pvekeep.VMID
+	ScratchVMID  pvekeep.VMID
+	ImageStorage string
 }
 
 // Faults injects failures into a simulated PVE.
 type Faults interface {
-	// FailTask makes the next task of type typ ("vzdump", "imgdel") for
-	// vmid end with exitstatus (e.g. "job errors" or "WARNINGS: 2").
+	// FailTask makes the next task of type typ ("vzdump", "imgdel",
+	// "qmrestore", …) for vmid end with exitstatus (e.g. "job errors" or
+	// "WARNINGS: 2").
 	FailTask(typ string, vmid pvekeep.VMID, exitstatus string) error
 	// FailHTTP answers the next count requests whose method and API path
 	// (below /api2/json) match with status.
@@ -573,6 +584,18 @@ func LiveEnv(t *testing.T) Env {
 	if s := os.Getenv("PVEKEEP_TEST_PVE_STORAGE"); s != "" {
 		env.Storage = s
 	}
+	for name, dst := range map[string]*pvekeep.VMID{
+		"PVEKEEP_TEST_PVE_TEMPLATE": &env.Template, "PVEKEEP_TEST_PVE_SCRATCH_VMID": &env.ScratchVMID,
+	} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			*dst = pvekeep.VMID(n)
+		}
+	}
+	env.ImageStorage = os.Getenv("PVEKEEP_TEST_PVE_IMAGE_STORAGE")
 	return env
 }
 
