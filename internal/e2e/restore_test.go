@@ -45,7 +45,9 @@ type restoreWorld struct {
 	mac      string // VM 100's MAC before any restore
 }
 
-func newRestoreWorld(t *testing.T) *restoreWorld {
+func newRestoreWorld(t *testing.T) *restoreWorld { return newRestoreWorldB(t) }
+
+func newRestoreWorldB(t testing.TB) *restoreWorld {
 	t.Helper()
 	w := newWorld(t)
 	smtp := mailtest.Start(t)
@@ -83,7 +85,7 @@ func newRestoreWorld(t *testing.T) *restoreWorld {
 	return rw
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func must(t *testing.T, err error) {
 func (rw *restoreWorld) setPackage(settings map[int]string) {
 	rw.t.Helper()
 	for n, v := range settings {
-		must(rw.t.(*testing.T), rw.seed.SetProductSetting(context.Background(), rw.c.productID, n, v))
+		must(rw.t, rw.seed.SetProductSetting(context.Background(), rw.c.productID, n, v))
 	}
 }
 

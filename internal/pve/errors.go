@@ -40,6 +40,10 @@ var (
 	// update was read ("checksum mismatch (file change by other user?)").
 	// Read the config again and decide again; never retry blindly.
 	ErrDigestMismatch = errors.New("pve: config changed since it was read (digest mismatch)")
+	// ErrInvalidConfig: the connection settings cannot work (no
+	// credentials, a token id of the wrong form, a bad fingerprint);
+	// nothing was sent to Proxmox.
+	ErrInvalidConfig = errors.New("pve: invalid connection settings")
 )
 
 // HTTPError is PVE's answer to a request that failed with an HTTP status.

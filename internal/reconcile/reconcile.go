@@ -137,7 +137,11 @@ func (r *Reconciler) Run(ctx context.Context, c cluster, j Journal, n Notifier, 
 				return Outcome{Step: step, Waiting: true}, nil
 			}
 			if failure != "" {
-				return Outcome{Step: step, Failed: fmt.Sprintf("%s: %s", step, failure)}, nil
+				// A start that lost a race to another start ends "already
+				// running": the goal is reached.
+				if step != StepStart || !r.running(ctx, c, t) {
+					return Outcome{Step: step, Failed: fmt.Sprintf("%s: %s", step, failure)}, nil
+				}
 			}
 		} else {
 			act, err := r.apply(ctx, c, n, t, step)
@@ -163,6 +167,11 @@ func (r *Reconciler) Run(ctx context.Context, c cluster, j Journal, n Notifier, 
 		step, upid = nxt, ""
 	}
 	return Outcome{Step: StepDone}, nil
+}
+
+func (r *Reconciler) running(ctx context.Context, c cluster, t Target) bool {
+	st, err := c.VMStatus(ctx, t.Node, t.VMID)
+	return err == nil && st.Status == "running"
 }
 
 // permanentError is Proxmox refusing a step for good.
@@ -303,10 +312,17 @@ func (r *Reconciler) limits(ctx context.Context, c cluster, t Target, cfg pve.VM
 }
 
 // classify marks Proxmox's definitive refusals as permanent; anything
-// else (unreachable, 5xx, locked for a moment) is retried on a later tick.
+// else (unreachable, 5xx, locked for a moment, a config changed under us:
+// the next tick re-reads it) is retried on a later tick.
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, pve.ErrShrink) {
+		return &permanentError{msg: err.Error()}
+	}
+	if errors.Is(err, pve.ErrDigestMismatch) || errors.Is(err, pve.ErrLocked) {
+		return err
 	}
 	var he *pve.HTTPError
 	if errors.As(err, &he) && he.Code >= 400 && he.Code < 500 && he.Code != 401 && he.Code != 403 {

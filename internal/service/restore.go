@@ -312,9 +312,12 @@ func (s *Service) submitted(ctx context.Context, lease pvekeep.Lease, job pvekee
 }
 
 // await follows a task for at most wait: done reports whether it stopped,
-// failure is Proxmox's message when it stopped unsuccessfully.
+// failure is Proxmox's message when it stopped unsuccessfully. The steps
+// a reconciliation waits on (resize, start) take a second or two, so the
+// first looks come quickly and back off to TaskPoll.
 func (s *Service) await(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, upid pvekeep.UPID, wait time.Duration) (done bool, failure string, err error) {
 	deadline := time.Now().Add(wait)
+	pause := 50 * time.Millisecond
 	for {
 		ts, err := pc.TaskStatus(ctx, upid)
 		if err != nil {
@@ -330,19 +333,20 @@ func (s *Service) await(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease
 			}
 			return true, taskFailure(ts.ExitStatus, lines), nil
 		}
-		if !time.Now().Add(s.cfg.TaskPoll).Before(deadline) {
+		if !time.Now().Add(pause).Before(deadline) {
 			return false, "", nil
 		}
 		if err := s.st.ExtendLease(ctx, lease, s.clock.Now().UTC().Add(s.cfg.LeaseFor)); err != nil {
 			return false, "", dbError(err)
 		}
-		t := time.NewTimer(s.cfg.TaskPoll)
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false, "", ctx.Err()
 		case <-t.C:
 		}
+		pause = min(2*pause, s.cfg.TaskPoll)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/pve"
@@ -184,6 +185,12 @@ func (s *Service) connect(ctx context.Context, srv pvekeep.Server) (pve.Cluster,
 		return nil, pvekeep.InvalidInput("server", "the Proxmox server has neither an API token nor a username")
 	}
 	c, err := s.dial(ctx, srv)
+	if errors.Is(err, pve.ErrInvalidConfig) {
+		// The panel's server settings are wrong; Proxmox was never asked.
+		e := pvekeep.InvalidInput("server", "the Proxmox server settings are invalid: "+strings.TrimPrefix(err.Error(), pve.ErrInvalidConfig.Error()+": "))
+		e.Err = err
+		return nil, e
+	}
 	if err != nil {
 		return nil, pveError("connect to proxmox", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,5 +264,68 @@ func TestConcurrentClicksAtTheLastSlotMakeOneBackup(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Errorf("%d clicks succeeded, want exactly 1", ok)
+	}
+}
+
+func TestVzdumpProxmoxRefusesFailsTheJobAndFreesTheVM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	_, err := b.svc.CreateBackup(ctx, b.call(), "refused", "")
+	if pvekeep.ReasonOf(err) != pvekeep.ReasonUpstream {
+		t.Fatalf("CreateBackup() error = %v, want upstream", err)
+	}
+	if e, _ := pvekeep.AsError(err); !strings.Contains(fmt.Sprint(e.Data["detail"]), "not online") {
+		t.Errorf("detail = %v, want Proxmox's message", e.Data)
+	}
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.ActiveJob != nil || l.Quota.Used != 0 {
+		t.Errorf("after a refusal: active job %+v, %d used; want none", l.ActiveJob, l.Quota.Used)
+	}
+	if _, err := b.svc.CreateBackup(ctx, b.call(), "again", ""); err != nil {
+		t.Errorf("the next backup was refused: %v", err)
+	}
+	if n := b.vzdumpTasks(); n != 1 {
+		t.Errorf("vzdump ran %d times, want 1 (the refused POST is not retried)", n)
+	}
+}
+
+func TestUnreachableProxmoxFailsTheJobAfterAnHour(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Status: 503}))
+	job, err := b.svc.CreateBackup(ctx, b.call(), "never", "")
+	must(t, err)
+	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, 0)
+	must(t, err)
+	if got, _ := b.svc.GetJob(ctx, b.call(), job.ID); got.State != pvekeep.JobQueued {
+		t.Fatalf("job after one unreachable tick = %s, want still queued", got.State)
+	}
+	b.clock.Advance(61 * time.Minute)
+	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, 0)
+	must(t, err)
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobFailed || !strings.Contains(got.Error, "could not be reached") {
+		t.Fatalf("job after an hour = %s %q, want failed, unreachable", got.State, got.Error)
+	}
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.ActiveJob != nil || l.Quota.Used != 0 {
+		t.Errorf("the failed job still holds the VM or a slot: %+v, %d used", l.ActiveJob, l.Quota.Used)
+	}
+}
+
+func TestBadServerSettingsAreInvalidInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	c := b.call()
+	c.Server.TokenID = "no-bang-here"
+	_, err := b.svc.Status(context.Background(), c)
+	if e, ok := pvekeep.AsError(err); !ok || e.Reason != pvekeep.ReasonInvalidInput || strings.Contains(e.Message, b.server.TokenSecret) {
+		t.Fatalf("Status() with a malformed token id = %v, want invalid_input without the secret", err)
 	}
 }
