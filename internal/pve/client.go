@@ -47,6 +47,7 @@ type Cluster interface {
 	Vzdump(ctx context.Context, node string, req VzdumpRequest) (pvekeep.UPID, error)
 	TaskStatus(ctx context.Context, upid pvekeep.UPID) (TaskStatus, error)
 	TaskLog(ctx context.Context, upid pvekeep.UPID, start int) ([]string, error)
+	Tasks(ctx context.Context, node string, f TaskFilter) ([]TaskInfo, error)
 	WaitTask(ctx context.Context, upid pvekeep.UPID) (TaskResult, error)
 	ListBackups(ctx context.Context, node, storage string, vmid pvekeep.VMID) ([]Volume, error)
 	Volume(ctx context.Context, node, storage, volid string) (Volume, error)

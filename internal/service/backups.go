@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/plan"
@@ -206,12 +205,8 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvek
 		return job, s.failIfFinal(ctx, lease, job, err)
 	}
 	if lease.Attempt > 1 {
-		// An earlier attempt may have submitted the vzdump and died before
-		// recording it. Proxmox's backup lock, or a volume that appeared
-		// since the job began, tells; submitting again would make two.
-		done, err := s.adoptBackup(ctx, pc, lease, job, b, ref.Node)
-		if err != nil || done {
-			return job, err
+		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node); err != nil || ok {
+			return adopted, err
 		}
 	}
 	upid, err := pc.Vzdump(ctx, ref.Node, pve.VzdumpRequest{
@@ -232,36 +227,33 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvek
 	return job, nil
 }
 
-// adoptBackup looks for the trace of a vzdump an earlier attempt submitted.
-// It reports done when the job has been finished (or must wait) here.
-func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup, node string) (bool, error) {
-	vols, err := pc.ListBackups(ctx, node, b.Storage, job.VMID)
+// adoptBackup looks for the trace of a vzdump an earlier attempt
+// submitted without learning its UPID (the process died, or the answer was
+// lost): the node's task list shows it from the moment Proxmox accepted it,
+// also while it waits for the node's backup lock. Found, it becomes this
+// job's task; submitting again would make two backups.
+func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, node string) (pvekeep.Job, bool, error) {
+	tasks, err := pc.Tasks(ctx, node, pve.TaskFilter{VMID: job.VMID, Type: "vzdump", Since: job.CreatedAt.Add(-time.Second)})
 	if err != nil {
-		return true, pveError("list backups", err)
+		return job, false, pveError("list tasks", err)
 	}
-	for _, v := range vols {
-		if !v.CTime.Before(job.CreatedAt.Add(-time.Second)) && v.Notes == firstLine(b.Note) {
-			now := s.clock.Now().UTC()
-			created := v.CTime.UTC()
-			return true, s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now,
-				Backup: &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupAvailable, Volid: v.Volid, SizeBytes: v.Size, CreatedAt: &created}})
+	for _, t := range tasks {
+		// The plugin holds the VM: a vzdump of it that started after this
+		// job was made is this job's.
+		if t.StartTime.Before(job.CreatedAt.Truncate(time.Second)) {
+			continue
 		}
+		now := s.clock.Now().UTC()
+		if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
+			State: pvekeep.JobRunning, Step: stepVzdump, UPID: t.UPID, Node: node, StartedAt: &now, Now: now,
+		}); err != nil {
+			return job, false, dbError(err)
+		}
+		s.logger.Info("adopted a vzdump an earlier attempt submitted", "job_id", job.ID, "upid", t.UPID)
+		job.State, job.Step, job.UPID, job.Node, job.StartedAt = pvekeep.JobRunning, stepVzdump, t.UPID, node, &now
+		return job, true, nil
 	}
-	st, err := pc.VMStatus(ctx, node, job.VMID)
-	if err != nil {
-		return true, pveError("read vm status", err)
-	}
-	if st.Lock == "backup" {
-		return true, nil // still running: look again next pass
-	}
-	return false, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	return job, false, nil
 }
 
 // failIfFinal ends the job as failed unless err is worth retrying (Proxmox

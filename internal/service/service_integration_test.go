@@ -76,7 +76,9 @@ func setup(t *testing.T, quota int) *bundle {
 	logger := slog.New(slog.DiscardHandler)
 	runner := jobs.NewRunner(db.Store, clock, logger, jobs.Config{LeaseFor: time.Minute, PollEvery: 20 * time.Millisecond})
 	dial := func(ctx context.Context, s pvekeep.Server) (pve.Cluster, error) {
-		return pve.Connect(ctx, pve.ConfigFromServer(s))
+		cfg := pve.ConfigFromServer(s)
+		cfg.Timeout = 2 * time.Second // short, so a lost answer can be staged
+		return pve.Connect(ctx, cfg)
 	}
 	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger},
 		service.Config{LeaseFor: time.Minute})
@@ -327,5 +329,33 @@ func TestBadServerSettingsAreInvalidInput(t *testing.T) {
 	_, err := b.svc.Status(context.Background(), c)
 	if e, ok := pvekeep.AsError(err); !ok || e.Reason != pvekeep.ReasonInvalidInput || strings.Contains(e.Message, b.server.TokenSecret) {
 		t.Fatalf("Status() with a malformed token id = %v, want invalid_input without the secret", err)
+	}
+}
+
+// Proxmox accepts the vzdump but its answer never arrives (the client
+// times out): the job cannot know the UPID. The next attempt must find the
+// task in the node's task list and follow it, not submit a second backup.
+func TestLostAnswerToVzdumpIsAdoptedNotResubmitted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Delay: 3 * time.Second, Count: 1}))
+	job, err := b.svc.CreateBackup(ctx, b.call(), "lost answer", "")
+	must(t, err)
+	if job.UPID != "" {
+		t.Fatalf("the job knows a UPID %q it cannot have seen", job.UPID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.vzdumpTasks() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the delayed request reaches the simulator
+	}
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobSucceeded {
+		t.Fatalf("job ended %s (%s), want succeeded", got.State, got.Error)
+	}
+	if n := b.vzdumpTasks(); n != 1 {
+		t.Errorf("vzdump ran %d times, want 1 (the accepted one adopted)", n)
 	}
 }
