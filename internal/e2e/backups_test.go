@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -267,5 +268,37 @@ func assertSecretsMasked(t *testing.T, w *world) {
 	}
 	if strings.Contains(string(raw), w.info.TokenSecret) {
 		t.Error("the module log contains the API token secret")
+	}
+}
+
+func TestPreModuleHooksAbortWhileTheVMIsLocked(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.newCustomer(103, 3)
+	hook := func() []map[string]any {
+		t.Helper()
+		params := w.params(c)
+		params["moduletype"] = "pvekeep"
+		out := w.php(map[string]any{"do": "hook", "point": "PreModuleChangePackage", "params": params})
+		var res []map[string]any
+		if err := json.Unmarshal(out.Result, &res); err != nil {
+			t.Fatalf("hook result %s: %v", out.Result, err)
+		}
+		return res
+	}
+	if res := hook(); len(res) != 1 || res[0] != nil {
+		t.Fatalf("hook on an idle VM = %v, want one hook that lets the command through", res)
+	}
+	var created struct{ Job job }
+	w.mustCall(c, "backups.create", map[string]any{"note": "busy"}, &created)
+	res := hook()
+	if len(res) != 1 || res[0]["abortcmd"] != true || !strings.Contains(fmt.Sprint(res[0]["abortmsg"]), "backup") {
+		t.Fatalf("hook during a backup = %v, want abortcmd with the reason", res)
+	}
+	if done, _ := w.follow(c, created.Job.ID); done.State != "succeeded" {
+		t.Fatalf("backup ended %s", done.State)
+	}
+	if res := hook(); res[0] != nil {
+		t.Errorf("hook after the backup = %v, want the command let through", res)
 	}
 }

@@ -45,6 +45,15 @@ try {
         case 'call':
             out(['result' => pvekeep_call($cmd['method'], $cmd['params'], $cmd['fields'] ?? [])]);
             // no break
+        case 'hook':
+            // What WHMCS does before a module command: run the PreModule hooks.
+            require_once dirname(__DIR__, 2) . '/hooks.php';
+            $results = [];
+            foreach ($GLOBALS['pvekeep_test_hooks'][$cmd['point']] ?? [] as $fn) {
+                $results[] = $fn(['params' => $cmd['params']]);
+            }
+            out(['result' => $results]);
+            // no break
         case 'cron':
             // env reaches the plugin process (the kill tests' crash point).
             $client = PvekeepClient::fromEnvironment(['env' => $cmd['env'] ?? [], 'timeout' => ($cmd['budget'] ?? 0) + 30]);
