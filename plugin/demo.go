@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pvesim"
 	"github.com/pvekeep/pvekeep/internal/seed"
 	"github.com/pvekeep/pvekeep/internal/store"
@@ -78,6 +79,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	params["demo_database"] = name
 	params["demo_sim"] = info.URL
+	params["demo_control"] = info.ControlURL
 	raw, _ := json.Marshal(params)
 
 	cmd := exec.CommandContext(ctx, php, script)
@@ -111,7 +113,10 @@ func seedDemo(ctx context.Context, dsn string, info pvesim.Info) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	productID, err := sd.Product(ctx, seed.Product{Name: "KVM Starter", BackupStorage: "backup", BackupsQuota: 3, SnapshotsQuota: 2, SnapshotLifetimeDays: 3})
+	// The package sold is bigger than the VM the simulator starts with (1
+	// core, 1 GiB, 10 GiB): the restore puts the VM back to the package.
+	productID, err := sd.Product(ctx, seed.Product{Name: "KVM Starter", BackupStorage: "backup", BackupsQuota: 3,
+		SnapshotsQuota: 2, SnapshotLifetimeDays: 3, Settings: demoPackage})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +132,15 @@ func seedDemo(ctx context.Context, dsn string, info pvesim.Info) (map[string]any
 		"clientsdetails": map[string]any{"firstname": "Alice", "lastname": "Example"},
 		"configoption1":  "backup", "configoption2": "3",
 	}, nil
+}
+
+// demoPackage is configoption5..22 of the demo product (internal/plan).
+var demoPackage = map[int]string{
+	plan.SettingCores + 1: "2", plan.SettingRAM + 1: "4", plan.SettingSystemDisk + 1: "20", plan.SettingExtraDisk + 1: "10",
+	plan.SettingSystemReadMBs + 1: "200", plan.SettingSystemWriteMBs + 1: "100",
+	plan.SettingSystemReadIOPS + 1: "2000", plan.SettingSystemWriteIOPS + 1: "1000",
+	plan.SettingNetworkMBs + 1: "50", plan.SettingBridge + 1: "vmbr0", plan.SettingVLAN + 1: "20",
+	plan.SettingNetModel + 1: "virtio", plan.SettingOSTemplate + 1: "9000",
 }
 
 func envOr(k, def string) string {

@@ -37,6 +37,24 @@ function human_size($bytes)
     return sprintf($i === 0 ? '%d %s' : '%.1f %s', $n, $units[$i]);
 }
 
+/**
+ * The VM's config as Proxmox (the simulator) has it, for showing what the
+ * restore changed. Read through the simulator's test-only control URL.
+ */
+function vm_config(array $params)
+{
+    $ctx = stream_context_create(['ssl' => ['verify_peer' => false, 'verify_peer_name' => false]]);
+    $raw = @file_get_contents($params['demo_control'] . '/vms/100/config', false, $ctx);
+    return is_string($raw) ? (json_decode($raw, true) ?: []) : [];
+}
+
+function show_vm($label, array $cfg)
+{
+    say(sprintf('   %-7s cores %-2s memory %-5s MiB  scsi0 %s', $label, $cfg['cores'] ?? '?', $cfg['memory'] ?? '?', $cfg['scsi0'] ?? '-'));
+    say(sprintf('   %-7s scsi1 %s', '', $cfg['scsi1'] ?? '(none)'));
+    say(sprintf('   %-7s net0  %s', '', $cfg['net0'] ?? '-'));
+}
+
 function show_backups(array $params)
 {
     $page = pvekeep_ClientArea($params);
@@ -125,7 +143,24 @@ $vars = show_backups($params);
 say();
 
 $backupId = $vars['pvekeep_backups'][0]['id'];
-say(sprintf('4. She clicks "Remove" on backup #%d.', $backupId));
+say('4. Her package is 2 cores, 4 GB RAM, a 20 GB disk, an extra 10 GB disk, disk limits, VLAN 20 and');
+say('   50 MB/s network, but the VM itself is still as it was set up. She restores the backup; the');
+say('   plugin stops the VM, restores it, then puts it back to what she pays for and starts it.');
+show_vm('before', vm_config($params));
+$_POST = ['pvekeep_backup_id' => $backupId, 'pvekeep_token' => bin2hex(random_bytes(8))];
+$answer = pvekeep_backupRestore($params);
+say('   module answered: ' . $answer);
+$list = pvekeep_call('backups.list', $params);
+$job = follow_job($params, $list['active_job']['id'], $tty);
+if ($job['state'] !== 'succeeded') {
+    say('   the restore failed: ' . $job['error']);
+    exit(1);
+}
+show_vm('after', vm_config($params));
+say('   (the demo has no SMTP server, so the "Backup restored" email is skipped; the tests check it)');
+say();
+
+say(sprintf('5. She clicks "Remove" on backup #%d.', $backupId));
 $_POST = ['pvekeep_backup_id' => $backupId];
 $answer = pvekeep_backupRemove($params);
 say('   module answered: ' . $answer);
@@ -139,7 +174,7 @@ if ($list['active_job']) {
 }
 say();
 
-say('5. And the list is empty again:');
+say('6. And the list is empty again:');
 show_backups($params);
 say();
 say(sprintf('Done in %.1f s. Every step went PHP -> pvekeep (JSON-RPC over stdio) -> Proxmox + MariaDB.', microtime(true) - $started));
