@@ -24,7 +24,9 @@ function hook_pvekeep_abort_when_locked(array $vars)
         return null;
     }
     try {
-        $status = pvekeep_call('service.status', $params);
+        // Asked as the system: hooks run for admins, the API and payment
+        // callbacks alike, and the lock must hold in all of them.
+        $status = pvekeep_call('service.status', $params, ['actor' => ['type' => 'system', 'id' => 0]]);
     } catch (\Throwable $e) {
         return null;
     }

@@ -71,42 +71,100 @@ function pvekeep_ConfigOptions()
 }
 
 /**
- * The actor of a call: the admin in the admin area, else the client logged
- * in to this session. Never $params['userid']: WHMCS fills that with the
- * service's owner, so it would prove nothing about who clicked. No session
- * at all (a hook run by the system) acts as the system.
+ * The actor of a call: the admin in the admin area; the client logged in
+ * to this session in the client area (never $params['userid']: WHMCS
+ * fills that with the service's owner, so it would prove nothing about who
+ * clicked); the system everywhere else (the API, payment callbacks, cron),
+ * where WHMCS itself has already decided the command may run.
  */
 function pvekeep_actor(array $params)
 {
-    if (defined('ADMINAREA') && !empty($_SESSION['adminid'])) {
-        return ['type' => 'admin', 'id' => (int) $_SESSION['adminid']];
+    if (defined('ADMINAREA')) {
+        return !empty($_SESSION['adminid'])
+            ? ['type' => 'admin', 'id' => (int) $_SESSION['adminid']]
+            : ['type' => 'system', 'id' => 0];
     }
-    if (!empty($_SESSION['uid'])) {
-        return ['type' => 'client', 'id' => (int) $_SESSION['uid']];
+    if (defined('CLIENTAREA')) {
+        // Without a logged-in client the plugin refuses (actor id 0).
+        return ['type' => 'client', 'id' => (int) ($_SESSION['uid'] ?? 0)];
     }
-    if (defined('ADMINAREA') || PHP_SAPI === 'cli') {
-        return ['type' => 'system', 'id' => 0];
-    }
-    // A client-area request without a logged-in client: the plugin refuses it.
-    return ['type' => 'client', 'id' => 0];
+    return ['type' => 'system', 'id' => 0];
 }
 
 /**
- * How to reach the plugin inside WHMCS: the database is WHMCS's own, read
- * from configuration.php's globals (PHP-FPM clears the environment, so
- * PVEKEEP_DSN cannot be relied on there); the environment still wins for
- * installs that set it, and for the tests.
+ * WHMCS's own database settings: WHMCS 7/8 loads configuration.php inside
+ * a method, so they are not globals there; its application config has
+ * them. Older installs and scripts that include configuration.php
+ * directly leave them as globals.
+ */
+function pvekeep_whmcs_db_settings()
+{
+    $keys = ['db_host', 'db_port', 'db_username', 'db_password', 'db_name'];
+    $out = [];
+    $config = null;
+    if (class_exists('\DI') && method_exists('\DI', 'make')) {
+        try {
+            $config = \DI::make('config');
+        } catch (\Throwable $e) {
+            $config = null;
+        }
+    }
+    foreach ($keys as $k) {
+        if ($config !== null && isset($config[$k])) {
+            $out[$k] = (string) $config[$k];
+        } elseif (isset($GLOBALS[$k])) {
+            $out[$k] = (string) $GLOBALS[$k];
+        }
+    }
+    return $out;
+}
+
+/**
+ * A go-sql-driver/mysql DSN for WHMCS's database. "localhost" without a
+ * port means the local socket to PHP's MySQL drivers, and so here too
+ * (grants for user@localhost do not match TCP connections); a host may
+ * carry its port ("db:3307") and IPv6 addresses are bracketed.
+ */
+function pvekeep_dsn(array $db)
+{
+    if (empty($db['db_name']) || !isset($db['db_username'])) {
+        return '';
+    }
+    $host = trim((string) ($db['db_host'] ?? ''));
+    $port = trim((string) ($db['db_port'] ?? ''));
+    if (preg_match('/^\[(.+)\](?::(\d+))?$/', $host, $m)) { // [::1]:3307
+        $host = $m[1];
+        $port = $port !== '' ? $port : ($m[2] ?? '');
+    } elseif (substr_count($host, ':') === 1) { // db.example:3307
+        [$host, $hostPort] = explode(':', $host, 2);
+        $port = $port !== '' ? $port : $hostPort;
+    }
+    if ($host === '' || ($host === 'localhost' && $port === '')) {
+        $socket = ini_get('pdo_mysql.default_socket') ?: (ini_get('mysqli.default_socket') ?: '/run/mysqld/mysqld.sock');
+        $address = 'unix(' . $socket . ')';
+    } elseif ($host[0] === '/') {
+        $address = 'unix(' . $host . ')';
+    } else {
+        $hostPart = strpos($host, ':') !== false ? '[' . $host . ']' : $host;
+        $address = 'tcp(' . $hostPart . ':' . ($port !== '' ? $port : '3306') . ')';
+    }
+    return $db['db_username'] . ':' . ($db['db_password'] ?? '') . '@' . $address . '/' . $db['db_name'];
+}
+
+/**
+ * How to reach the plugin inside WHMCS: the database is WHMCS's own
+ * (PHP-FPM clears the environment, so PVEKEEP_DSN cannot be relied on
+ * there); the environment still wins for installs that set it, and for
+ * the tests.
  */
 function pvekeep_client_config()
 {
     $config = [];
-    if (!getenv('PVEKEEP_DSN') && !empty($GLOBALS['db_name'])) {
-        $host = (string) ($GLOBALS['db_host'] ?? 'localhost');
-        $port = (string) ($GLOBALS['db_port'] ?? '');
-        $address = strpos($host, '/') === 0
-            ? 'unix(' . $host . ')'
-            : 'tcp(' . $host . ':' . ($port !== '' ? $port : '3306') . ')';
-        $config['dsn'] = $GLOBALS['db_username'] . ':' . $GLOBALS['db_password'] . '@' . $address . '/' . $GLOBALS['db_name'];
+    if (!getenv('PVEKEEP_DSN')) {
+        $dsn = pvekeep_dsn(pvekeep_whmcs_db_settings());
+        if ($dsn !== '') {
+            $config['dsn'] = $dsn;
+        }
     }
     return $config;
 }
@@ -245,11 +303,10 @@ function pvekeep_ClientAreaAllowedFunctions()
 function pvekeep_ClientAreaCustomButtonArray()
 {
     $lang = pvekeep_lang();
+    // Restore, remove, retry and reinstall act on one backup or job: they
+    // are forms on the page (with a confirmation), not sidebar buttons.
     return [
         $lang['button.backup_create'] ?? 'Backup now' => 'backupCreate',
-        $lang['button.backup_restore'] ?? 'Restore' => 'backupRestore',
-        $lang['button.restore_retry'] ?? 'Retry restore' => 'restoreRetry',
-        $lang['button.reinstall'] ?? 'Reinstall' => 'restoreReinstall',
     ];
 }
 
@@ -342,6 +399,7 @@ function pvekeep_ClientArea(array $params)
                 'pvekeep_backups' => $list['items'],
                 'pvekeep_quota' => $list['quota'],
                 'pvekeep_active_job' => $list['active_job'],
+                'pvekeep_failed_restore' => $list['failed_restore'] ?? null,
                 'pvekeep_status' => $status,
                 // One key per rendered form: a double submit makes one backup.
                 'pvekeep_form_token' => bin2hex(random_bytes(16)),

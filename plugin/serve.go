@@ -56,9 +56,6 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.close()
-	if a.svc == nil {
-		return fmt.Errorf("worker: the database is unavailable")
-	}
 	if len(cfg.Worker.Servers) == 0 {
 		return usageError{"worker: the config file lists no [[worker.servers]]"}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +14,11 @@ import (
 
 // runSim runs the Proxmox VE simulator standalone (DESIGN §8).
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return pvesim.Main(ctx, args, stdout, stderr)
+	err := pvesim.Main(ctx, args, stdout, stderr)
+	if errors.Is(err, pvesim.ErrUsage) {
+		return usageError{err.Error()}
+	}
+	return err
 }
 
 // hostPort splits the simulator's API URL for the panel's server fields.

@@ -4,6 +4,20 @@
   <h3>{$pvekeep_lang['backups.title']|escape}</h3>
   <p class="pvekeep-quota">{$pvekeep_lang['backups.quota']|replace:'{used}':$pvekeep_quota.used|replace:'{max}':$pvekeep_quota.max|escape}</p>
 
+  {if $pvekeep_failed_restore}
+    <div class="alert alert-danger">
+      <p>{$pvekeep_lang['restore.failed']|escape}</p>
+      <p>{$pvekeep_failed_restore.error|escape}</p>
+      <form method="post" action="clientarea.php?action=productdetails&amp;id={$serviceid|escape:'url'}">
+        <input type="hidden" name="modop" value="custom">
+        <input type="hidden" name="pvekeep_job_id" value="{$pvekeep_failed_restore.id|escape}">
+        <button type="submit" name="a" value="restoreRetry" class="btn btn-warning">{$pvekeep_lang['button.restore_retry']|escape}</button>
+        <button type="submit" name="a" value="restoreReinstall" class="btn btn-danger"
+          onclick="return confirm('{$pvekeep_lang['reinstall.warning']|escape:'javascript'}')">{$pvekeep_lang['button.reinstall']|escape}</button>
+      </form>
+    </div>
+  {/if}
+
   {if $pvekeep_status.lock.locked}
     <div class="alert alert-info">{$pvekeep_lang['error.locked']|replace:'{lock}':$pvekeep_status.lock.reason|escape}</div>
   {/if}
@@ -23,7 +37,8 @@
             <input type="hidden" name="pvekeep_backup_id" value="{$b.id|escape}">
             <button type="submit" name="a" value="backupRestore" class="btn btn-warning"
               onclick="return confirm('{$pvekeep_lang['restore.warning']|escape:'javascript'}')">{$pvekeep_lang['button.backup_restore']|escape}</button>
-            <button type="submit" name="a" value="backupRemove" class="btn btn-default">{$pvekeep_lang['button.backup_remove']|escape}</button>
+            <button type="submit" name="a" value="backupRemove" class="btn btn-default"
+              onclick="return confirm('{$pvekeep_lang['remove.warning']|escape:'javascript'}')">{$pvekeep_lang['button.backup_remove']|escape}</button>
           </form>
           {/if}
         </td>

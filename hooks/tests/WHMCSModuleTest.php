@@ -87,11 +87,63 @@ final class WHMCSModuleTest extends TestCase
         }
     }
 
-    public function testTheActorIsTheLoggedInClientNotTheServiceOwner(): void
+    public function testOutsideTheClientAreaTheActorIsTheSystem(): void
     {
+        // The API, payment callbacks and cron: WHMCS already decided.
+        $_SESSION = ['uid' => 7];
+        $this->assertSame(['type' => 'system', 'id' => 0], pvekeep_actor(['userid' => 3]));
+        $_SESSION = [];
+    }
+
+    /**
+     * @runInSeparateProcess
+     */
+    public function testInTheClientAreaTheActorIsTheLoggedInClientNotTheServiceOwner(): void
+    {
+        define('CLIENTAREA', true);
         $_SESSION = ['uid' => 7];
         $this->assertSame(['type' => 'client', 'id' => 7], pvekeep_actor(['userid' => 3]));
         $_SESSION = [];
+        $this->assertSame(['type' => 'client', 'id' => 0], pvekeep_actor(['userid' => 3]), 'no login: refused by the plugin');
+    }
+
+    public static function dsnCases(): array
+    {
+        $base = ['db_username' => 'whmcs', 'db_password' => 'p@ss/w:rd', 'db_name' => 'whmcs'];
+        return [
+            'localhost means the socket' => [$base + ['db_host' => 'localhost'], '/^whmcs:p@ss\/w:rd@unix\(.+\)\/whmcs$/'],
+            'localhost with a port is TCP' => [$base + ['db_host' => 'localhost', 'db_port' => '3307'], '/@tcp\(localhost:3307\)\/whmcs$/'],
+            'host carrying its port' => [$base + ['db_host' => 'db.example:3307'], '/@tcp\(db\.example:3307\)\/whmcs$/'],
+            'plain host gets 3306' => [$base + ['db_host' => '10.0.0.5'], '/@tcp\(10\.0\.0\.5:3306\)\/whmcs$/'],
+            'IPv6 is bracketed' => [$base + ['db_host' => '::1'], '/@tcp\(\[::1\]:3306\)\/whmcs$/'],
+            'bracketed IPv6 with port' => [$base + ['db_host' => '[fd00::5]:3307'], '/@tcp\(\[fd00::5\]:3307\)\/whmcs$/'],
+            'a socket path' => [$base + ['db_host' => '/var/run/mysqld/mysqld.sock'], '/@unix\(\/var\/run\/mysqld\/mysqld\.sock\)\/whmcs$/'],
+            'no database, no DSN' => [['db_host' => 'localhost'], '/^$/'],
+        ];
+    }
+
+    /**
+     * @dataProvider dsnCases
+     */
+    public function testDsnFromWhmcsSettings(array $db, string $pattern): void
+    {
+        $this->assertMatchesRegularExpression($pattern, pvekeep_dsn($db));
+    }
+
+    /**
+     * WHMCS 7/8 keeps the database settings in its application config,
+     * not in globals.
+     *
+     * @runInSeparateProcess
+     */
+    public function testDatabaseSettingsComeFromWhmcsApplicationConfig(): void
+    {
+        eval('class DI { public static function make($what) { return new ArrayObject(["db_host" => "db.internal", "db_port" => "", "db_username" => "u", "db_password" => "s", "db_name" => "whmcs"]); } }');
+        putenv('PVEKEEP_DSN');
+        $this->assertSame(['dsn' => 'u:s@tcp(db.internal:3306)/whmcs'], pvekeep_client_config());
+        putenv('PVEKEEP_DSN=root@unix(/x)/y');
+        $this->assertSame([], pvekeep_client_config(), 'the environment wins');
+        putenv('PVEKEEP_DSN');
     }
 
     public function testServerFieldsMapTokenAndFingerprint(): void

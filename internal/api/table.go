@@ -63,7 +63,9 @@ type method func(ctx context.Context, params json.RawMessage) (any, error)
 // New returns the table over a service.
 func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 30 * time.Second
+		// Below the PHP client's 30 s, so the answer arrives before the
+		// client gives up on the process.
+		cfg.CallTimeout = 25 * time.Second
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -243,9 +245,10 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		return nil, err
 	}
 	out := backupListOut{
-		Quota:     usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
-		Items:     make([]backupOut, 0, len(l.Items)),
-		ActiveJob: jobPtr(l.ActiveJob),
+		Quota:         usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
+		Items:         make([]backupOut, 0, len(l.Items)),
+		ActiveJob:     jobPtr(l.ActiveJob),
+		FailedRestore: jobPtr(l.FailedRestore),
 	}
 	for _, b := range l.Items {
 		out.Items = append(out.Items, backupOut{
@@ -343,9 +346,6 @@ func (t *Table) restoreReinstall(ctx context.Context, params json.RawMessage) (a
 	if err := decode(params, &p); err != nil {
 		return nil, err
 	}
-	if p.JobID < 0 {
-		return nil, pvekeep.InvalidInput("job_id", "job_id must be a positive integer")
-	}
 	j, err := t.svc.Reinstall(ctx, p.call(), pvekeep.JobID(p.JobID))
 	if err != nil {
 		return nil, err
@@ -366,6 +366,11 @@ func (t *Table) cronTick(ctx context.Context, params json.RawMessage) (any, erro
 		return nil, pvekeep.Forbidden("cron.tick is for the panel's cron")
 	}
 	budget := time.Duration(p.BudgetS * float64(time.Second))
+	// A pass can run long (many jobs, slow Proxmox calls): a hard deadline
+	// a little past the budget keeps the tick inside the time the caller
+	// waits (cron.php waits budget + 30 s), so it is never killed mid-step.
+	ctx, cancel := context.WithTimeout(ctx, budget+20*time.Second)
+	defer cancel()
 	st, err := t.tick.Tick(ctx, p.Servers, budget)
 	if err != nil {
 		return nil, err

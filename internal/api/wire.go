@@ -44,10 +44,11 @@ type backupOut struct {
 }
 
 type backupListOut struct {
-	Quota     usageOut    `json:"quota"`
-	Items     []backupOut `json:"items"`
-	Schedule  any         `json:"schedule"`
-	ActiveJob *jobOut     `json:"active_job"`
+	Quota         usageOut    `json:"quota"`
+	Items         []backupOut `json:"items"`
+	Schedule      any         `json:"schedule"`
+	ActiveJob     *jobOut     `json:"active_job"`
+	FailedRestore *jobOut     `json:"failed_restore"`
 }
 
 type jobOut struct {

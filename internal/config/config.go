@@ -154,6 +154,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("config: smtp.port %d is out of range", c.SMTP.Port)
 		}
 	}
+	if c.Worker.IntervalSeconds < 1 || c.Worker.IntervalSeconds > 600 {
+		return fmt.Errorf("config: worker.interval_seconds must be between 1 and 600")
+	}
 	for i, s := range c.Worker.Servers {
 		if s.ID <= 0 || s.Host == "" {
 			return fmt.Errorf("config: worker.servers[%d] needs id and host", i)

@@ -19,6 +19,7 @@ import (
 type jobStore interface {
 	ClaimJobs(ctx context.Context, r store.ClaimRequest) ([]pvekeep.Job, error)
 	ReleaseLease(ctx context.Context, l pvekeep.Lease) error
+	ExtendLease(ctx context.Context, l pvekeep.Lease, until time.Time) error
 }
 
 // StepFunc advances one claimed job as far as Proxmox allows right now and
@@ -152,7 +153,17 @@ func (r *Runner) pass(ctx context.Context, servers map[int64]pvekeep.Server, ids
 		return 0, fmt.Errorf("claim jobs: %w", err)
 	}
 	active := 0
-	for _, job := range claimed {
+	for i, job := range claimed {
+		if ctx.Err() != nil {
+			// Out of time: hand the rest back untouched for the next run.
+			for _, rest := range claimed[i:] {
+				l := pvekeep.Lease{JobID: rest.ID, Owner: rest.LeaseOwner, Attempt: rest.Attempt}
+				if err := r.st.ReleaseLease(context.WithoutCancel(ctx), l); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+					r.logger.Warn("release lease", "job_id", rest.ID, "err", err)
+				}
+			}
+			return active + len(claimed) - i, nil
+		}
 		lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
 		state, err := r.advance(ctx, lease, job, servers[job.ServerID])
 		st.Advanced++
@@ -170,9 +181,17 @@ func (r *Runner) pass(ctx context.Context, servers map[int64]pvekeep.Server, ids
 		}
 		if err != nil || state.Active() {
 			active++
+			if sn, ok := AsSnooze(err); ok {
+				// Hold the job: nobody looks at it again before sn.D.
+				until := r.clock.Now().Add(sn.D)
+				if rerr := r.st.ExtendLease(context.WithoutCancel(ctx), lease, until); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+					r.logger.Warn("snooze job", "job_id", job.ID, "err", rerr)
+				}
+				continue
+			}
 			// Let the next pass, ours or another runner's, take it at once.
 			// A lost lease means someone else owns it now: nothing to release.
-			if rerr := r.st.ReleaseLease(ctx, lease); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+			if rerr := r.st.ReleaseLease(context.WithoutCancel(ctx), lease); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
 				r.logger.Warn("release lease", "job_id", job.ID, "err", rerr)
 			}
 		}

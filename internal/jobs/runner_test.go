@@ -19,6 +19,7 @@ type memStore struct {
 	jobs     []pvekeep.Job
 	claims   []store.ClaimRequest
 	released []pvekeep.Lease
+	extended []time.Time
 	claimErr error
 }
 
@@ -50,6 +51,13 @@ func (m *memStore) ReleaseLease(_ context.Context, l pvekeep.Lease) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.released = append(m.released, l)
+	return nil
+}
+
+func (m *memStore) ExtendLease(_ context.Context, l pvekeep.Lease, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.extended = append(m.extended, until)
 	return nil
 }
 
@@ -190,5 +198,21 @@ func TestCancelledContextEndsTheRun(t *testing.T) {
 	cancel()
 	if st := <-done; st.Passes != 1 {
 		t.Errorf("passes = %d, want the run to stop after the first pass", st.Passes)
+	}
+}
+
+func TestSnoozedJobKeepsItsLeaseInsteadOfReleasingIt(t *testing.T) {
+	t.Parallel()
+	m := &memStore{jobs: []pvekeep.Job{{ID: 1, ServerID: 1, Kind: pvekeep.KindBackupCreate, State: pvekeep.JobQueued}}}
+	r := newRunner(m)
+	r.Handle(pvekeep.KindBackupCreate, func(context.Context, pvekeep.Lease, pvekeep.Job, pvekeep.Server) (pvekeep.JobState, error) {
+		return pvekeep.JobQueued, Snooze(time.Minute, errors.New("answer lost"))
+	})
+	before := time.Now()
+	if _, err := r.Run(context.Background(), servers, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.released) != 0 || len(m.extended) != 1 || m.extended[0].Before(before.Add(59*time.Second)) {
+		t.Errorf("released %v, extended %v; want the lease held for a minute", m.released, m.extended)
 	}
 }

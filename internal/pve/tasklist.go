@@ -22,7 +22,7 @@ type TaskInfo struct {
 	UPID      pvekeep.UPID
 	Type      string
 	ID        string
-	User      string
+	User      string // user@realm, or user@realm!token for an API token
 	StartTime time.Time
 	Running   bool
 }
@@ -48,6 +48,7 @@ func (c *Client) Tasks(ctx context.Context, node string, f TaskFilter) ([]TaskIn
 		Type      string  `json:"type"`
 		ID        string  `json:"id"`
 		User      string  `json:"user"`
+		TokenID   string  `json:"tokenid"`
 		StartTime flexInt `json:"starttime"`
 		EndTime   flexInt `json:"endtime"`
 	}
@@ -56,8 +57,12 @@ func (c *Client) Tasks(ctx context.Context, node string, f TaskFilter) ([]TaskIn
 	}
 	out := make([]TaskInfo, 0, len(items))
 	for _, it := range items {
+		user := it.User
+		if it.TokenID != "" { // PVE splits "user@realm!token" into user and tokenid
+			user += "!" + it.TokenID
+		}
 		out = append(out, TaskInfo{
-			UPID: pvekeep.UPID(it.UPID), Type: it.Type, ID: it.ID, User: it.User,
+			UPID: pvekeep.UPID(it.UPID), Type: it.Type, ID: it.ID, User: user,
 			StartTime: time.Unix(int64(it.StartTime), 0).UTC(),
 			// A running task has no end time yet (its status reads RUNNING).
 			Running: it.EndTime == 0,

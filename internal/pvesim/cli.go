@@ -3,11 +3,17 @@ package pvesim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 )
+
+// ErrUsage marks a command line Main cannot act on; callers map it to
+// their usage exit code.
+var ErrUsage = errors.New("usage")
 
 // Main runs "pvekeep sim": it starts a simulator, prints exactly one JSON
 // line with its Info on stdout, logs to stderr, and serves until ctx is
@@ -23,14 +29,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tokenSecret := fs.String("token-secret", "", "API token secret to accept (default random)")
 	password := fs.String("password", "", "root@pam password for ticket login (default random)")
 	verbose := fs.Bool("v", false, "log every API request")
+	allowRemote := fs.Bool("allow-remote", false, "listen on a non-loopback address (the /_sim control surface has no authentication)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("parse sim flags: %w", err)
+		return fmt.Errorf("%w: sim: %v", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return fmt.Errorf("%w: sim: unexpected arguments: %v", ErrUsage, fs.Args())
 	}
 	if *nodes < 1 || *vms < 0 || *speed <= 0 {
-		return fmt.Errorf("need --nodes ≥ 1, --vms ≥ 0 and --speed > 0")
+		return fmt.Errorf("%w: sim: need --nodes ≥ 1, --vms ≥ 0 and --speed > 0", ErrUsage)
+	}
+	if !*allowRemote && !loopback(*listen) {
+		return fmt.Errorf("%w: sim: --listen %s is not a loopback address; anyone reaching it could inject faults through /_sim (pass --allow-remote to mean it)", ErrUsage, *listen)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -61,4 +71,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("close simulator: %w", err)
 	}
 	return nil
+}
+
+// loopback reports whether a listen address stays on this host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -24,6 +24,10 @@ type HTTPFault struct {
 	// Delay is real time waited before answering (a timeout, when longer than
 	// the client's).
 	Delay time.Duration `json:"delay"`
+	// Detached (with Status 0) carries the request out after Delay even if
+	// the client gave up meanwhile: Proxmox did the work, the answer was
+	// lost. Without it a client that goes away cancels the request.
+	Detached bool `json:"detached,omitempty"`
 	// Count is how many requests it hits; 0 means until cleared.
 	Count int `json:"count"`
 }

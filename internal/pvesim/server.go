@@ -226,6 +226,12 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 func (s *Sim) serveAPI(w http.ResponseWriter, hr *http.Request, rel string) int {
 	ctx := hr.Context()
 	if f := s.takeHTTPFault(hr.Method, rel); f != nil {
+		if f.Detached {
+			// pveproxy forwards the request and pvedaemon finishes it,
+			// whether or not the client is still listening.
+			ctx = context.WithoutCancel(ctx)
+			hr = hr.WithContext(ctx)
+		}
 		if f.Delay > 0 {
 			t := time.NewTimer(f.Delay)
 			select {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/pvekeep/pvekeep/internal/jobs"
 	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
@@ -23,6 +23,9 @@ type BackupList struct {
 	Quota     Usage
 	Items     []pvekeep.Backup
 	ActiveJob *pvekeep.Job
+	// FailedRestore is the latest restore or reinstall when it failed: the
+	// VM may be unusable and the page offers retry and reinstall.
+	FailedRestore *pvekeep.Job
 }
 
 // listed says which backups a client sees: everything that is or will be
@@ -51,6 +54,11 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 		return BackupList{}, dbError(err)
 	} else if ok {
 		out.ActiveJob = &j
+	}
+	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
+		return BackupList{}, err
+	} else if ok && last.State == pvekeep.JobFailed {
+		out.FailedRestore = &last
 	}
 	return out, nil
 }
@@ -133,7 +141,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	}
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
 	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
-		return s.dispatchBackup(ctx, pc, lease, job, backup)
+		return s.dispatchBackup(ctx, pc, c.Server, lease, job, backup)
 	})
 }
 
@@ -161,9 +169,11 @@ func (s *Service) dispatchOnCall(ctx context.Context, lease pvekeep.Lease, job p
 		return out, nil
 	}
 	if pvekeep.ReasonOf(err) == pvekeep.ReasonUnavailable {
+		// The request may have reached Proxmox: keep the job for the quiet
+		// window, then a tick adopts the task or submits it.
 		s.logger.Warn("submit first task later", "job_id", job.ID, "err", err)
-		if rerr := s.st.ReleaseLease(ctx, lease); rerr != nil {
-			s.logger.Warn("release lease", "job_id", job.ID, "err", rerr)
+		if rerr := s.st.ExtendLease(ctx, lease, s.clock.Now().UTC().Add(s.cfg.QuietWindow)); rerr != nil {
+			s.logger.Warn("hold lease", "job_id", job.ID, "err", rerr)
 		}
 		return job, nil
 	}
@@ -199,21 +209,24 @@ const (
 // dispatchBackup submits the vzdump of a queued backup job and records its
 // UPID. Proxmox refusing ends the job as failed with Proxmox's message;
 // Proxmox unreachable leaves it queued for the next tick.
-func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup) (pvekeep.Job, error) {
+func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup) (pvekeep.Job, error) {
 	ref, err := s.locate(ctx, pc, job.VMID)
 	if err != nil {
 		return job, s.failIfFinal(ctx, lease, job, err)
 	}
 	if lease.Attempt > 1 {
-		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node); err != nil || ok {
+		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node, srv); err != nil || ok {
 			return adopted, err
+		}
+		if msg := s.overdue(job); msg != "" {
+			return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
 		}
 	}
 	upid, err := pc.Vzdump(ctx, ref.Node, pve.VzdumpRequest{
 		VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note,
 	})
 	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, submitError("submit vzdump", err))
+		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("submit vzdump", err)))
 	}
 	now := s.clock.Now().UTC()
 	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
@@ -232,28 +245,59 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, lease pvek
 // lost): the node's task list shows it from the moment Proxmox accepted it,
 // also while it waits for the node's backup lock. Found, it becomes this
 // job's task; submitting again would make two backups.
-func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, node string) (pvekeep.Job, bool, error) {
-	tasks, err := pc.Tasks(ctx, node, pve.TaskFilter{VMID: job.VMID, Type: "vzdump", Since: job.CreatedAt.Add(-time.Second)})
-	if err != nil {
-		return job, false, pveError("list tasks", err)
+func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, node string, srv pvekeep.Server) (pvekeep.Job, bool, error) {
+	upid, ok, err := s.findSubmitted(ctx, pc, job, node, "vzdump", srv)
+	if err != nil || !ok {
+		return job, false, err
 	}
-	for _, t := range tasks {
-		// The plugin holds the VM: a vzdump of it that started after this
-		// job was made is this job's.
-		if t.StartTime.Before(job.CreatedAt.Truncate(time.Second)) {
+	now := s.clock.Now().UTC()
+	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
+		State: pvekeep.JobRunning, Step: stepVzdump, UPID: upid, Node: node, StartedAt: &now, Now: now,
+	}); err != nil {
+		return job, false, dbError(err)
+	}
+	s.logger.Info("adopted a task an earlier attempt submitted", "job_id", job.ID, "upid", upid)
+	job.State, job.Step, job.UPID, job.Node, job.StartedAt = pvekeep.JobRunning, stepVzdump, upid, node, &now
+	return job, true, nil
+}
+
+// findSubmitted finds a task of type typ for the job's VM that an earlier
+// attempt of the job submitted: started since the job was made (less a
+// margin for clocks that disagree), by the credentials the plugin uses,
+// and not followed by any other job.
+func (s *Service) findSubmitted(ctx context.Context, pc pve.Cluster, job pvekeep.Job, node, typ string, srv pvekeep.Server) (pvekeep.UPID, bool, error) {
+	tasks, err := pc.Tasks(ctx, node, pve.TaskFilter{VMID: job.VMID, Type: typ, Since: job.CreatedAt.Add(-s.cfg.ClockSkew)})
+	if err != nil {
+		return "", false, pveError("list tasks", err)
+	}
+	user := srv.TokenID
+	if user == "" {
+		user = srv.Username
+	}
+	for i := len(tasks) - 1; i >= 0; i-- { // oldest first: the first submission is ours
+		t := tasks[i]
+		if user != "" && t.User != user {
 			continue
 		}
-		now := s.clock.Now().UTC()
-		if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{
-			State: pvekeep.JobRunning, Step: stepVzdump, UPID: t.UPID, Node: node, StartedAt: &now, Now: now,
-		}); err != nil {
-			return job, false, dbError(err)
+		known, err := s.st.UPIDRecorded(ctx, t.UPID)
+		if err != nil {
+			return "", false, dbError(err)
 		}
-		s.logger.Info("adopted a vzdump an earlier attempt submitted", "job_id", job.ID, "upid", t.UPID)
-		job.State, job.Step, job.UPID, job.Node, job.StartedAt = pvekeep.JobRunning, stepVzdump, t.UPID, node, &now
-		return job, true, nil
+		if !known {
+			return t.UPID, true, nil
+		}
 	}
-	return job, false, nil
+	return "", false, nil
+}
+
+// ambiguous wraps the failure of a POST whose answer may have been lost:
+// the job is held for the quiet window, after which the task, if Proxmox
+// accepted it, is in the task list for the next attempt to adopt.
+func (s *Service) ambiguous(err error) error {
+	if pvekeep.ReasonOf(err) == pvekeep.ReasonUnavailable {
+		return jobs.Snooze(s.cfg.QuietWindow, err)
+	}
+	return err
 }
 
 // failIfFinal ends the job as failed unless err is worth retrying (Proxmox

@@ -104,11 +104,20 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 }
 
 // Reinstall purges the VM and clones the product's OS template into the
-// same vmid, then reconciles it to the package. jobID, when given, is the
-// failed restore it replaces (its MACs are kept).
+// same vmid, then reconciles it to the package. For a client it replaces a
+// failed restore (jobID, or the latest one when 0; its MACs are kept): a
+// client cannot wipe a working VM with one click. An admin may reinstall
+// a VM without a failed restore.
 func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (pvekeep.Job, error) {
 	var p restoreParams
 	var f pvekeep.ServiceFacts
+	if jobID == 0 && c.Actor.Type == pvekeep.ActorClient {
+		failed, _, err := s.failedRestoreJob(ctx, c, 0)
+		if err != nil {
+			return pvekeep.Job{}, err
+		}
+		jobID = failed.ID
+	}
 	if jobID != 0 {
 		failed, facts, err := s.failedRestoreJob(ctx, c, jobID)
 		if err != nil {
@@ -129,16 +138,29 @@ func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (p
 	return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, p, "")
 }
 
-// failedRestoreJob loads a failed restore/reinstall job of the service.
+// failedRestoreJob loads a failed restore/reinstall job of the service:
+// the one named, or (id 0) the service's latest restore or reinstall,
+// which must have failed.
 func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID) (pvekeep.Job, pvekeep.ServiceFacts, error) {
-	if id <= 0 {
+	if id < 0 {
 		return pvekeep.Job{}, pvekeep.ServiceFacts{}, pvekeep.InvalidInput("job_id", "job_id must be a positive integer")
 	}
 	f, err := s.authorize(ctx, c, mutate)
 	if err != nil {
 		return pvekeep.Job{}, f, err
 	}
-	j, err := s.st.Job(ctx, id)
+	var j pvekeep.Job
+	if id == 0 {
+		last, ok, err := s.lastRestore(ctx, f.ServiceID)
+		if err != nil {
+			return pvekeep.Job{}, f, err
+		}
+		if !ok || last.State != pvekeep.JobFailed {
+			return pvekeep.Job{}, f, pvekeep.InvalidState("there is no failed restore to retry")
+		}
+		return last, f, nil
+	}
+	j, err = s.st.Job(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && j.ServiceID != f.ServiceID) {
 		return pvekeep.Job{}, f, pvekeep.NotFound("job")
 	}
@@ -152,6 +174,18 @@ func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID
 		return pvekeep.Job{}, f, pvekeep.InvalidState(fmt.Sprintf("the job is %s, not failed", j.State))
 	}
 	return j, f, nil
+}
+
+// lastRestore is the service's newest restore or reinstall job.
+func (s *Service) lastRestore(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Job, bool, error) {
+	js, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: id, Kinds: []pvekeep.JobKind{pvekeep.KindBackupRestore, pvekeep.KindVMReinstall}, Limit: 1})
+	if err != nil {
+		return pvekeep.Job{}, false, dbError(err)
+	}
+	if len(js) == 0 {
+		return pvekeep.Job{}, false, nil
+	}
+	return js[0], true, nil
 }
 
 // startRestore records the VM's facts, enqueues the job and runs its
@@ -259,7 +293,7 @@ func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job p
 		case stepStop:
 			next, err = s.restoreStop(ctx, pc, lease, job, true)
 		case stepRestore:
-			next, err = s.restoreRun(ctx, pc, lease, job, p)
+			next, err = s.restoreRun(ctx, pc, srv, lease, job, p)
 		case stepPurge:
 			next, err = s.reinstallPurge(ctx, pc, lease, job)
 		case stepClone:
@@ -401,13 +435,25 @@ func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep
 }
 
 // restoreRun submits qmrestore over the stopped VM and follows it.
-func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+	if job.UPID == "" && lease.Attempt > 1 {
+		// A restore that lands late would overwrite the reconciled VM:
+		// an earlier attempt's qmrestore is followed, never doubled.
+		upid, ok, err := s.findSubmitted(ctx, pc, job, job.Node, "qmrestore", srv)
+		if err != nil {
+			return job, err
+		}
+		if ok {
+			s.logger.Info("adopted a task an earlier attempt submitted", "job_id", job.ID, "upid", upid)
+			return s.submitted(ctx, lease, job, upid, job.Node)
+		}
+	}
 	if job.UPID == "" {
 		upid, err := pc.RestoreVM(ctx, job.Node, pve.RestoreRequest{VMID: job.VMID, Archive: p.Volid, Force: true})
 		if err != nil {
 			e := submitError("restore vm", err)
 			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
-				return job, e
+				return job, s.ambiguous(e)
 			}
 			return s.failRestore(ctx, lease, job, upstreamMessage(e))
 		}

@@ -21,8 +21,10 @@ type serviceStore interface {
 	EnqueueBackupRemove(ctx context.Context, r store.NewBackupRemove) (pvekeep.Job, bool, error)
 	EnqueueRestore(ctx context.Context, r store.NewRestore) (pvekeep.Job, bool, error)
 	ExtendLease(ctx context.Context, l pvekeep.Lease, until time.Time) error
+	UPIDRecorded(ctx context.Context, upid pvekeep.UPID) (bool, error)
 	Job(ctx context.Context, id pvekeep.JobID) (pvekeep.Job, error)
 	ActiveJob(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Job, bool, error)
+	Jobs(ctx context.Context, f store.JobFilter) ([]pvekeep.Job, error)
 	Backups(ctx context.Context, id pvekeep.ServiceID, statuses ...pvekeep.BackupStatus) ([]pvekeep.Backup, error)
 	Backup(ctx context.Context, id pvekeep.ServiceID, backupID pvekeep.BackupID) (pvekeep.Backup, error)
 	UpdateJob(ctx context.Context, l pvekeep.Lease, u store.JobUpdate) error
@@ -57,6 +59,13 @@ type Config struct {
 	// GiveUpRunningAfter fails a job whose Proxmox task has not been seen
 	// to end this long after it started.
 	GiveUpRunningAfter time.Duration
+	// QuietWindow is how long a job is left alone after a request whose
+	// answer was lost: longer than Proxmox takes to accept a request, so
+	// that afterwards the task list tells whether it did.
+	QuietWindow time.Duration
+	// ClockSkew is how far the panel's and Proxmox's clocks may disagree
+	// when matching tasks to jobs by start time.
+	ClockSkew time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -77,6 +86,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GiveUpRunningAfter <= 0 {
 		c.GiveUpRunningAfter = 48 * time.Hour
+	}
+	if c.QuietWindow <= 0 {
+		c.QuietWindow = 2 * time.Minute
+	}
+	if c.ClockSkew <= 0 {
+		c.ClockSkew = 5 * time.Minute
 	}
 	return c
 }
@@ -286,6 +301,10 @@ func pveError(what string, err error) error {
 // and then only after looking for its trace.
 func submitError(what string, err error) error {
 	var he *pve.HTTPError
+	if errors.As(err, &he) && busyLockFile(he.Message) {
+		// PVE could not take the VM's config lock in time: busy, not a no.
+		return pvekeep.Unavailable("proxmox", fmt.Errorf("%s: %w", what, err))
+	}
 	if errors.As(err, &he) && (he.Code >= 400 && he.Code < 500 && he.Code != 401 && he.Code != 403 || he.Code == 500) {
 		var le *pve.LockedError
 		if errors.As(err, &le) {
@@ -308,15 +327,24 @@ func (s *Service) overdue(job pvekeep.Job) string {
 	return ""
 }
 
-// upstreamDetail is Proxmox's own words, without our wrapping.
+// busyLockFile recognises PVE's "can't lock file '/var/lock/qemu-server/
+// lock-100.conf' - got timeout": another operation holds the config lock
+// for a moment.
+func busyLockFile(msg string) bool {
+	return strings.Contains(msg, "can't lock file") && strings.Contains(msg, "got timeout")
+}
+
+// upstreamDetail is what the client may read of a Proxmox failure:
+// Proxmox's own message, never our request's method, path or URL, nor TLS
+// details (those go to the log under the error's ref).
 func upstreamDetail(err error) string {
 	var he *pve.HTTPError
-	if errors.As(err, &he) {
-		return he.Error()
+	if errors.As(err, &he) && he.Message != "" {
+		return strings.TrimSpace(he.Message)
 	}
 	var te *pve.TaskError
 	if errors.As(err, &te) {
 		return te.ExitStatus
 	}
-	return err.Error()
+	return "Proxmox could not be reached as configured"
 }

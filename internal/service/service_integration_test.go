@@ -26,11 +26,20 @@ import (
 // expiry can be stepped over without sleeping.
 
 type testClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	real bool // follow the wall clock (Advance does nothing)
 }
 
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.real {
+		return time.Now()
+	}
+	return c.now
+}
+
 func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -81,7 +90,7 @@ func setup(t *testing.T, quota int) *bundle {
 		return pve.Connect(ctx, cfg)
 	}
 	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger},
-		service.Config{LeaseFor: time.Minute})
+		service.Config{LeaseFor: time.Minute, QuietWindow: 5 * time.Second})
 	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 
@@ -96,17 +105,24 @@ func (b *bundle) call() service.Call {
 	return service.Call{ServiceID: b.service, Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: b.clientID}, Server: b.server}
 }
 
-// drain ticks until no job of the server is active.
+// drain ticks until the service has no active job. Each round moves the
+// test clock a second on, so that snoozed or abandoned leases expire.
 func (b *bundle) drain(t *testing.T) {
 	t.Helper()
-	for i := 0; i < 200; i++ {
-		st, err := b.svc.Tick(context.Background(), []pvekeep.Server{b.server}, 2*time.Second)
+	for i := 0; i < 400; i++ {
+		_, err := b.svc.Tick(context.Background(), []pvekeep.Server{b.server}, time.Second)
 		must(t, err)
-		if st.StillActive == 0 {
+		l, err := b.svc.ListBackups(context.Background(), b.call())
+		must(t, err)
+		if l.ActiveJob == nil {
 			return
 		}
+		if b.clock.real {
+			time.Sleep(100 * time.Millisecond) // real leases run out in real time
+		}
+		b.clock.Advance(time.Second)
 	}
-	t.Fatal("jobs still active after 200 ticks")
+	t.Fatal("jobs still active after 400 ticks")
 }
 
 func (b *bundle) vzdumpTasks() int {
@@ -333,23 +349,26 @@ func TestBadServerSettingsAreInvalidInput(t *testing.T) {
 }
 
 // Proxmox accepts the vzdump but its answer never arrives (the client
-// times out): the job cannot know the UPID. The next attempt must find the
-// task in the node's task list and follow it, not submit a second backup.
+// times out), and Proxmox processes it only later: the job cannot know the
+// UPID, and the task is not in the list yet when the next tick comes. The
+// job must wait out the quiet window, then find the task and follow it,
+// not submit a second backup. Runs on the wall clock: the delay is real.
 func TestLostAnswerToVzdumpIsAdoptedNotResubmitted(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 3)
+	b.clock.real = true
 	ctx := context.Background()
-	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Delay: 3 * time.Second, Count: 1}))
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/vzdump$", Delay: 3 * time.Second, Detached: true, Count: 1}))
+	clicked := time.Now()
 	job, err := b.svc.CreateBackup(ctx, b.call(), "lost answer", "")
 	must(t, err)
 	if job.UPID != "" {
 		t.Fatalf("the job knows a UPID %q it cannot have seen", job.UPID)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for b.vzdumpTasks() == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // the delayed request reaches the simulator
-	}
 	b.drain(t)
+	// The lost request lands 3 s after the click whatever happened since;
+	// only then can a second submission show.
+	time.Sleep(time.Until(clicked.Add(4 * time.Second)))
 	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
 	must(t, err)
 	if got.State != pvekeep.JobSucceeded {

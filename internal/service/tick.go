@@ -59,11 +59,14 @@ func (s *Service) Tick(ctx context.Context, servers []pvekeep.Server, budget tim
 // stepBackupCreate advances a backup job: submit the vzdump if it is not
 // yet submitted, else follow its task to the end.
 func (s *Service) stepBackupCreate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
-	if msg := s.overdue(job); msg != "" {
-		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
-	}
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
+		if msg := s.overdue(job); msg != "" {
+			// Proxmox cannot even be asked whether an earlier attempt's
+			// vzdump was accepted: say so rather than "nothing was done".
+			msg += "; a backup it may have started is not listed"
+			return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+		}
 		return job.State, err
 	}
 	b, err := s.st.Backup(ctx, job.ServiceID, job.BackupID)
@@ -71,8 +74,11 @@ func (s *Service) stepBackupCreate(ctx context.Context, lease pvekeep.Lease, job
 		return job.State, dbError(fmt.Errorf("load backup %d: %w", job.BackupID, err))
 	}
 	if job.UPID == "" {
-		out, err := s.dispatchBackup(ctx, pc, lease, job, b)
+		out, err := s.dispatchBackup(ctx, pc, srv, lease, job, b)
 		return s.stateAfter(ctx, out, err)
+	}
+	if msg := s.overdue(job); msg != "" {
+		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
 	}
 	return s.followBackup(ctx, pc, lease, job, b)
 }
@@ -170,6 +176,8 @@ func (s *Service) findArchive(ctx context.Context, pc pve.Cluster, job pvekeep.J
 // stepBackupRemove advances a removal job.
 func (s *Service) stepBackupRemove(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
 	if msg := s.overdue(job); msg != "" {
+		// Removing twice is harmless (a volume already gone is the goal):
+		// no trace needs finding before giving up.
 		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
 	}
 	pc, err := s.connect(ctx, srv)

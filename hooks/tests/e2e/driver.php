@@ -29,8 +29,13 @@ function out(array $v)
 }
 
 // Who is logged in: WHMCS keeps the client's id in the session, while
-// $params['userid'] is always the service's owner.
-$_SESSION = isset($cmd['session_uid']) ? ['uid' => (int) $cmd['session_uid']] : [];
+// $params['userid'] is always the service's owner. A call with a session
+// is a client-area request; the hooks and the cron run without one.
+$_SESSION = [];
+if (isset($cmd['session_uid'])) {
+    define('CLIENTAREA', true);
+    $_SESSION = ['uid' => (int) $cmd['session_uid']];
+}
 
 try {
     switch ($cmd['do'] ?? '') {
