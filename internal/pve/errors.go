@@ -40,6 +40,10 @@ var (
 	// update was read ("checksum mismatch (file change by other user?)").
 	// Read the config again and decide again; never retry blindly.
 	ErrDigestMismatch = errors.New("pve: config changed since it was read (digest mismatch)")
+	// ErrNoSuchVolume: the storage answered and the volume is not on it
+	// (it also matches ErrNotFound). A storage that itself does not exist
+	// is plain ErrNotFound: the volume may well still be there.
+	ErrNoSuchVolume = fmt.Errorf("%w: no such volume", ErrNotFound)
 	// ErrInvalidConfig: the connection settings cannot work (no
 	// credentials, a token id of the wrong form, a bad fingerprint);
 	// nothing was sent to Proxmox.

@@ -88,14 +88,14 @@ func (c *Client) Volume(ctx context.Context, node, storage, volid string) (Volum
 			return v, nil
 		}
 	}
-	return Volume{}, fmt.Errorf("get volume %s on %s/%s: %w", volid, node, storage, ErrNotFound)
+	return Volume{}, fmt.Errorf("get volume %s on %s/%s: %w", volid, node, storage, ErrNoSuchVolume)
 }
 
 // DeleteVolume removes a backup volume. PVE does it in an "imgdel" task,
 // whose UPID is returned (wait on it: a protected volume makes the task
 // fail); "" means PVE removed it synchronously. A volume that is not there
-// is ErrNotFound: PVE would happily "delete" a missing archive, so it is
-// looked up first. Sent once, never retried.
+// is ErrNoSuchVolume: PVE would happily "delete" a missing archive, so it
+// is looked up first. Sent once, never retried.
 func (c *Client) DeleteVolume(ctx context.Context, node, storage, volid string) (pvekeep.UPID, error) {
 	if _, err := c.Volume(ctx, node, storage, volid); err != nil {
 		return "", fmt.Errorf("delete volume: %w", err)

@@ -148,8 +148,8 @@ func TestDeleteVolume(t *testing.T) {
 		t.Fatalf("DeleteVolume = %q, %v", upid, err)
 	}
 	missing := "backup:backup/vzdump-qemu-100-2020_01_01-00_00_00.vma.zst"
-	if _, err := c.DeleteVolume(context.Background(), "pve1", "backup", missing); !errors.Is(err, pve.ErrNotFound) {
-		t.Errorf("DeleteVolume(missing) err = %v, want ErrNotFound", err)
+	if _, err := c.DeleteVolume(context.Background(), "pve1", "backup", missing); !errors.Is(err, pve.ErrNoSuchVolume) {
+		t.Errorf("DeleteVolume(missing) err = %v, want ErrNoSuchVolume", err)
 	}
 	if n := f.count("DELETE /nodes/pve1/storage/backup/content/" + backupVolid); n != 1 {
 		t.Errorf("DELETEs = %d, want 1", n)

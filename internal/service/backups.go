@@ -389,7 +389,9 @@ func (s *Service) dispatchRemove(ctx context.Context, pc pve.Cluster, lease pvek
 		node = job.Node
 	}
 	upid, err := pc.DeleteVolume(ctx, node, b.Storage, b.Volid)
-	if errors.Is(err, pve.ErrNotFound) {
+	// Only a storage that answered without the volume means it is gone; a
+	// missing storage (unmounted, renamed) may still hold it.
+	if errors.Is(err, pve.ErrNoSuchVolume) {
 		now := s.clock.Now().UTC()
 		job.State = pvekeep.JobSucceeded
 		return job, s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now,

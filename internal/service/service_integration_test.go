@@ -378,3 +378,27 @@ func TestLostAnswerToVzdumpIsAdoptedNotResubmitted(t *testing.T) {
 		t.Errorf("vzdump ran %d times, want 1 (the accepted one adopted)", n)
 	}
 }
+
+// A storage that is not there (unmounted, renamed) says nothing about the
+// volume on it: the removal fails and the backup stays listed.
+func TestRemovalWithTheStorageMissingKeepsTheBackup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	_, err := b.svc.CreateBackup(ctx, b.call(), "keep me", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "GET", PathRegex: "/storage/backup/content$", Status: 500, Message: "storage 'backup' does not exist"}))
+	_, err = b.svc.RemoveBackup(ctx, b.call(), l.Items[0].ID)
+	if err == nil {
+		b.drain(t)
+	}
+	b.sim.ClearFaults()
+	after, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if len(after.Items) != 1 || after.Items[0].Status != pvekeep.BackupAvailable {
+		t.Fatalf("backups after a removal with the storage missing = %+v, want the backup still available", after.Items)
+	}
+}

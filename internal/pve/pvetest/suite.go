@@ -282,8 +282,8 @@ func (s *Suite) TestBackupLifecycle(t *testing.T) {
 	if _, err := c.Volume(ctx, node, env.Storage, volid); !errors.Is(err, pve.ErrNotFound) {
 		t.Errorf("Volume after delete err = %v, want ErrNotFound", err)
 	}
-	if _, err := c.DeleteVolume(ctx, node, env.Storage, volid); !errors.Is(err, pve.ErrNotFound) {
-		t.Errorf("second delete err = %v, want ErrNotFound", err)
+	if _, err := c.DeleteVolume(ctx, node, env.Storage, volid); !errors.Is(err, pve.ErrNoSuchVolume) {
+		t.Errorf("second delete err = %v, want ErrNoSuchVolume", err)
 	}
 }
 
