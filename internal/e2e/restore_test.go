@@ -184,9 +184,11 @@ func TestRestorePutsTheVMBackToThePurchasedPackage(t *testing.T) {
 	if out.Error == nil || out.Error.Code != 1003 || out.Error.Data["lock"] != "restore" {
 		t.Errorf("backups.create during a restore = %+v, want 1003 locked (restore)", out.Error)
 	}
-	out = rw.call(rw.c, rw.c.clientID, "backups.remove", map[string]any{"backup_id": rw.backupID})
-	if out.Error == nil || out.Error.Code != 1003 {
-		t.Errorf("backups.remove during a restore = %+v, want 1003 locked", out.Error)
+	for _, m := range []string{"backups.remove", "backups.restore", "restore.retry", "restore.reinstall"} {
+		out = rw.call(rw.c, rw.c.clientID, m, map[string]any{"backup_id": rw.backupID, "job_id": j.ID})
+		if out.Error == nil || out.Error.Code != 1003 {
+			t.Errorf("%s during a restore = %+v, want 1003 locked", m, out.Error)
+		}
 	}
 	var st struct {
 		Lock struct {
@@ -248,6 +250,14 @@ func TestRestoreConvergesWhenThePluginIsKilledAfterAnyStep(t *testing.T) {
 			if n := rw.emailsLogged(t); n != 1 {
 				t.Errorf("tblemails has %d rows after a kill at %s, want 1", n, step)
 			}
+			// Nothing ran twice: one restore, one start, a resize per disk at most.
+			counts := map[string]int{}
+			for _, task := range rw.sim.State().Tasks {
+				counts[task.Type]++
+			}
+			if counts["qmrestore"] != 1 || counts["qmstart"] != 1 || counts["resize"] > 2 {
+				t.Errorf("tasks after a kill at %s = %v, want 1 qmrestore, 1 qmstart, at most 2 resize", step, counts)
+			}
 		})
 	}
 }
@@ -274,6 +284,13 @@ func TestFailedRestoreOffersRetryAndRetrySucceeds(t *testing.T) {
 		t.Errorf("%d emails after a failed restore, want none", n)
 	}
 
+	intruder := rw.newCustomer(104, 3)
+	for _, m := range []string{"restore.retry", "restore.reinstall"} {
+		out := rw.call(rw.c, intruder.clientID, m, map[string]any{"job_id": j.ID})
+		if out.Error == nil || out.Error.Code != 1002 {
+			t.Errorf("%s by another client = %+v, want 1002 forbidden", m, out.Error)
+		}
+	}
 	if res := rw.button(rw.c, "restoreRetry", map[string]any{"pvekeep_job_id": j.ID}); res != "success" {
 		t.Fatalf("restoreRetry = %q", res)
 	}
@@ -314,6 +331,10 @@ func TestReinstallClonesTheTemplateAndReconciles(t *testing.T) {
 	if cfg["template"] == "1" {
 		t.Error("the reinstalled VM is a template")
 	}
+	msgs := rw.smtp.WaitFor(1, 10*time.Second)
+	if len(rw.smtp.Messages()) != 1 || !strings.Contains(msgs[0].Subject, "neu installiert") {
+		t.Errorf("emails after the reinstall = %d, subject %q; want one German reinstall email", len(rw.smtp.Messages()), msgs[0].Subject)
+	}
 }
 
 func TestRestoringAnotherServicesBackupIsRefused(t *testing.T) {
@@ -335,5 +356,33 @@ func TestRestoringAnotherServicesBackupIsRefused(t *testing.T) {
 	}
 	if n := rw.jobCount(other.serviceID); n != 0 {
 		t.Errorf("%d jobs on the other service, want 0", n)
+	}
+}
+
+// A second restore from the same backup (which has no extra disk) finds
+// the customer's extra disk detached as unusedN and puts it back: the
+// data is kept and no volume is leaked.
+func TestSecondRestoreReattachesTheExtraDisk(t *testing.T) {
+	t.Parallel()
+	rw := newRestoreWorld(t)
+	if done, _ := rw.follow(rw.c, rw.startRestore().ID); done.State != "succeeded" {
+		t.Fatalf("first restore ended %s: %s", done.State, done.Error)
+	}
+	first, _ := rw.sim.VMConfig(100)
+	if done, _ := rw.follow(rw.c, rw.startRestore().ID); done.State != "succeeded" {
+		t.Fatalf("second restore ended %s: %s", done.State, done.Error)
+	}
+	second, _ := rw.sim.VMConfig(100)
+	vol := func(s string) string { v, _, _ := strings.Cut(s, ","); return v }
+	if vol(second["scsi1"]) != vol(first["scsi1"]) {
+		t.Errorf("scsi1 after the second restore = %q, want the same volume as before (%q)", second["scsi1"], first["scsi1"])
+	}
+	for k, v := range second {
+		if strings.HasPrefix(k, "unused") {
+			t.Errorf("%s = %q left behind", k, v)
+		}
+	}
+	if got, want := readVM(t, rw.sim, 100), rw.wantBigPackage(t); got != want {
+		t.Errorf("VM after the second restore =\n %+v\nwant\n %+v", got, want)
 	}
 }

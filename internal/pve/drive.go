@@ -300,20 +300,17 @@ func (d Drive) Limits() DiskLimits {
 //     the legacy bytes form ("both bps_rd and mbps_rd specified") and a
 //     burst pool smaller than the new limit (QEMU refuses max < avg); a
 //     larger pool stays.
-//   - when a read or write limit of a family (MB/s or IOPS) is set, the
-//     combined read+write limit of that family goes (PVE refuses mbps next
-//     to mbps_rd); with both at 0 a combined limit is left alone.
+//   - the combined read+write limits (mbps, iops and their bursts) always
+//     go: the four directional values are the whole of the limits, so
+//     0/0 means unlimited, not "keep whatever combined limit was there"
+//     (and PVE refuses mbps next to mbps_rd anyway).
 func (d *Drive) SetLimits(l DiskLimits) {
 	d.setLimit(limMBpsRd, l.MBpsRd)
 	d.setLimit(limMBpsWr, l.MBpsWr)
 	d.setLimit(limIOPSRd, float64(l.IOPSRd))
 	d.setLimit(limIOPSWr, float64(l.IOPSWr))
-	if l.MBpsRd > 0 || l.MBpsWr > 0 {
-		d.delAll(mbpsCombined)
-	}
-	if l.IOPSRd > 0 || l.IOPSWr > 0 {
-		d.delAll(iopsCombined)
-	}
+	d.delAll(mbpsCombined)
+	d.delAll(iopsCombined)
 }
 
 func (d *Drive) delAll(keys []string) {

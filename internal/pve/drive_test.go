@@ -163,8 +163,8 @@ func TestDriveSetLimits(t *testing.T) {
 		{"legacy bytes cleared", base + ",bps_wr=104857600", pve.DiskLimits{}, base},
 		{"a read limit drops the combined r/w limit", base + ",mbps=100,mbps_max=200", pve.DiskLimits{MBpsRd: 50}, base + ",mbps_rd=50"},
 		{"an iops limit drops the combined iops", base + ",iops=100", pve.DiskLimits{IOPSWr: 10}, base + ",iops_wr=10"},
-		{"no read/write limit leaves a combined one", base + ",mbps=100", pve.DiskLimits{}, base + ",mbps=100"},
-		{"the mbps family does not touch iops", base + ",iops=100", pve.DiskLimits{MBpsRd: 1}, base + ",iops=100,mbps_rd=1"},
+		{"unlimited removes a combined limit too", base + ",mbps=100,iops=500", pve.DiskLimits{}, base},
+		{"combined limits give way to directional ones", base + ",iops=100", pve.DiskLimits{MBpsRd: 1}, base + ",mbps_rd=1"},
 		{"new disk syntax", "local-lvm:4", pve.DiskLimits{MBpsRd: 100, IOPSWr: 50}, "local-lvm:4,mbps_rd=100,iops_wr=50"},
 	}
 	for _, tt := range tests {

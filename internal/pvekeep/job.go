@@ -42,16 +42,20 @@ func (s JobState) Active() bool { return s == JobQueued || s == JobRunning }
 
 // Job is one durable job row.
 type Job struct {
-	ID             JobID           `db:"id"`
-	ServiceID      ServiceID       `db:"service_id"`
-	VMID           VMID            `db:"vmid"`
-	ServerID       int64           `db:"server_id"`
-	Node           string          `db:"node"`
-	Kind           JobKind         `db:"kind"`
-	State          JobState        `db:"state"`
-	Step           string          `db:"step"`
-	ProgressPct    int             `db:"progress_pct"`
-	UPID           UPID            `db:"upid"`
+	ID          JobID     `db:"id"`
+	ServiceID   ServiceID `db:"service_id"`
+	VMID        VMID      `db:"vmid"`
+	ServerID    int64     `db:"server_id"`
+	Node        string    `db:"node"`
+	Kind        JobKind   `db:"kind"`
+	State       JobState  `db:"state"`
+	Step        string    `db:"step"`
+	ProgressPct int       `db:"progress_pct"`
+	UPID        UPID      `db:"upid"`
+	// SubmittingAt is set just before the current step's task is
+	// requested and cleared once its UPID is recorded: a job found with
+	// it set may have a task Proxmox accepted without our learning of it.
+	SubmittingAt   *time.Time      `db:"submitting_at"`
 	BackupID       BackupID        `db:"backup_id"` // the backup a backup.* job creates or removes
 	Error          string          `db:"error"`
 	Params         json.RawMessage `db:"params"` // kind-specific facts recorded at creation

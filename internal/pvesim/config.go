@@ -444,11 +444,22 @@ func (s *Sim) update(v *vm, u *configUpdate) *apiError {
 }
 
 // createDisk is create_disks for one drive: "local-lvm:4" allocates a
-// 4 GiB volume; anything else is kept as given. Caller holds s.mu.
+// 4 GiB volume; an existing volume (an unusedN put back) gets its size
+// from the storage (volume_size_info); anything else is kept as given.
+// Caller holds s.mu.
 func (s *Sim) createDisk(v *vm, val string) string {
 	d := parseDrive(val)
 	m := reNewDisk.FindStringSubmatch(d.file)
-	if m == nil || d.isCDROM() {
+	if d.isCDROM() {
+		return val
+	}
+	if m == nil {
+		if _, sized := d.opts["size"]; !sized {
+			if im, ok := s.images[imageKey(d.file)]; ok {
+				d.opts["size"] = formatSize(im.size)
+				return d.String()
+			}
+		}
 		return val
 	}
 	storage := m[1]

@@ -12,6 +12,32 @@ import (
 // provider's IP allocations are bound to it). A device the VM lacks is
 // created when the package names a bridge.
 func network(cfg pve.VMConfig, t Target) (map[string]string, error) {
+	set, err := packageNet(cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	// Every other device keeps its pre-restore MAC too.
+	for key, mac := range t.MACs {
+		if key == t.VM.Network || cfg[key] == "" || mac == "" {
+			continue
+		}
+		n, err := pve.ParseNet(cfg[key])
+		if err != nil {
+			return nil, &permanentError{msg: fmt.Sprintf("cannot read %s: %v", key, err)}
+		}
+		if !pve.SameMAC(n.MAC, mac) {
+			n.MAC = mac
+			if set == nil {
+				set = map[string]string{}
+			}
+			set[key] = n.String()
+		}
+	}
+	return set, nil
+}
+
+// packageNet sets the package's device.
+func packageNet(cfg pve.VMConfig, t Target) (map[string]string, error) {
 	key := t.VM.Network
 	vm := t.VM
 	if !vm.Bridge.Set && !vm.VLAN.Set && !vm.NetworkMBs.Set && !vm.NetModel.Set && t.MACs[key] == "" {

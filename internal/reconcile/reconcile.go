@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
@@ -212,6 +213,13 @@ func (r *Reconciler) apply(ctx context.Context, c cluster, n Notifier, t Target,
 		if !t.VM.ExtraDiskGiB.Set || t.VM.ExtraDiskGiB.Value == 0 || cfg[t.VM.ExtraDisk] != "" {
 			return "", nil
 		}
+		// A restore from a backup without the extra disk leaves the VM's
+		// own extra disk detached as unusedN, data and all: put it back
+		// rather than hand the customer an empty one.
+		if key, vol := detachedDisk(cfg, t); key != "" {
+			r.logger.Info("reattach detached disk", "vmid", t.VMID, "volume", vol, "as", t.VM.ExtraDisk)
+			return "", r.update(ctx, c, t, cfg, map[string]string{t.VM.ExtraDisk: vol})
+		}
 		d := pve.NewDiskDrive(t.VM.DiskStorage, int64(t.VM.ExtraDiskGiB.Value))
 		return "", r.update(ctx, c, t, cfg, map[string]string{t.VM.ExtraDisk: d.String()})
 	case StepExtraDiskGrow:
@@ -245,8 +253,27 @@ func (r *Reconciler) update(ctx context.Context, c cluster, t Target, cfg pve.VM
 	return classify(c.UpdateConfig(ctx, t.Node, t.VMID, pve.ConfigChange{Set: set, Digest: cfg.Digest()}))
 }
 
+// detachedDisk finds an unusedN volume of this VM that can serve as the
+// extra disk: on the package's disk storage, or any when only one is left.
+func detachedDisk(cfg pve.VMConfig, t Target) (key, volume string) {
+	prefix := fmt.Sprintf("vm-%d-disk-", t.VMID)
+	for i := 0; i < 256; i++ {
+		k := fmt.Sprintf("unused%d", i)
+		v := cfg[k]
+		if v == "" {
+			continue
+		}
+		storage, name, ok := strings.Cut(v, ":")
+		if ok && strings.HasPrefix(name, prefix) && storage == t.VM.DiskStorage {
+			return k, v
+		}
+	}
+	return "", ""
+}
+
 // cpuRAM is step 1: cores (one socket, so cores are the vCPUs the package
-// sells) and memory, with the balloon kept below the memory.
+// sells) and memory, with the balloon kept below the memory and a vcpus
+// setting no higher than the cores (PVE refuses more).
 func cpuRAM(cfg pve.VMConfig, vm plan.VM) map[string]string {
 	set := map[string]string{}
 	if vm.Cores.Set {
@@ -255,6 +282,9 @@ func cpuRAM(cfg pve.VMConfig, vm plan.VM) map[string]string {
 		}
 		if s := cfg["sockets"]; s != "" && s != "1" {
 			set["sockets"] = "1"
+		}
+		if v, err := strconv.Atoi(cfg["vcpus"]); err == nil && v > vm.Cores.Value {
+			set["vcpus"] = strconv.Itoa(vm.Cores.Value)
 		}
 	}
 	if vm.MemoryMiB.Set {

@@ -277,3 +277,33 @@ func TestDigestMismatchIsRetriedNotFailed(t *testing.T) {
 		t.Errorf("classify(shrink) = %v, want permanent", err)
 	}
 }
+
+func TestADetachedExtraDiskIsReattachedNotReplaced(t *testing.T) {
+	t.Parallel()
+	f := newFakeVM()
+	f.cfg["unused0"] = "local-lvm:vm-100-disk-1"
+	run(t, f, bigVM(), nil)
+	if !strings.HasPrefix(f.cfg["scsi1"], "local-lvm:vm-100-disk-1") {
+		t.Errorf("scsi1 = %q, want the detached disk reattached", f.cfg["scsi1"])
+	}
+}
+
+func TestVcpusIsCappedAtTheCores(t *testing.T) {
+	t.Parallel()
+	set := cpuRAM(pve.VMConfig{"cores": "4", "vcpus": "4"}, bigVM())
+	if set["cores"] != "2" || set["vcpus"] != "2" {
+		t.Errorf("cpuRAM() = %v, want cores and vcpus 2", set)
+	}
+}
+
+func TestEveryNICKeepsItsMAC(t *testing.T) {
+	t.Parallel()
+	cfg := pve.VMConfig{"net0": "virtio=BC:24:11:00:00:99,bridge=vmbr0", "net1": "virtio=BC:24:11:00:00:98,bridge=vmbr1"}
+	set, err := network(cfg, Target{VM: plan.VM{Network: "net0"}, MACs: map[string]string{"net0": "BC:24:11:00:00:01", "net1": "BC:24:11:00:00:02"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(set["net0"], "BC:24:11:00:00:01") || !strings.Contains(set["net1"], "BC:24:11:00:00:02") {
+		t.Errorf("network() = %v, want both MACs restored", set)
+	}
+}

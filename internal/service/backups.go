@@ -214,13 +214,17 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekee
 	if err != nil {
 		return job, s.failIfFinal(ctx, lease, job, err)
 	}
-	if lease.Attempt > 1 {
+	if job.SubmittingAt != nil {
 		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node, srv); err != nil || ok {
 			return adopted, err
 		}
-		if msg := s.overdue(job); msg != "" {
-			return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
-		}
+	}
+	if msg := s.overdue(job); msg != "" {
+		return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
+	}
+	job, err = s.submitting(ctx, lease, job)
+	if err != nil {
+		return job, err
 	}
 	upid, err := pc.Vzdump(ctx, ref.Node, pve.VzdumpRequest{
 		VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note,
@@ -246,7 +250,7 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekee
 // also while it waits for the node's backup lock. Found, it becomes this
 // job's task; submitting again would make two backups.
 func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, node string, srv pvekeep.Server) (pvekeep.Job, bool, error) {
-	upid, ok, err := s.findSubmitted(ctx, pc, job, node, "vzdump", srv)
+	upid, ok, err := s.findSubmitted(ctx, pc, job, node, "vzdump", job.VMID, srv)
 	if err != nil || !ok {
 		return job, false, err
 	}
@@ -261,12 +265,16 @@ func (s *Service) adoptBackup(ctx context.Context, pc pve.Cluster, lease pvekeep
 	return job, true, nil
 }
 
-// findSubmitted finds a task of type typ for the job's VM that an earlier
-// attempt of the job submitted: started since the job was made (less a
+// findSubmitted finds the task of type typ (for guest vmid) that an
+// earlier attempt of the job asked for and never learnt the UPID of: only
+// when the job recorded that it was submitting, started since then (less a
 // margin for clocks that disagree), by the credentials the plugin uses,
-// and not followed by any other job.
-func (s *Service) findSubmitted(ctx context.Context, pc pve.Cluster, job pvekeep.Job, node, typ string, srv pvekeep.Server) (pvekeep.UPID, bool, error) {
-	tasks, err := pc.Tasks(ctx, node, pve.TaskFilter{VMID: job.VMID, Type: typ, Since: job.CreatedAt.Add(-s.cfg.ClockSkew)})
+// and followed by no job before.
+func (s *Service) findSubmitted(ctx context.Context, pc pve.Cluster, job pvekeep.Job, node, typ string, vmid pvekeep.VMID, srv pvekeep.Server) (pvekeep.UPID, bool, error) {
+	if job.SubmittingAt == nil {
+		return "", false, nil // this job never asked: nothing can be its own
+	}
+	tasks, err := pc.Tasks(ctx, node, pve.TaskFilter{VMID: vmid, Type: typ, Since: job.SubmittingAt.Add(-s.cfg.ClockSkew)})
 	if err != nil {
 		return "", false, pveError("list tasks", err)
 	}

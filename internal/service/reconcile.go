@@ -32,8 +32,11 @@ type emailStore interface {
 	DefaultClientLanguage(ctx context.Context) (string, error)
 }
 
-// emailKind is the mod_pvekeep_emails kind of the "Backup restored" email.
-const emailKind = "backup_restored"
+// Email kinds (mod_pvekeep_emails.kind and the template names).
+const (
+	emailRestored    = "backup_restored"
+	emailReinstalled = "vm_reinstalled"
+)
 
 // reconcileJob hands a restored or reinstalled VM to the reconciliation
 // and finishes the job when it is done.
@@ -133,14 +136,18 @@ func (n *notifier) BackupRestored(ctx context.Context) error {
 			language = def
 		}
 	}
-	msg, err := s.mailer.Compose(emailKind, language, data)
+	kind := emailRestored
+	if n.job.Kind == pvekeep.KindVMReinstall {
+		kind = emailReinstalled
+	}
+	msg, err := s.mailer.Compose(kind, language, data)
 	if err != nil {
 		return fmt.Errorf("compose restore email: %w", err)
 	}
 	msg.To, msg.ToName = f.ClientEmail, data.ClientName
-	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", n.job.ID, emailKind)
+	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", n.job.ID, kind)
 
-	row, _, err := s.emails.ReserveEmail(ctx, store.Email{JobID: n.job.ID, Kind: emailKind, Recipient: msg.To, Subject: msg.Subject, CreatedAt: now})
+	row, _, err := s.emails.ReserveEmail(ctx, store.Email{JobID: n.job.ID, Kind: kind, Recipient: msg.To, Subject: msg.Subject, CreatedAt: now})
 	if err != nil {
 		return dbError(err)
 	}

@@ -155,6 +155,9 @@ func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID
 		if err != nil {
 			return pvekeep.Job{}, f, err
 		}
+		if ok && last.State.Active() {
+			return pvekeep.Job{}, f, pvekeep.Locked(lockName(last.Kind), last.ID)
+		}
 		if !ok || last.State != pvekeep.JobFailed {
 			return pvekeep.Job{}, f, pvekeep.InvalidState("there is no failed restore to retry")
 		}
@@ -166,6 +169,9 @@ func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID
 	}
 	if err != nil {
 		return pvekeep.Job{}, f, dbError(err)
+	}
+	if j.State.Active() {
+		return pvekeep.Job{}, f, pvekeep.Locked(lockName(j.Kind), j.ID)
 	}
 	if j.Kind != pvekeep.KindBackupRestore && j.Kind != pvekeep.KindVMReinstall {
 		return pvekeep.Job{}, f, pvekeep.InvalidState("only a restore or a reinstall can be retried")
@@ -210,24 +216,41 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	ref, err := s.locate(ctx, pc, f.VMID)
+	node, err := s.restoreNode(ctx, pc, f, kind, backupID, p)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	if ref.Template {
-		return pvekeep.Job{}, pvekeep.InvalidState("the service's vmid is a template")
-	}
-	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
-		return pvekeep.Job{}, err
-	}
-	if p.MACs == nil {
-		cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
-		if err != nil {
-			return pvekeep.Job{}, pveError("read vm config", err)
+	ref, err := s.locate(ctx, pc, f.VMID)
+	switch {
+	case err == nil:
+		if ref.Template {
+			return pvekeep.Job{}, pvekeep.InvalidState("the service's vmid is a template")
 		}
-		p.MACs = macsOf(cfg)
-		p.Name = cfg["name"]
-		p.WasRunning = ref.Status == "running"
+		if cfg, cerr := pc.VMConfig(ctx, ref.Node, f.VMID); cerr == nil && cfg["protection"] == "1" {
+			// Proxmox would refuse the restore only after we stopped the VM.
+			return pvekeep.Job{}, pvekeep.InvalidState("the VM is protected; remove its protection in Proxmox first")
+		}
+		if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+			return pvekeep.Job{}, err
+		}
+		if p.MACs == nil {
+			cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
+			if err != nil {
+				return pvekeep.Job{}, pveError("read vm config", err)
+			}
+			p.MACs = macsOf(cfg)
+			p.Name = cfg["name"]
+			p.WasRunning = ref.Status == "running"
+		}
+	case pvekeep.ReasonOf(err) == pvekeep.ReasonInvalidState:
+		// The VM is gone (a failed reinstall purged it): a restore
+		// recreates it, a reinstall clones it, on the node found above.
+		ref = pve.VMRef{VMID: f.VMID, Node: node}
+		if p.MACs == nil {
+			p.MACs = map[string]string{}
+		}
+	default:
+		return pvekeep.Job{}, err
 	}
 	raw, err := json.Marshal(p)
 	if err != nil {
@@ -255,6 +278,42 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		// The call only submits the stop; ticks drive the rest.
 		return s.restoreStop(ctx, pc, lease, job, false)
 	})
+}
+
+// restoreNode checks what a restore or reinstall needs before anything
+// is touched and says where a VM that is gone would be made: a reinstall's
+// template must exist, be a template and sit on the VM's node (a full
+// clone to another node needs shared storage, which is the provider's
+// to arrange); a restore recreates a missing VM on the backup's node.
+func (s *Service) restoreNode(ctx context.Context, pc pve.Cluster, f pvekeep.ServiceFacts, kind pvekeep.JobKind, backupID pvekeep.BackupID, p restoreParams) (string, error) {
+	vm, vmErr := pc.FindVM(ctx, f.VMID)
+	if vmErr != nil && !errors.Is(vmErr, pve.ErrNotFound) {
+		return "", pveError("find vm", vmErr)
+	}
+	if kind == pvekeep.KindVMReinstall {
+		t, err := pc.FindVM(ctx, p.Template)
+		if errors.Is(err, pve.ErrNotFound) {
+			return "", pvekeep.InvalidState(fmt.Sprintf("the operating system template %d does not exist", p.Template))
+		}
+		if err != nil {
+			return "", pveError("find template", err)
+		}
+		if !t.Template {
+			return "", pvekeep.InvalidState(fmt.Sprintf("vmid %d is not a template", p.Template))
+		}
+		if vmErr == nil && vm.Node != t.Node {
+			return "", pvekeep.InvalidState(fmt.Sprintf("the template is on node %s and the VM on %s", t.Node, vm.Node))
+		}
+		return t.Node, nil
+	}
+	if vmErr == nil {
+		return vm.Node, nil
+	}
+	b, err := s.st.Backup(ctx, f.ServiceID, backupID)
+	if err != nil {
+		return "", enqueueError(err)
+	}
+	return b.Node, nil
 }
 
 // macsOf reads every network device's MAC from a VM config.
@@ -297,7 +356,7 @@ func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job p
 		case stepPurge:
 			next, err = s.reinstallPurge(ctx, pc, lease, job)
 		case stepClone:
-			next, err = s.reinstallClone(ctx, pc, lease, job, p)
+			next, err = s.reinstallClone(ctx, pc, srv, lease, job, p)
 		default:
 			next, err = s.reconcileJob(ctx, pc, lease, job, p)
 		}
@@ -342,6 +401,22 @@ func (s *Service) submitted(ctx context.Context, lease pvekeep.Lease, job pvekee
 		return job, dbError(err)
 	}
 	job.State, job.UPID = pvekeep.JobRunning, upid
+	return job, nil
+}
+
+// submitting records that the current step's task is about to be
+// requested, before the request: a job found later with the mark and no
+// UPID looks for the task in Proxmox's list instead of asking again.
+func (s *Service) submitting(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+	now := s.clock.Now().UTC()
+	state := job.State
+	if !state.Active() {
+		state = pvekeep.JobRunning
+	}
+	if err := s.st.UpdateJob(ctx, lease, store.JobUpdate{State: state, Step: job.Step, Submitting: true, Now: now}); err != nil {
+		return job, dbError(err)
+	}
+	job.State, job.SubmittingAt = state, &now
 	return job, nil
 }
 
@@ -400,10 +475,15 @@ func (s *Service) failRestore(ctx context.Context, lease pvekeep.Lease, job pvek
 func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, wait bool) (pvekeep.Job, error) {
 	ref, err := s.locate(ctx, pc, job.VMID)
 	if err != nil {
-		if job.Kind == pvekeep.KindVMReinstall && pvekeep.ReasonOf(err) == pvekeep.ReasonInvalidState {
-			return s.advance(ctx, lease, job, stepClone, 10) // nothing left to stop or purge
+		if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+			return job, err
 		}
-		return job, err
+		// The VM is gone (a reinstall purged it before failing): nothing
+		// to stop; a restore recreates it, a reinstall clones it.
+		if job.Kind == pvekeep.KindVMReinstall {
+			return s.advance(ctx, lease, job, stepClone, 10)
+		}
+		return s.advance(ctx, lease, job, stepRestore, 5)
 	}
 	next := stepRestore
 	if job.Kind == pvekeep.KindVMReinstall {
@@ -436,10 +516,11 @@ func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep
 
 // restoreRun submits qmrestore over the stopped VM and follows it.
 func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
-	if job.UPID == "" && lease.Attempt > 1 {
-		// A restore that lands late would overwrite the reconciled VM:
-		// an earlier attempt's qmrestore is followed, never doubled.
-		upid, ok, err := s.findSubmitted(ctx, pc, job, job.Node, "qmrestore", srv)
+	if job.UPID == "" && job.SubmittingAt != nil {
+		// An earlier attempt asked for the restore and never learnt its
+		// UPID. A restore that lands late would overwrite the reconciled
+		// VM: follow it, never ask twice.
+		upid, ok, err := s.findSubmitted(ctx, pc, job, job.Node, "qmrestore", job.VMID, srv)
 		if err != nil {
 			return job, err
 		}
@@ -449,6 +530,10 @@ func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Se
 		}
 	}
 	if job.UPID == "" {
+		job, err := s.submitting(ctx, lease, job)
+		if err != nil {
+			return job, err
+		}
 		upid, err := pc.RestoreVM(ctx, job.Node, pve.RestoreRequest{VMID: job.VMID, Archive: p.Volid, Force: true})
 		if err != nil {
 			e := submitError("restore vm", err)
@@ -520,15 +605,32 @@ func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvek
 // reinstallClone makes a full clone of the template into the vmid. A VM
 // already at that vmid after a crash is our clone when it came from the
 // template; the clone task's end is what we wait for.
-func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
+func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
 	if job.UPID == "" {
 		tref, err := pc.FindVM(ctx, p.Template)
 		if err != nil {
-			e := pveError("find template", err)
 			if errors.Is(err, pve.ErrNotFound) {
 				return s.failRestore(ctx, lease, job, fmt.Sprintf("the operating system template %d does not exist", p.Template))
 			}
-			return job, e
+			return job, pveError("find template", err)
+		}
+		if job.SubmittingAt != nil {
+			// The clone task carries the template's id, not the new one.
+			upid, ok, err := s.findSubmitted(ctx, pc, job, tref.Node, "qmclone", p.Template, srv)
+			if err != nil {
+				return job, err
+			}
+			if ok {
+				if job, err = s.submitted(ctx, lease, job, upid, tref.Node); err != nil {
+					return job, err
+				}
+			}
+		}
+	}
+	if job.UPID == "" {
+		tref, err := pc.FindVM(ctx, p.Template)
+		if err != nil {
+			return job, pveError("find template", err)
 		}
 		f, err := s.st.Service(ctx, job.ServiceID)
 		if err != nil {
@@ -536,22 +638,27 @@ func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, lease pvek
 		}
 		pl, err := plan.FromFacts(f)
 		if err != nil {
-			return s.failRestore(ctx, lease, job, err.Error())
+			return s.failRestore(ctx, lease, job, upstreamMessage(err))
 		}
 		name := p.Name
 		if name == "" {
 			name = hostnameLabel(f.Domain)
 		}
+		if job, err = s.submitting(ctx, lease, job); err != nil {
+			return job, err
+		}
 		upid, err := pc.CloneVM(ctx, tref.Node, pve.CloneRequest{
 			Template: p.Template, NewID: job.VMID, Name: name, Full: true, Storage: pl.VM.DiskStorage, Target: job.Node,
 		})
 		if errors.Is(err, pve.ErrAlreadyExists) {
-			return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+			// Something holds the vmid. Ours only if it is a finished clone
+			// of the template (not a template itself, not locked).
+			return s.cloneExists(ctx, pc, lease, job)
 		}
 		if err != nil {
 			e := submitError("clone template", err)
 			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
-				return job, e
+				return job, s.ambiguous(e)
 			}
 			return s.failRestore(ctx, lease, job, upstreamMessage(e))
 		}
@@ -565,6 +672,27 @@ func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, lease pvek
 	}
 	if failure != "" {
 		return s.failRestore(ctx, lease, job, "cloning the operating system template failed: "+failure)
+	}
+	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+}
+
+// cloneExists decides what a vmid already taken at the clone step means.
+func (s *Service) cloneExists(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+	ref, err := pc.FindVM(ctx, job.VMID)
+	if err != nil {
+		return job, pveError("find vm", err)
+	}
+	st, err := pc.VMStatus(ctx, ref.Node, job.VMID)
+	if err != nil {
+		return job, pveError("read vm status", err)
+	}
+	switch {
+	case ref.Template:
+		return s.failRestore(ctx, lease, job, fmt.Sprintf("vmid %d is now a template", job.VMID))
+	case st.Lock == "clone" || st.Lock == "create":
+		return job, pvekeep.Locked(st.Lock, 0) // still being made: look again next tick
+	case job.SubmittingAt == nil:
+		return s.failRestore(ctx, lease, job, fmt.Sprintf("vmid %d is taken by a VM this reinstall did not make", job.VMID))
 	}
 	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
 }

@@ -47,14 +47,15 @@ func (c *testClock) Advance(d time.Duration) {
 }
 
 type bundle struct {
-	svc      *service.Service
-	db       *dbtest.DB
-	sim      *pvesim.Sim
-	clock    *testClock
-	server   pvekeep.Server
-	clientID int64
-	service  pvekeep.ServiceID
-	seed     *seed.Seeder
+	svc       *service.Service
+	db        *dbtest.DB
+	sim       *pvesim.Sim
+	clock     *testClock
+	server    pvekeep.Server
+	clientID  int64
+	productID int64
+	service   pvekeep.ServiceID
+	seed      *seed.Seeder
 }
 
 func setup(t *testing.T, quota int) *bundle {
@@ -91,7 +92,7 @@ func setup(t *testing.T, quota int) *bundle {
 	}
 	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger},
 		service.Config{LeaseFor: time.Minute, QuietWindow: 5 * time.Second})
-	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, service: pvekeep.ServiceID(sid), seed: sd}
+	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, productID: productID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 
 func must(t *testing.T, err error) {
@@ -234,6 +235,9 @@ func TestResumedJobAdoptsTheVzdumpADeadProcessSubmitted(t *testing.T) {
 		Max:    3,
 	})
 	must(t, err)
+	// What the dead process did: mark the job submitting, then POST.
+	dead := pvekeep.Lease{JobID: job.ID, Owner: "dead-process", Attempt: job.Attempt}
+	must(t, b.db.Store.UpdateJob(ctx, dead, store.JobUpdate{State: pvekeep.JobQueued, Step: "dispatch", Submitting: true, Now: now}))
 	gw, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
 	must(t, err)
 	if _, err := gw.Vzdump(ctx, "pve1", pve.VzdumpRequest{VMID: 100, Storage: "backup", Notes: "orphan"}); err != nil {
@@ -400,5 +404,57 @@ func TestRemovalWithTheStorageMissingKeepsTheBackup(t *testing.T) {
 	must(t, err)
 	if len(after.Items) != 1 || after.Items[0].Status != pvekeep.BackupAvailable {
 		t.Fatalf("backups after a removal with the storage missing = %+v, want the backup still available", after.Items)
+	}
+}
+
+// Two restores one after the other are two qmrestore tasks: a job adopts
+// only a task it asked for itself, never the previous job's.
+func TestBackToBackRestoresEachRestore(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	for _, note := range []string{"first", "second"} {
+		_, err := b.svc.CreateBackup(ctx, b.call(), note, "")
+		must(t, err)
+		b.drain(t)
+	}
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	for _, bk := range l.Items {
+		job, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+		must(t, err)
+		b.drain(t)
+		got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+		must(t, err)
+		if got.State != pvekeep.JobSucceeded {
+			t.Fatalf("restore of %q ended %s (%s)", bk.Note, got.State, got.Error)
+		}
+	}
+	n := 0
+	for _, task := range b.sim.State().Tasks {
+		if task.Type == "qmrestore" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d qmrestore tasks for two restores, want 2", n)
+	}
+}
+
+// A reinstall whose template is missing is refused before anything is
+// destroyed.
+func TestReinstallWithAMissingTemplateTouchesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, "9999"))
+	admin := b.call()
+	admin.Actor = pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}
+	_, err := b.svc.Reinstall(ctx, admin, 0)
+	if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Fatalf("Reinstall() error = %v, want invalid_state", err)
+	}
+	if _, ok := b.sim.VMConfig(100); !ok {
+		t.Fatal("VM 100 was destroyed by a reinstall that could not clone")
 	}
 }

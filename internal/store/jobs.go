@@ -13,7 +13,7 @@ import (
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
-const jobColumns = `id, service_id, vmid, server_id, node, kind, state, step, progress_pct, upid,
+const jobColumns = `id, service_id, vmid, server_id, node, kind, state, step, progress_pct, upid, submitting_at,
 COALESCE(backup_id, 0) AS backup_id, error, COALESCE(params, '') AS params,
 COALESCE(idempotency_key, '') AS idempotency_key, actor_type, actor_id, attempt,
 lease_owner, lease_until, created_at, updated_at, started_at, finished_at`

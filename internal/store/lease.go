@@ -98,9 +98,12 @@ type JobUpdate struct {
 	// ClearUPID empties the upid column: a multi-step job whose step's
 	// task finished must not wait on it again after a crash.
 	ClearUPID bool
-	Node      string
-	StartedAt *time.Time
-	Now       time.Time
+	// Submitting marks that the step's task is about to be requested
+	// (submitting_at = Now). Recording a UPID, or ClearUPID, clears it.
+	Submitting bool
+	Node       string
+	StartedAt  *time.Time
+	Now        time.Time
 }
 
 // UpdateJob writes u if l still holds the job; otherwise ErrLeaseLost and
@@ -119,25 +122,52 @@ func (s *Store) UpdateJob(ctx context.Context, l pvekeep.Lease, u JobUpdate) err
 	if u.ClearUPID && u.UPID != "" {
 		return fmt.Errorf("update job %d: both a UPID and ClearUPID given", l.JobID)
 	}
+	if u.Submitting && (u.UPID != "" || u.ClearUPID) {
+		return fmt.Errorf("update job %d: Submitting goes without a UPID", l.JobID)
+	}
+	now := dbTime(u.Now)
+	var submitting any // NULL, now, or unchanged (keep)
+	keep := true
+	switch {
+	case u.Submitting:
+		submitting, keep = now, false
+	case u.UPID != "" || u.ClearUPID:
+		submitting, keep = nil, false
+	}
 	args := []any{u.State, u.Step,
 		pct, pct,
 		u.ClearUPID, string(u.UPID), string(u.UPID),
+		keep, submitting,
 		u.Node, u.Node,
 		dbTimePtr(u.StartedAt),
-		dbTime(u.Now)}
+		now}
 	args = append(args, leaseArgs(l)...)
-	res, err := s.db.ExecContext(ctx, `UPDATE mod_pvekeep_jobs SET
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE mod_pvekeep_jobs SET
 state = ?, step = ?,
 progress_pct = IF(? > 0, ?, progress_pct),
 upid = IF(?, '', IF(? <> '', ?, upid)),
+submitting_at = IF(?, submitting_at, ?),
 node = IF(? <> '', ?, node),
 started_at = COALESCE(?, started_at),
 updated_at = ?
 WHERE `+leaseGuard, args...)
-	if err != nil {
-		return fmt.Errorf("update job %d: %w", l.JobID, classify(err))
-	}
-	return oneRow(res, "update job", l)
+		if err != nil {
+			return fmt.Errorf("update job %d: %w", l.JobID, classify(err))
+		}
+		if err := oneRow(res, "update job", l); err != nil {
+			return err
+		}
+		if u.UPID != "" {
+			// Every task a job follows stays on record, so that no later
+			// adoption takes it for its own.
+			if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO mod_pvekeep_job_tasks (job_id, upid, created_at) VALUES (?, ?, ?)`,
+				l.JobID, string(u.UPID), now); err != nil {
+				return fmt.Errorf("record task of job %d: %w", l.JobID, classify(err))
+			}
+		}
+		return nil
+	})
 }
 
 // ExtendLease moves the lease's end to until if l still holds the job.

@@ -72,7 +72,8 @@ func (s *Store) EnqueueRestore(ctx context.Context, r NewRestore) (pvekeep.Job, 
 // Proxmox's task list that another job already follows is not this job's.
 func (s *Store) UPIDRecorded(ctx context.Context, upid pvekeep.UPID) (bool, error) {
 	var n int
-	if err := s.db.GetContext(ctx, &n, "SELECT COUNT(*) FROM mod_pvekeep_jobs WHERE upid = ?", string(upid)); err != nil {
+	if err := s.db.GetContext(ctx, &n, `SELECT (SELECT COUNT(*) FROM mod_pvekeep_jobs WHERE upid = ?)
+ + (SELECT COUNT(*) FROM mod_pvekeep_job_tasks WHERE upid = ?)`, string(upid), string(upid)); err != nil {
 		return false, fmt.Errorf("look up task %s: %w", upid, classify(err))
 	}
 	return n > 0, nil
