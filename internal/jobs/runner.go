@@ -165,6 +165,16 @@ func (r *Runner) pass(ctx context.Context, servers map[int64]pvekeep.Server, ids
 			return active + len(claimed) - i, nil
 		}
 		lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
+		// Jobs late in a long pass were claimed a while ago: renew the
+		// lease right before acting, and leave the job alone if another
+		// runner took it over meanwhile (it would act on it too).
+		if err := r.st.ExtendLease(ctx, lease, r.clock.Now().Add(r.cfg.LeaseFor)); err != nil {
+			if !errors.Is(err, store.ErrLeaseLost) {
+				r.logger.Warn("renew lease", "job_id", job.ID, "err", err)
+				active++
+			}
+			continue
+		}
 		state, err := r.advance(ctx, lease, job, servers[job.ServerID])
 		st.Advanced++
 		switch {

@@ -205,10 +205,18 @@ func (r *Reconciler) apply(ctx context.Context, c cluster, n Notifier, t Target,
 	switch step {
 	case StepCPURAM:
 		return "", r.update(ctx, c, t, cfg, cpuRAM(cfg, t.VM))
-	case StepSystemDiskGrow:
-		return r.grow(ctx, c, t, cfg, t.VM.SystemDisk, t.VM.SystemDiskGiB)
-	case StepSystemDiskLimits:
-		return "", r.limits(ctx, c, t, cfg, t.VM.SystemDisk, t.VM.SystemLimits)
+	case StepSystemDiskGrow, StepSystemDiskLimits:
+		if !t.VM.SystemDiskGiB.Set && !t.VM.SystemLimits.Set {
+			return "", nil
+		}
+		key := systemDisk(cfg, t.VM.SystemDisk)
+		if key == "" {
+			return "", &permanentError{msg: fmt.Sprintf("the VM has no system disk (%s, or a disk in its boot order)", t.VM.SystemDisk)}
+		}
+		if step == StepSystemDiskGrow {
+			return r.grow(ctx, c, t, cfg, key, t.VM.SystemDiskGiB)
+		}
+		return "", r.limits(ctx, c, t, cfg, key, t.VM.SystemLimits)
 	case StepExtraDiskCreate:
 		if !t.VM.ExtraDiskGiB.Set || t.VM.ExtraDiskGiB.Value == 0 || cfg[t.VM.ExtraDisk] != "" {
 			return "", nil
@@ -251,6 +259,33 @@ func (r *Reconciler) update(ctx context.Context, c cluster, t Target, cfg pve.VM
 	}
 	r.logger.Info("apply package", "vmid", t.VMID, "node", t.Node, "set", set)
 	return classify(c.UpdateConfig(ctx, t.Node, t.VMID, pve.ConfigChange{Set: set, Digest: cfg.Digest()}))
+}
+
+// systemDisk is the drive the VM boots from: the package's key when the VM
+// has it (scsi0), else the first disk of `boot: order=…`, else the legacy
+// `bootdisk`. VMs installed from other templates boot from virtio0 or sata0.
+func systemDisk(cfg pve.VMConfig, want string) string {
+	isDisk := func(k string) bool {
+		if !pve.IsDriveKey(k) || cfg[k] == "" {
+			return false
+		}
+		d, err := pve.ParseDrive(cfg[k])
+		return err == nil && !d.IsCDROM()
+	}
+	if isDisk(want) {
+		return want
+	}
+	if order, ok := strings.CutPrefix(cfg["boot"], "order="); ok {
+		for _, k := range strings.Split(order, ";") {
+			if isDisk(k) {
+				return k
+			}
+		}
+	}
+	if isDisk(cfg["bootdisk"]) {
+		return cfg["bootdisk"]
+	}
+	return ""
 }
 
 // detachedDisk finds an unusedN volume of this VM that can serve as the

@@ -307,3 +307,35 @@ func TestEveryNICKeepsItsMAC(t *testing.T) {
 		t.Errorf("network() = %v, want both MACs restored", set)
 	}
 }
+
+func TestTheSystemDiskComesFromTheBootOrder(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		cfg  pve.VMConfig
+		want string
+	}{
+		{"the package's key when present", pve.VMConfig{"scsi0": "local-lvm:vm-100-disk-0,size=10G"}, "scsi0"},
+		{"the first disk of the boot order", pve.VMConfig{"boot": "order=ide2;virtio0;net0", "ide2": "none,media=cdrom", "virtio0": "local-lvm:vm-100-disk-0,size=10G"}, "virtio0"},
+		{"the legacy bootdisk", pve.VMConfig{"bootdisk": "sata0", "sata0": "local-lvm:vm-100-disk-0,size=10G"}, "sata0"},
+		{"none", pve.VMConfig{"ide2": "none,media=cdrom"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := systemDisk(tc.cfg, "scsi0"); got != tc.want {
+				t.Errorf("systemDisk() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAManagedSystemDiskThatIsMissingFailsLoudly(t *testing.T) {
+	t.Parallel()
+	f := newFakeVM()
+	delete(f.cfg, "scsi0")
+	out, _, _ := run(t, f, bigVM(), nil)
+	if out.Failed == "" || out.Step != StepSystemDiskGrow {
+		t.Errorf("outcome %+v, want a failure at the system disk", out)
+	}
+}
