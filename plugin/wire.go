@@ -62,6 +62,7 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 		Store: st, Dial: dialProxmox(logger), Runner: runner, Mailer: m, Clock: clock, Logger: logger,
 	}, service.Config{
 		BackupMode: cfg.Backup.Mode, Compress: cfg.Backup.Compress, LeaseFor: cfg.Lease(),
+		EmailRetryAfter: time.Duration(cfg.SMTP.RetryAfterSeconds * float64(time.Second)),
 		// Only the kill tests set this; see service.Config.
 		CrashAfterStep: os.Getenv("PVEKEEP_TEST_CRASH_AFTER_STEP"),
 	})

@@ -37,6 +37,9 @@ type SMTP struct {
 	FromName       string  `toml:"from_name"`
 	TLS            string  `toml:"tls"` // starttls (default), tls, none
 	TimeoutSeconds float64 `toml:"timeout_seconds"`
+	// RetryAfterSeconds: an email SMTP could not take is tried again by a
+	// later tick once it has rested this long (default 300).
+	RetryAfterSeconds float64 `toml:"retry_after_seconds"`
 }
 
 // Enabled reports whether emails can be sent.
@@ -113,6 +116,9 @@ func (c Config) withDefaults() Config {
 		if c.SMTP.TimeoutSeconds == 0 {
 			c.SMTP.TimeoutSeconds = 30
 		}
+		if c.SMTP.RetryAfterSeconds == 0 {
+			c.SMTP.RetryAfterSeconds = 300
+		}
 	}
 	return c
 }
@@ -152,6 +158,10 @@ func (c Config) validate() error {
 		}
 		if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
 			return fmt.Errorf("config: smtp.port %d is out of range", c.SMTP.Port)
+		}
+		if c.SMTP.RetryAfterSeconds <= c.SMTP.TimeoutSeconds {
+			// A send still under way must never be taken for a stalled one.
+			return fmt.Errorf("config: smtp.retry_after_seconds must be longer than smtp.timeout_seconds")
 		}
 	}
 	if c.Worker.IntervalSeconds < 1 || c.Worker.IntervalSeconds > 600 {

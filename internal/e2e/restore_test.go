@@ -53,7 +53,7 @@ func newRestoreWorldB(t testing.TB) *restoreWorld {
 	smtp := mailtest.Start(t)
 	host, port := smtp.Addr()
 	cfg := filepath.Join(t.TempDir(), "pvekeep.toml")
-	body := fmt.Sprintf("[jobs]\nlease_seconds = 2\npoll_seconds = 0.1\n\n[smtp]\nhost = %q\nport = %d\ntls = \"none\"\nfrom = \"support@example.test\"\nfrom_name = \"Example Hosting\"\n", host, port)
+	body := fmt.Sprintf("[jobs]\nlease_seconds = 2\npoll_seconds = 0.1\n\n[smtp]\nhost = %q\nport = %d\ntls = \"none\"\nfrom = \"support@example.test\"\nfrom_name = \"Example Hosting\"\ntimeout_seconds = 5\nretry_after_seconds = 6\n", host, port)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -384,5 +384,34 @@ func TestSecondRestoreReattachesTheExtraDisk(t *testing.T) {
 	}
 	if got, want := readVM(t, rw.sim, 100), rw.wantBigPackage(t); got != want {
 		t.Errorf("VM after the second restore =\n %+v\nwant\n %+v", got, want)
+	}
+}
+
+// SMTP being down at the end of a restore does not hold the VM: the job
+// finishes, and a later tick's outbox sends the email once SMTP is back.
+func TestRestoreEmailWaitsInTheOutboxWhileSMTPIsDown(t *testing.T) {
+	t.Parallel()
+	rw := newRestoreWorld(t)
+	rw.smtp.FailNext(451, "try again later")
+	if done, _ := rw.follow(rw.c, rw.startRestore().ID); done.State != "succeeded" {
+		t.Fatalf("restore ended %s: %s", done.State, done.Error)
+	}
+	if n := len(rw.smtp.Messages()); n != 0 {
+		t.Fatalf("%d emails while SMTP refused, want 0", n)
+	}
+	if l := rw.activeJob(rw.c); l != nil {
+		t.Fatalf("the VM is still held by job %+v", l)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(rw.smtp.Messages()) == 0 && time.Now().Before(deadline) {
+		rw.tick(0.5) // the outbox runs after every tick
+		time.Sleep(500 * time.Millisecond)
+	}
+	rw.tick(0) // one more: nothing left to send twice
+	if n := len(rw.smtp.Messages()); n != 1 {
+		t.Fatalf("%d emails after SMTP came back, want 1", n)
+	}
+	if n := rw.emailsLogged(t); n != 1 {
+		t.Errorf("tblemails has %d rows, want 1", n)
 	}
 }

@@ -100,6 +100,8 @@ type Stats struct {
 	// StillActive is how many claimed jobs were still queued or running when
 	// the run ended; the next run picks them up.
 	StillActive int `json:"still_active"`
+	// EmailsSent counts outbox emails sent after the run (see service).
+	EmailsSent int `json:"emails_sent"`
 }
 
 // Run drives the jobs of the given servers until none it could claim is

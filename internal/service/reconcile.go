@@ -30,6 +30,8 @@ type emailStore interface {
 	MarkEmailSentAndLog(ctx context.Context, emailID int64, sentAt time.Time, ce store.ClientEmail) error
 	MarkEmailFailed(ctx context.Context, emailID int64, msg string, at time.Time) error
 	DefaultClientLanguage(ctx context.Context) (string, error)
+	PendingEmails(ctx context.Context, idleSince time.Time, limit int) ([]store.Email, error)
+	ClaimEmail(ctx context.Context, e store.Email, now time.Time) (bool, error)
 }
 
 // Email kinds (mod_pvekeep_emails.kind and the template names).
@@ -98,11 +100,12 @@ func (j *journal) Await(ctx context.Context, upid pvekeep.UPID) (bool, string, e
 	return j.s.await(ctx, j.pc, j.lease, upid, 60*time.Second)
 }
 
-// notifier sends the "Backup restored" email once per job: the row in
+// notifier sends the job's client email once: the row in
 // mod_pvekeep_emails is reserved before sending and marked sent, together
 // with the copy in WHMCS's tblemails, in one transaction afterwards. A
 // crash between the SMTP server accepting it and that mark is the one
-// window in which the client could get it twice; an email is never lost.
+// window in which the client could get it twice; a pending row is retried
+// by the outbox until it is sent or refused, so an email is never lost.
 type notifier struct {
 	s     *Service
 	job   pvekeep.Job
@@ -112,20 +115,51 @@ type notifier struct {
 func (n *notifier) BackupRestored(ctx context.Context) error {
 	s := n.s
 	if s.mailer == nil {
-		s.logger.Warn("no SMTP configured: the restore email is not sent", "job_id", n.job.ID, "service_id", n.job.ServiceID)
+		s.logger.Warn("no SMTP configured: the client email is not sent", "job_id", n.job.ID, "service_id", n.job.ServiceID)
 		return nil
 	}
-	f := n.facts
-	if f.ClientEmail == "" {
-		s.logger.Warn("the client has no email address: the restore email is not sent", "job_id", n.job.ID)
+	if n.facts.ClientEmail == "" {
+		s.logger.Warn("the client has no email address: the client email is not sent", "job_id", n.job.ID)
 		return nil
+	}
+	kind, msg, err := s.composeFor(ctx, n.job, n.facts)
+	if err != nil {
+		return err
 	}
 	now := s.clock.Now().UTC()
-	data := mail.BackupRestored{
-		ClientName: joinName(f.ClientFirstName, f.ClientLastName), Hostname: f.Domain, VMID: int(n.job.VMID), RestoredAt: now,
+	row, created, err := s.emails.ReserveEmail(ctx, store.Email{JobID: n.job.ID, Kind: kind, Recipient: msg.To, Subject: msg.Subject, CreatedAt: now})
+	if err != nil {
+		return dbError(err)
 	}
-	if n.job.BackupID != 0 {
-		if b, err := s.st.Backup(ctx, n.job.ServiceID, n.job.BackupID); err == nil {
+	if row.Status != store.EmailPending {
+		return nil // sent (or given up) by an earlier attempt
+	}
+	if !created {
+		// An earlier attempt reserved it and died: take it, unless the
+		// outbox already did.
+		if ok, err := s.emails.ClaimEmail(ctx, row, now); err != nil || !ok {
+			return dbError(err)
+		}
+	}
+	s.deliver(ctx, row, msg, n.facts)
+	return nil
+}
+
+// composeFor renders a job's client email in the client's language.
+func (s *Service) composeFor(ctx context.Context, job pvekeep.Job, f pvekeep.ServiceFacts) (string, mail.Message, error) {
+	kind := emailRestored
+	if job.Kind == pvekeep.KindVMReinstall {
+		kind = emailReinstalled
+	}
+	data := mail.BackupRestored{
+		ClientName: joinName(f.ClientFirstName, f.ClientLastName), Hostname: f.Domain, VMID: int(job.VMID),
+		RestoredAt: s.clock.Now().UTC(),
+	}
+	if job.FinishedAt != nil {
+		data.RestoredAt = *job.FinishedAt
+	}
+	if job.BackupID != 0 {
+		if b, err := s.st.Backup(ctx, job.ServiceID, job.BackupID); err == nil {
 			data.BackupCreatedAt, data.BackupNote = b.CreatedAt, b.Note
 		}
 	}
@@ -136,34 +170,76 @@ func (n *notifier) BackupRestored(ctx context.Context) error {
 			language = def
 		}
 	}
-	kind := emailRestored
-	if n.job.Kind == pvekeep.KindVMReinstall {
-		kind = emailReinstalled
-	}
 	msg, err := s.mailer.Compose(kind, language, data)
 	if err != nil {
-		return fmt.Errorf("compose restore email: %w", err)
+		return "", mail.Message{}, fmt.Errorf("compose %s email: %w", kind, err)
 	}
 	msg.To, msg.ToName = f.ClientEmail, data.ClientName
-	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", n.job.ID, kind)
+	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", job.ID, kind)
+	return kind, msg, nil
+}
 
-	row, _, err := s.emails.ReserveEmail(ctx, store.Email{JobID: n.job.ID, Kind: kind, Recipient: msg.To, Subject: msg.Subject, CreatedAt: now})
-	if err != nil {
-		return dbError(err)
-	}
-	if row.Status != store.EmailPending {
-		return nil // sent (or given up) by an earlier attempt
-	}
-	if err := s.mailer.Send(ctx, msg); err != nil {
-		if errors.Is(err, mail.ErrTransient) {
-			return pvekeep.Unavailable("smtp", err) // the next tick tries again
+// deliver sends a reserved email and records the outcome. SMTP being
+// down does not hold anything up: the row stays pending and the outbox
+// (each tick) tries again; a refusal is recorded as failed, with the
+// reason, for the admin. Either way the job goes on.
+func (s *Service) deliver(ctx context.Context, row store.Email, msg mail.Message, f pvekeep.ServiceFacts) {
+	now := s.clock.Now().UTC()
+	err := s.mailer.Send(ctx, msg)
+	switch {
+	case err == nil:
+		if err := s.emails.MarkEmailSentAndLog(ctx, row.ID, now, store.ClientEmail{
+			ClientID: f.ClientID, To: msg.To, Subject: msg.Subject, Message: msg.HTML, Date: now,
+		}); err != nil {
+			s.logger.Error("record sent email", "email_id", row.ID, "job_id", row.JobID, "err", err)
 		}
-		s.logger.Error("restore email refused", "job_id", n.job.ID, "err", err)
-		return dbError(s.emails.MarkEmailFailed(ctx, row.ID, err.Error(), now))
+	case errors.Is(err, mail.ErrTransient):
+		s.logger.Warn("client email deferred; the outbox retries it", "email_id", row.ID, "job_id", row.JobID, "err", err)
+	default:
+		s.logger.Error("client email refused", "email_id", row.ID, "job_id", row.JobID, "err", err)
+		if err := s.emails.MarkEmailFailed(ctx, row.ID, err.Error(), now); err != nil {
+			s.logger.Error("record failed email", "email_id", row.ID, "err", err)
+		}
 	}
-	return dbError(s.emails.MarkEmailSentAndLog(ctx, row.ID, now, store.ClientEmail{
-		ClientID: f.ClientID, To: msg.To, Subject: msg.Subject, Message: msg.HTML, Date: now,
-	}))
+}
+
+// sendPendingEmails is the outbox: emails whose job went on while SMTP
+// was down, or whose sender died, are sent once they have been idle for
+// EmailRetryAfter (longer than a send can take, so a sender still at work
+// is never doubled).
+func (s *Service) sendPendingEmails(ctx context.Context) (sent int) {
+	if s.mailer == nil {
+		return 0
+	}
+	now := s.clock.Now().UTC()
+	rows, err := s.emails.PendingEmails(ctx, now.Add(-s.cfg.EmailRetryAfter), 20)
+	if err != nil {
+		s.logger.Warn("list pending emails", "err", err)
+		return 0
+	}
+	for _, row := range rows {
+		if ok, err := s.emails.ClaimEmail(ctx, row, now); err != nil || !ok {
+			continue
+		}
+		job, err := s.st.Job(ctx, row.JobID)
+		if err != nil {
+			s.logger.Warn("pending email without its job", "email_id", row.ID, "err", err)
+			continue
+		}
+		f, err := s.st.Service(ctx, job.ServiceID)
+		if err != nil {
+			s.logger.Warn("pending email without its service", "email_id", row.ID, "err", err)
+			continue
+		}
+		_, msg, err := s.composeFor(ctx, job, f)
+		if err != nil {
+			s.logger.Warn("compose pending email", "email_id", row.ID, "err", err)
+			continue
+		}
+		s.deliver(ctx, row, msg, f)
+		sent++
+	}
+	return sent
 }
 
 func joinName(first, last string) string {

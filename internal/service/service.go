@@ -66,6 +66,9 @@ type Config struct {
 	// ClockSkew is how far the panel's and Proxmox's clocks may disagree
 	// when matching tasks to jobs by start time.
 	ClockSkew time.Duration
+	// EmailRetryAfter is how long an unsent client email rests before the
+	// outbox tries it again.
+	EmailRetryAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -92,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 5 * time.Minute
+	}
+	if c.EmailRetryAfter <= 0 {
+		c.EmailRetryAfter = 5 * time.Minute
 	}
 	return c
 }

@@ -53,6 +53,7 @@ func (s *Service) Tick(ctx context.Context, servers []pvekeep.Server, budget tim
 	if err != nil {
 		return st, dbError(err)
 	}
+	st.EmailsSent = s.sendPendingEmails(ctx)
 	return st, nil
 }
 
