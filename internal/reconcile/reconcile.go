@@ -376,22 +376,29 @@ func (r *Reconciler) limits(ctx context.Context, c cluster, t Target, cfg pve.VM
 	return r.update(ctx, c, t, cfg, map[string]string{key: d.String()})
 }
 
-// classify marks Proxmox's definitive refusals as permanent; anything
-// else (unreachable, 5xx, locked for a moment, a config changed under us:
-// the next tick re-reads it) is retried on a later tick.
+// classify marks Proxmox's definitive refusals as permanent: a 4xx, and
+// its generic 500 with a message (a storage that does not exist, a full
+// pool), which no later tick would change. Worth a later tick: Proxmox
+// unreachable or behind a failing proxy, the VM locked for a moment, its
+// config lock busy, a config changed under us (the next tick re-reads).
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, pve.ErrShrink) {
-		return &permanentError{msg: err.Error()}
+		return &permanentError{msg: "shrinking disks is not supported"}
 	}
 	if errors.Is(err, pve.ErrDigestMismatch) || errors.Is(err, pve.ErrLocked) {
 		return err
 	}
 	var he *pve.HTTPError
-	if errors.As(err, &he) && he.Code >= 400 && he.Code < 500 && he.Code != 401 && he.Code != 403 {
-		return &permanentError{msg: he.Error()}
+	if !errors.As(err, &he) || he.Code == 401 || he.Code == 403 {
+		return err
+	}
+	busy := strings.Contains(he.Message, "can't lock file") && strings.Contains(he.Message, "got timeout")
+	if he.Code >= 400 && he.Code < 500 || he.Code == 500 && he.Message != "" && !busy {
+		// Proxmox's own words only: never our method, path or URL.
+		return &permanentError{msg: strings.TrimSpace(he.Message)}
 	}
 	return err
 }

@@ -267,6 +267,30 @@ func TestALostStartRaceCountsAsStarted(t *testing.T) {
 	}
 }
 
+func TestProxmoxRefusalsAreFinalAndBusyIsRetried(t *testing.T) {
+	t.Parallel()
+	var pe *permanentError
+	cases := []struct {
+		name  string
+		err   error
+		final bool
+	}{
+		{"a 500 with Proxmox's message", &pve.HTTPError{Code: 500, Message: "storage 'nope' does not exist"}, true},
+		{"a 400", &pve.HTTPError{Code: 400, Message: "invalid format"}, true},
+		{"the config lock busy", &pve.HTTPError{Code: 500, Message: "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"}, false},
+		{"a proxy's 502", &pve.HTTPError{Code: 502}, false},
+		{"unauthorized", &pve.HTTPError{Code: 401, Message: "no ticket"}, false},
+	}
+	for _, tc := range cases {
+		if got := errors.As(classify(tc.err), &pe); got != tc.final {
+			t.Errorf("%s: final = %v, want %v", tc.name, got, tc.final)
+		}
+	}
+	if errors.As(classify(&pve.HTTPError{Method: "PUT", Path: "/nodes/pve1/qemu/100/config", Code: 500, Message: "no space"}), &pe) && strings.Contains(pe.msg, "/nodes/") {
+		t.Errorf("a refusal's message %q shows our request path", pe.msg)
+	}
+}
+
 func TestDigestMismatchIsRetriedNotFailed(t *testing.T) {
 	t.Parallel()
 	if err := classify(pve.ErrDigestMismatch); !errors.Is(err, pve.ErrDigestMismatch) {

@@ -63,7 +63,10 @@ func (s *Service) reconcileJob(ctx context.Context, pc pve.Cluster, lease pvekee
 		return job, err
 	}
 	if out.Failed != "" {
-		return s.failRestore(ctx, lease, job, out.Failed)
+		// The restored VM is whole, only the package could not be put back:
+		// better running at the old package than stopped until someone acts.
+		s.startAnyway(ctx, pc, lease, job)
+		return s.failRestore(ctx, lease, job, "putting the package back failed at "+out.Failed)
 	}
 	if out.Step != reconcile.StepDone {
 		return job, nil // waiting on Proxmox
@@ -74,6 +77,26 @@ func (s *Service) reconcileJob(ctx context.Context, pc pve.Cluster, lease pvekee
 	}
 	job.State, job.FinishedAt, job.ProgressPct = pvekeep.JobSucceeded, &now, 100
 	return job, nil
+}
+
+// startAnyway starts a VM whose reconciliation failed and waits for it,
+// best effort: the failure is what the job reports either way.
+func (s *Service) startAnyway(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) {
+	st, err := pc.VMStatus(ctx, job.Node, job.VMID)
+	if err != nil || st.Status == "running" {
+		return
+	}
+	upid, err := pc.StartVM(ctx, job.Node, job.VMID)
+	if err == nil && upid != "" {
+		var failure string
+		_, failure, err = s.await(ctx, pc, lease, upid, 30*time.Second)
+		if err == nil && failure != "" {
+			err = errors.New(failure)
+		}
+	}
+	if err != nil {
+		s.logger.Warn("start vm after a failed reconciliation", "job_id", job.ID, "vmid", job.VMID, "err", err)
+	}
 }
 
 // journal records reconciliation progress on the job row, under the lease.
@@ -137,8 +160,12 @@ func (n *notifier) BackupRestored(ctx context.Context) error {
 	if !created {
 		// An earlier attempt reserved it and died: take it, unless the
 		// outbox already did.
-		if ok, err := s.emails.ClaimEmail(ctx, row, now); err != nil || !ok {
+		ok, err := s.emails.ClaimEmail(ctx, row, now)
+		if err != nil {
 			return dbError(err)
+		}
+		if !ok {
+			return nil // the outbox has it
 		}
 	}
 	s.deliver(ctx, row, msg, n.facts)

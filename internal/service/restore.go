@@ -640,10 +640,7 @@ func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, srv pvekee
 		if err != nil {
 			return s.failRestore(ctx, lease, job, upstreamMessage(err))
 		}
-		name := p.Name
-		if name == "" {
-			name = hostnameLabel(f.Domain)
-		}
+		name := cloneName(p, f)
 		if job, err = s.submitting(ctx, lease, job); err != nil {
 			return job, err
 		}
@@ -651,9 +648,9 @@ func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, srv pvekee
 			Template: p.Template, NewID: job.VMID, Name: name, Full: true, Storage: pl.VM.DiskStorage, Target: job.Node,
 		})
 		if errors.Is(err, pve.ErrAlreadyExists) {
-			// Something holds the vmid. Ours only if it is a finished clone
-			// of the template (not a template itself, not locked).
-			return s.cloneExists(ctx, pc, lease, job)
+			// Something holds the vmid: ours only if it is the clone this
+			// job named (see cloneExists).
+			return s.cloneExists(ctx, pc, lease, job, name)
 		}
 		if err != nil {
 			e := submitError("clone template", err)
@@ -673,26 +670,47 @@ func (s *Service) reinstallClone(ctx context.Context, pc pve.Cluster, srv pvekee
 	if failure != "" {
 		return s.failRestore(ctx, lease, job, "cloning the operating system template failed: "+failure)
 	}
-	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
+	// An adopted clone task names only the template: confirm it made our VM.
+	f, err := s.st.Service(ctx, job.ServiceID)
+	if err != nil {
+		return job, dbError(err)
+	}
+	return s.cloneExists(ctx, pc, lease, job, cloneName(p, f))
 }
 
-// cloneExists decides what a vmid already taken at the clone step means.
-func (s *Service) cloneExists(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+// cloneName is the name a reinstall gives its clone: the VM's old name,
+// else the service's hostname. It is how a clone found later is known
+// to be this job's.
+func cloneName(p restoreParams, f pvekeep.ServiceFacts) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return hostnameLabel(f.Domain)
+}
+
+// cloneExists decides what a VM at the vmid after the clone step means:
+// this job's clone when it carries the name the job gave it, is not a
+// template and is no longer being made; anything else is not ours to
+// reconcile (another VM may have taken the freed vmid).
+func (s *Service) cloneExists(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, name string) (pvekeep.Job, error) {
 	ref, err := pc.FindVM(ctx, job.VMID)
+	if errors.Is(err, pve.ErrNotFound) {
+		return s.failRestore(ctx, lease, job, fmt.Sprintf("the clone did not produce VM %d", job.VMID))
+	}
 	if err != nil {
 		return job, pveError("find vm", err)
 	}
-	st, err := pc.VMStatus(ctx, ref.Node, job.VMID)
+	cfg, err := pc.VMConfig(ctx, ref.Node, job.VMID)
 	if err != nil {
-		return job, pveError("read vm status", err)
+		return job, pveError("read vm config", err)
 	}
 	switch {
 	case ref.Template:
 		return s.failRestore(ctx, lease, job, fmt.Sprintf("vmid %d is now a template", job.VMID))
-	case st.Lock == "clone" || st.Lock == "create":
-		return job, pvekeep.Locked(st.Lock, 0) // still being made: look again next tick
-	case job.SubmittingAt == nil:
-		return s.failRestore(ctx, lease, job, fmt.Sprintf("vmid %d is taken by a VM this reinstall did not make", job.VMID))
+	case cfg.Lock() == "clone" || cfg.Lock() == "create":
+		return job, pvekeep.Locked(cfg.Lock(), 0) // still being made: look again next tick
+	case cfg["name"] != name:
+		return s.failRestore(ctx, lease, job, fmt.Sprintf("vmid %d is taken by a VM this reinstall did not make (%q)", job.VMID, cfg["name"]))
 	}
 	return s.advance(ctx, lease, job, string(reconcile.Steps[0]), 80)
 }

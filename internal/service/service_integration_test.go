@@ -458,3 +458,79 @@ func TestReinstallWithAMissingTemplateTouchesNothing(t *testing.T) {
 		t.Fatal("VM 100 was destroyed by a reinstall that could not clone")
 	}
 }
+
+// The second restore's answer is lost: the job must follow its own
+// qmrestore, never the first restore's, which started minutes before and
+// matches everything else (VM, type, user).
+func TestLostRestoreAnswerFollowsItsOwnTask(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	b.clock.real = true
+	ctx := context.Background()
+	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	first, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, "")
+	must(t, err)
+	b.drain(t)
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Delay: 3 * time.Second, Detached: true, Count: 1}))
+	second, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, "")
+	must(t, err)
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), second.ID)
+	must(t, err)
+	if got.State != pvekeep.JobSucceeded {
+		t.Fatalf("second restore ended %s (%s)", got.State, got.Error)
+	}
+	tasks := map[pvekeep.JobID]string{}
+	rows, err := b.db.Store.DB().Query("SELECT job_id, upid FROM mod_pvekeep_job_tasks WHERE upid LIKE '%:qmrestore:%'")
+	must(t, err)
+	for rows.Next() {
+		var id pvekeep.JobID
+		var upid string
+		must(t, rows.Scan(&id, &upid))
+		tasks[id] = upid
+	}
+	must(t, rows.Err())
+	if tasks[first.ID] == "" || tasks[second.ID] == "" || tasks[first.ID] == tasks[second.ID] {
+		t.Errorf("qmrestore tasks followed: %v; want one of its own for each job", tasks)
+	}
+}
+
+// Proxmox refusing a reconciliation step for good (here: the package's
+// disk storage does not exist) fails the job with its words instead of
+// retrying for two days, and the restored VM is started anyway.
+func TestRefusedReconcileStepFailsTheJobAndStartsTheVM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 8, "10"))    // an additional disk…
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 21, "nope")) // …on a storage that does not exist
+	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	job, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, "")
+	must(t, err)
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobFailed || !strings.Contains(got.Error, "nope") {
+		t.Fatalf("restore = %s %q, want failed with Proxmox's words about the storage", got.State, got.Error)
+	}
+	if strings.Contains(got.Error, "/nodes/") {
+		t.Errorf("the client-visible error %q shows our request path", got.Error)
+	}
+	running := false
+	for _, v := range b.sim.State().VMs {
+		if v.VMID == 100 {
+			running = v.Running
+		}
+	}
+	if !running {
+		t.Error("the VM was left stopped after the failed reconciliation")
+	}
+}

@@ -14,6 +14,8 @@ import (
 )
 
 var (
+	// ErrTaskClaimed: another job already follows that Proxmox task.
+	ErrTaskClaimed = errors.New("task already followed by another job")
 	// ErrNotFound: the row does not exist, or exists for another service.
 	ErrNotFound = errors.New("not found")
 	// ErrLeaseLost: a guarded write matched no row because the job was

@@ -159,10 +159,22 @@ WHERE `+leaseGuard, args...)
 			return err
 		}
 		if u.UPID != "" {
-			// Every task a job follows stays on record, so that no later
-			// adoption takes it for its own.
-			if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO mod_pvekeep_job_tasks (job_id, upid, created_at) VALUES (?, ?, ?)`,
-				l.JobID, string(u.UPID), now); err != nil {
+			// Every task a job follows stays on record, so no later adoption
+			// takes it for its own. The unique key makes this the atomic
+			// claim: a task another job follows is refused, nothing changes.
+			_, err := tx.ExecContext(ctx, `INSERT INTO mod_pvekeep_job_tasks (job_id, upid, created_at) VALUES (?, ?, ?)`,
+				l.JobID, string(u.UPID), now)
+			if mysqlErrorNumber(err) == erDupEntry {
+				var owner int64
+				if err := tx.GetContext(ctx, &owner, "SELECT job_id FROM mod_pvekeep_job_tasks WHERE upid = ?", string(u.UPID)); err != nil {
+					return fmt.Errorf("record task of job %d: %w", l.JobID, classify(err))
+				}
+				if owner != int64(l.JobID) {
+					return fmt.Errorf("record task of job %d: %w", l.JobID, ErrTaskClaimed)
+				}
+				err = nil // this job recorded it before
+			}
+			if err != nil {
 				return fmt.Errorf("record task of job %d: %w", l.JobID, classify(err))
 			}
 		}
