@@ -177,6 +177,16 @@ func (s *Service) dispatchOnCall(ctx context.Context, lease pvekeep.Lease, job p
 		}
 		return job, nil
 	}
+	// A step that failed without ending the job (it will be taken up by a
+	// tick) is not a failure of the click: answer with the job, whose state
+	// the panel follows, and let the next tick have it at once.
+	if cur, gerr := s.st.Job(ctx, job.ID); gerr == nil && cur.State.Active() {
+		s.logger.Warn("first step deferred to the tick", "job_id", job.ID, "err", err)
+		if rerr := s.st.ReleaseLease(ctx, lease); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+			s.logger.Warn("release lease", "job_id", job.ID, "err", rerr)
+		}
+		return cur, nil
+	}
 	return out, err
 }
 
