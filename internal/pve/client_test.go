@@ -203,6 +203,7 @@ func TestErrorClassification(t *testing.T) {
 			[]error{pve.ErrNotFound}, nil, "", nil},
 		{"500 already exists", 500, "VM 100 already exists on node 'pve2'", `{"data":null}`, []error{pve.ErrAlreadyExists}, []error{pve.ErrNotFound, pve.ErrTransient}, "", nil},
 		{"500 locked", 500, "VM is locked (backup)", `{"data":null}`, []error{pve.ErrLocked}, []error{pve.ErrTransient}, "backup", nil},
+		{"500 config lock busy", 500, "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout", `{"data":null}`, []error{pve.ErrBusy, pve.ErrTransient}, []error{pve.ErrLocked}, "", nil},
 		{"500 other", 500, "got timeout", `{"data":null}`, []error{pve.ErrTransient}, []error{pve.ErrNotFound}, "", nil},
 		{"502", 502, "Bad Gateway", ``, []error{pve.ErrTransient}, nil, "", nil},
 		{"596 proxy to node failed", 596, "Connection timed out", ``, []error{pve.ErrTransient}, nil, "", nil},

@@ -40,6 +40,11 @@ var (
 	// update was read ("checksum mismatch (file change by other user?)").
 	// Read the config again and decide again; never retry blindly.
 	ErrDigestMismatch = errors.New("pve: config changed since it was read (digest mismatch)")
+	// ErrBusy: PVE could not take the guest's config lock in time ("can't
+	// lock file '/var/lock/qemu-server/lock-100.conf' - got timeout");
+	// another operation holds it for a moment. It also matches
+	// ErrTransient: try again later.
+	ErrBusy = fmt.Errorf("%w: config lock busy", ErrTransient)
 	// ErrNoSuchVolume: the storage answered and the volume is not on it
 	// (it also matches ErrNotFound). A storage that itself does not exist
 	// is plain ErrNotFound: the volume may well still be there.
@@ -203,6 +208,9 @@ func classify(code int, msg string) error {
 	case code >= 500:
 		if _, ok := parseLock(msg); ok {
 			return ErrLocked
+		}
+		if strings.Contains(lower, "can't lock file") && strings.Contains(lower, "got timeout") {
+			return ErrBusy
 		}
 		if kind := permanent(msg); kind != nil {
 			return kind

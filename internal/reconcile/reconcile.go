@@ -388,15 +388,14 @@ func classify(err error) error {
 	if errors.Is(err, pve.ErrShrink) {
 		return &permanentError{msg: "shrinking disks is not supported"}
 	}
-	if errors.Is(err, pve.ErrDigestMismatch) || errors.Is(err, pve.ErrLocked) {
+	if errors.Is(err, pve.ErrDigestMismatch) || errors.Is(err, pve.ErrLocked) || errors.Is(err, pve.ErrBusy) {
 		return err
 	}
 	var he *pve.HTTPError
 	if !errors.As(err, &he) || he.Code == 401 || he.Code == 403 {
 		return err
 	}
-	busy := strings.Contains(he.Message, "can't lock file") && strings.Contains(he.Message, "got timeout")
-	if he.Code >= 400 && he.Code < 500 || he.Code == 500 && he.Message != "" && !busy {
+	if he.Code >= 400 && he.Code < 500 || he.Code == 500 && he.Message != "" {
 		// Proxmox's own words only: never our method, path or URL.
 		return &permanentError{msg: strings.TrimSpace(he.Message)}
 	}

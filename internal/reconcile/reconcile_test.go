@@ -277,7 +277,7 @@ func TestProxmoxRefusalsAreFinalAndBusyIsRetried(t *testing.T) {
 	}{
 		{"a 500 with Proxmox's message", &pve.HTTPError{Code: 500, Message: "storage 'nope' does not exist"}, true},
 		{"a 400", &pve.HTTPError{Code: 400, Message: "invalid format"}, true},
-		{"the config lock busy", &pve.HTTPError{Code: 500, Message: "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"}, false},
+		{"the config lock busy", fmt.Errorf("%w: %w", pve.ErrBusy, &pve.HTTPError{Code: 500, Message: "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"}), false},
 		{"a proxy's 502", &pve.HTTPError{Code: 502}, false},
 		{"unauthorized", &pve.HTTPError{Code: 401, Message: "no ticket"}, false},
 	}

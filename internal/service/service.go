@@ -306,11 +306,11 @@ func pveError(what string, err error) error {
 // answer, a proxy's 502/503/504, PVE's 595/596) is worth submitting again,
 // and then only after looking for its trace.
 func submitError(what string, err error) error {
-	var he *pve.HTTPError
-	if errors.As(err, &he) && busyLockFile(he.Message) {
+	if errors.Is(err, pve.ErrBusy) {
 		// PVE could not take the VM's config lock in time: busy, not a no.
 		return pvekeep.Unavailable("proxmox", fmt.Errorf("%s: %w", what, err))
 	}
+	var he *pve.HTTPError
 	if errors.As(err, &he) && (he.Code >= 400 && he.Code < 500 && he.Code != 401 && he.Code != 403 || he.Code == 500) {
 		var le *pve.LockedError
 		if errors.As(err, &le) {
@@ -331,13 +331,6 @@ func (s *Service) overdue(job pvekeep.Job) string {
 		return fmt.Sprintf("the Proxmox task did not finish within %s", s.cfg.GiveUpRunningAfter)
 	}
 	return ""
-}
-
-// busyLockFile recognises PVE's "can't lock file '/var/lock/qemu-server/
-// lock-100.conf' - got timeout": another operation holds the config lock
-// for a moment.
-func busyLockFile(msg string) bool {
-	return strings.Contains(msg, "can't lock file") && strings.Contains(msg, "got timeout")
 }
 
 // upstreamDetail is what the client may read of a Proxmox failure:
