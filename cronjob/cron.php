@@ -23,29 +23,7 @@ require_once is_file(dirname(__DIR__) . '/lib/Client.php')
  */
 function pvekeep_cron_servers(array $rows)
 {
-    $servers = [];
-    foreach ($rows as $row) {
-        $user = (string) ($row['username'] ?? '');
-        $secret = (string) ($row['password'] ?? '');
-        $isToken = strpos($user, '!') !== false;
-        $host = (string) ($row['hostname'] ?? '');
-        if ($host === '') {
-            $host = (string) ($row['ipaddress'] ?? '');
-        }
-        $fingerprint = trim((string) ($row['accesshash'] ?? ''));
-        $servers[] = [
-            'id' => (int) $row['id'],
-            'host' => $host,
-            'port' => (int) ($row['port'] ?? 0) ?: 8006,
-            'token_id' => $isToken ? $user : '',
-            'token_secret' => $isToken ? $secret : '',
-            'username' => $isToken ? '' : $user,
-            'password' => $isToken ? '' : $secret,
-            'verify_tls' => !empty($row['secure']) && $fingerprint === '',
-            'fingerprint' => $fingerprint,
-        ];
-    }
-    return $servers;
+    return array_map('pvekeep_server_object', $rows);
 }
 
 /**

@@ -170,30 +170,20 @@ function pvekeep_client_config()
 }
 
 /**
- * The Proxmox server as WHMCS stores it. A username holding "!" is an API
- * token id and the password its secret; otherwise user/password login.
- * The access hash field holds the TLS fingerprint for self-signed certs.
+ * The Proxmox server of this service, from the fields WHMCS hands a module.
  */
 function pvekeep_server(array $params)
 {
-    $user = (string) ($params['serverusername'] ?? '');
-    $secret = (string) ($params['serverpassword'] ?? '');
-    $isToken = strpos($user, '!') !== false;
-    $host = (string) ($params['serverhostname'] ?? '');
-    if ($host === '') {
-        $host = (string) ($params['serverip'] ?? '');
-    }
-    return [
-        'id' => (int) ($params['serverid'] ?? 0),
-        'host' => $host,
-        'port' => (int) ($params['serverport'] ?? 0) ?: 8006,
-        'token_id' => $isToken ? $user : '',
-        'token_secret' => $isToken ? $secret : '',
-        'username' => $isToken ? '' : $user,
-        'password' => $isToken ? '' : $secret,
-        'verify_tls' => !empty($params['serversecure']) && trim((string) ($params['serveraccesshash'] ?? '')) === '',
-        'fingerprint' => trim((string) ($params['serveraccesshash'] ?? '')),
-    ];
+    return pvekeep_server_object([
+        'id' => $params['serverid'] ?? 0,
+        'hostname' => $params['serverhostname'] ?? '',
+        'ipaddress' => $params['serverip'] ?? '',
+        'port' => $params['serverport'] ?? 0,
+        'username' => $params['serverusername'] ?? '',
+        'password' => $params['serverpassword'] ?? '',
+        'accesshash' => $params['serveraccesshash'] ?? '',
+        'secure' => $params['serversecure'] ?? '',
+    ]);
 }
 
 /**

@@ -9,3 +9,4 @@ require_once __DIR__ . '/PvekeepException.php';
 require_once __DIR__ . '/PvekeepRpcException.php';
 require_once __DIR__ . '/PvekeepTransportException.php';
 require_once __DIR__ . '/PvekeepClient.php';
+require_once __DIR__ . '/server.php';
