@@ -105,15 +105,8 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 			return j, err
 		}
 	}
-	pc, err := s.connect(ctx, c.Server)
+	pc, ref, err := s.reachVM(ctx, c, f)
 	if err != nil {
-		return pvekeep.Job{}, err
-	}
-	ref, err := s.locate(ctx, pc, f.VMID)
-	if err != nil {
-		return pvekeep.Job{}, err
-	}
-	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
 		return pvekeep.Job{}, err
 	}
 
@@ -366,15 +359,8 @@ func (s *Service) RemoveBackup(ctx context.Context, c Call, id pvekeep.BackupID)
 	if err != nil {
 		return pvekeep.Job{}, enqueueError(err)
 	}
-	pc, err := s.connect(ctx, c.Server)
+	pc, ref, err := s.reachVM(ctx, c, f)
 	if err != nil {
-		return pvekeep.Job{}, err
-	}
-	ref, err := s.locate(ctx, pc, f.VMID)
-	if err != nil {
-		return pvekeep.Job{}, err
-	}
-	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
 		return pvekeep.Job{}, err
 	}
 	now := s.clock.Now().UTC()

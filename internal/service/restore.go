@@ -43,6 +43,15 @@ type restoreParams struct {
 	Name string `json:"name,omitempty"`
 }
 
+// paramsOf reads the facts a restore or reinstall job recorded.
+func paramsOf(j pvekeep.Job) (restoreParams, error) {
+	var p restoreParams
+	if err := json.Unmarshal(j.Params, &p); err != nil {
+		return p, fmt.Errorf("read job %d params: %w", j.ID, err)
+	}
+	return p, nil
+}
+
 // NextActions are what the panel may offer after a job ended: a failed
 // restore or reinstall leaves the VM unusable until one of them succeeds.
 func NextActions(j pvekeep.Job) []string {
@@ -83,9 +92,9 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	var p restoreParams
-	if err := json.Unmarshal(failed.Params, &p); err != nil {
-		return pvekeep.Job{}, fmt.Errorf("read job %d params: %w", failed.ID, err)
+	p, err := paramsOf(failed)
+	if err != nil {
+		return pvekeep.Job{}, err
 	}
 	if failed.Kind == pvekeep.KindVMReinstall {
 		return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}, "")
@@ -124,10 +133,11 @@ func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (p
 			return pvekeep.Job{}, err
 		}
 		f = facts
-		if err := json.Unmarshal(failed.Params, &p); err != nil {
-			return pvekeep.Job{}, fmt.Errorf("read job %d params: %w", failed.ID, err)
+		prev, err := paramsOf(failed)
+		if err != nil {
+			return pvekeep.Job{}, err
 		}
-		p = restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}
+		p = restoreParams{RetryOf: failed.ID, MACs: prev.MACs, Name: prev.Name}
 	} else {
 		facts, err := s.authorize(ctx, c, mutate)
 		if err != nil {
@@ -226,7 +236,11 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		if ref.Template {
 			return pvekeep.Job{}, pvekeep.InvalidState("the service's vmid is a template")
 		}
-		if cfg, cerr := pc.VMConfig(ctx, ref.Node, f.VMID); cerr == nil && cfg["protection"] == "1" {
+		cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
+		if err != nil {
+			return pvekeep.Job{}, pveError("read vm config", err)
+		}
+		if cfg["protection"] == "1" {
 			// Proxmox would refuse the restore only after we stopped the VM.
 			return pvekeep.Job{}, pvekeep.InvalidState("the VM is protected; remove its protection in Proxmox first")
 		}
@@ -234,10 +248,6 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 			return pvekeep.Job{}, err
 		}
 		if p.MACs == nil {
-			cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
-			if err != nil {
-				return pvekeep.Job{}, pveError("read vm config", err)
-			}
 			p.MACs = macsOf(cfg)
 			p.Name = cfg["name"]
 			p.WasRunning = ref.Status == "running"
@@ -342,9 +352,9 @@ func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job p
 	if err != nil {
 		return job.State, err
 	}
-	var p restoreParams
-	if err := json.Unmarshal(job.Params, &p); err != nil {
-		return job.State, fmt.Errorf("read job %d params: %w", job.ID, err)
+	p, err := paramsOf(job)
+	if err != nil {
+		return job.State, err
 	}
 	for i := 0; i < 32; i++ { // a bound, not a budget: each step moves job.Step forward
 		var next pvekeep.Job

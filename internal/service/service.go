@@ -251,6 +251,23 @@ func (s *Service) checkUnlocked(ctx context.Context, c pve.Cluster, f pvekeep.Se
 	return nil
 }
 
+// reachVM connects to the call's Proxmox, finds the node the VM runs on
+// and refuses when the VM is busy: what every mutating call does first.
+func (s *Service) reachVM(ctx context.Context, c Call, f pvekeep.ServiceFacts) (pve.Cluster, pve.VMRef, error) {
+	pc, err := s.connect(ctx, c.Server)
+	if err != nil {
+		return nil, pve.VMRef{}, err
+	}
+	ref, err := s.locate(ctx, pc, f.VMID)
+	if err != nil {
+		return nil, pve.VMRef{}, err
+	}
+	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+		return nil, pve.VMRef{}, err
+	}
+	return pc, ref, nil
+}
+
 // lockName is what service.status and `locked` errors call a job's hold
 // on the VM, in Proxmox's vocabulary where one exists.
 func lockName(k pvekeep.JobKind) string {
