@@ -421,21 +421,10 @@ func (s *Sim) handleResize(r *request) (any, error) {
 			if m == nil {
 				return errors.New("internal error")
 			}
-			newsize, _ := strconv.ParseFloat(m[2], 64)
-			switch m[3] {
-			case "K":
-				newsize *= 1 << 10
-			case "M":
-				newsize *= 1 << 20
-			case "G":
-				newsize *= 1 << 30
-			case "T":
-				newsize *= 1 << 40
-			}
+			size := parseSize(m[2] + m[3])
 			if m[1] == "+" {
-				newsize += float64(im.size)
+				size += im.size
 			}
-			size := int64(newsize)
 			if size < im.size {
 				return errors.New("shrinking disks is not supported")
 			}
