@@ -53,9 +53,6 @@ type Table struct {
 	logger  *slog.Logger
 	cfg     Config
 	methods map[string]method
-	// down, when set, is why the backend could not be built (the database
-	// is unreachable): every method but plugin.hello answers unavailable.
-	down error
 }
 
 type method func(ctx context.Context, params json.RawMessage) (any, error)
@@ -86,16 +83,6 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 	return t
 }
 
-// NewUnavailable returns a table that answers plugin.hello and refuses
-// everything else as unavailable, for when the database cannot be reached
-// at start: the panel then gets a retryable, typed error instead of a
-// process that died before answering.
-func NewUnavailable(cause error, logger *slog.Logger, cfg Config) *Table {
-	t := New(nil, nil, logger, cfg)
-	t.down = cause
-	return t
-}
-
 // Methods lists the method names, sorted.
 func (t *Table) Methods() []string {
 	out := make([]string, 0, len(t.methods))
@@ -112,9 +99,6 @@ func (t *Table) Call(ctx context.Context, name string, params json.RawMessage) (
 	m, ok := t.methods[name]
 	if !ok {
 		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "method not found: " + clip(name, 64)}
-	}
-	if t.down != nil && name != "plugin.hello" {
-		return nil, toRPCError(t.logger, name, pvekeep.Unavailable("database", t.down))
 	}
 	params = bytes.TrimSpace(params)
 	if len(params) == 0 || bytes.Equal(params, []byte("null")) {

@@ -206,18 +206,6 @@ func TestCronTickIsForTheSystemOrAdmins(t *testing.T) {
 	}
 }
 
-func TestUnavailableTableAnswersHelloOnly(t *testing.T) {
-	t.Parallel()
-	tbl := NewUnavailable(errors.New("dial tcp: connection refused"), slog.New(slog.DiscardHandler), Config{})
-	if _, rerr := tbl.Call(context.Background(), "plugin.hello", nil); rerr != nil {
-		t.Fatalf("plugin.hello = %+v", rerr)
-	}
-	_, rerr := tbl.Call(context.Background(), "backups.list", json.RawMessage(`{"service_id":1}`))
-	if rerr == nil || rerr.Code != 1008 {
-		t.Fatalf("backups.list with the database down = %+v, want 1008", rerr)
-	}
-}
-
 func TestHelloListsEveryMethod(t *testing.T) {
 	t.Parallel()
 	res, rerr := newTable(&fakeBackend{}).Call(context.Background(), "plugin.hello", json.RawMessage(`{"api_version":1}`))
