@@ -439,9 +439,30 @@ final class PvekeepClient
     }
 
     /**
-     * One request/answer on the kept socket connection.
+     * One request/answer on the kept socket connection. A kept connection
+     * the server closes before answering was closed while idle (a restart,
+     * or the close raced our request): `pvekeep serve` answers every
+     * request it has read before it closes, so the request was never
+     * processed and is sent once more on a fresh connection.
      */
     private function exchangeSocket(string $line): string
+    {
+        $reused = is_resource($this->conn);
+        $answer = $this->exchangeSocketOnce($line);
+        if ($answer === null && $reused) {
+            $answer = $this->exchangeSocketOnce($line);
+        }
+        if ($answer === null) {
+            throw new PvekeepTransportException('pvekeep: ' . $this->socket . ' closed the connection without answering');
+        }
+        return $answer;
+    }
+
+    /**
+     * @return string|null the answer line, or null when the server closed
+     *                     the connection before a single byte of answer
+     */
+    private function exchangeSocketOnce(string $line): ?string
     {
         $deadline = microtime(true) + $this->timeout;
         $conn = $this->connection();
@@ -464,8 +485,12 @@ final class PvekeepClient
                 $this->waitFor($conn, true, $deadline);
                 $chunk = fread($conn, 65536);
                 if ($chunk === false || ($chunk === '' && feof($conn))) {
+                    if ($this->connBuffer === '') {
+                        $this->close();
+                        return null;
+                    }
                     throw new PvekeepTransportException(
-                        'pvekeep: ' . $this->socket . ' closed the connection without answering'
+                        'pvekeep: ' . $this->socket . ' closed the connection in the middle of an answer'
                     );
                 }
                 $this->connBuffer .= $chunk;

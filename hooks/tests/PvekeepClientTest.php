@@ -256,6 +256,19 @@ final class PvekeepClientTest extends TestCase
         $this->assertNotSame($a['conn'], $b['conn']);
     }
 
+    public function testSocketThatNeverAnswersIsATransportErrorAndTheClientRecovers(): void
+    {
+        $client = $this->socketClient();
+        $client->call('conn', []);
+        try {
+            $client->call('drop', []); // kept connection: one resend, then give up
+            $this->fail('a server that closes without answering must be a transport error');
+        } catch (PvekeepTransportException $e) {
+            $this->assertStringContainsString('closed the connection without answering', $e->getMessage());
+        }
+        $this->assertArrayHasKey('conn', $client->call('conn', []));
+    }
+
     public function testSocketConnectFailureIsTransportException(): void
     {
         $this->expectException(PvekeepTransportException::class);
