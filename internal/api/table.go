@@ -216,6 +216,9 @@ func (t *Table) status(ctx context.Context, params json.RawMessage) (any, error)
 		},
 		ActiveJob: jobPtr(st.ActiveJob),
 	}
+	if e := st.ProxmoxError; e != nil {
+		out.ProxmoxError = &problemOut{Reason: string(e.Reason), Message: e.Message}
+	}
 	return out, nil
 }
 

@@ -19,14 +19,18 @@ import (
 // fakeBackend answers every method with err (or a fixed job), recording
 // the call it got.
 type fakeBackend struct {
-	err  error
-	got  service.Call
-	note string
-	tick []pvekeep.Server
+	err    error
+	got    service.Call
+	note   string
+	tick   []pvekeep.Server
+	status *service.Status // what Status answers, when set
 }
 
 func (f *fakeBackend) Status(_ context.Context, c service.Call) (service.Status, error) {
 	f.got = c
+	if f.status != nil {
+		return *f.status, f.err
+	}
 	return service.Status{VMID: 100, Node: "pve1", Power: "running"}, f.err
 }
 
@@ -111,6 +115,25 @@ func TestApplicationErrorsGetTheirContractCode(t *testing.T) {
 				t.Errorf("data.reason = %v, want %s", data["reason"], tc.reason)
 			}
 		})
+	}
+}
+
+func TestStatusCarriesProxmoxsTroubleBesideTheLock(t *testing.T) {
+	t.Parallel()
+	pe := pvekeep.InvalidState("virtual machine 100 does not exist on the Proxmox cluster")
+	tbl := newTable(&fakeBackend{status: &service.Status{
+		VMID: 100, Power: service.PowerMissing, ProxmoxError: pe,
+		Lock: service.Lock{Locked: true, Reason: "reinstall", JobID: 7},
+	}})
+	res, rerr := tbl.Call(context.Background(), "service.status", json.RawMessage(`{"service_id":1}`))
+	if rerr != nil {
+		t.Fatalf("Call() error = %+v", rerr)
+	}
+	raw, _ := json.Marshal(res)
+	want := `"power":"missing","lock":{"locked":true,"reason":"reinstall","job_id":7}`
+	wantErr := `"proxmox_error":{"reason":"invalid_state","message":"virtual machine 100 does not exist on the Proxmox cluster"}`
+	if !strings.Contains(string(raw), want) || !strings.Contains(string(raw), wantErr) {
+		t.Errorf("service.status = %s, want it to contain %s and %s", raw, want, wantErr)
 	}
 }
 

@@ -32,6 +32,15 @@ type statusOut struct {
 	Lock      lockOut   `json:"lock"`
 	Quotas    quotasOut `json:"quotas"`
 	ActiveJob *jobOut   `json:"active_job"`
+	// ProxmoxError says why power is "missing" or "unknown": the rest
+	// of the status comes from the database and holds regardless.
+	ProxmoxError *problemOut `json:"proxmox_error,omitempty"`
+}
+
+// problemOut is an application error reported inside a result.
+type problemOut struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 }
 
 type backupOut struct {

@@ -222,6 +222,9 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 			return j, err
 		}
 	}
+	if err := s.checkNoJob(ctx, f); err != nil {
+		return pvekeep.Job{}, err
+	}
 	pc, err := s.connect(ctx, c.Server)
 	if err != nil {
 		return pvekeep.Job{}, err
@@ -244,7 +247,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 			// Proxmox would refuse the restore only after we stopped the VM.
 			return pvekeep.Job{}, pvekeep.InvalidState("the VM is protected; remove its protection in Proxmox first")
 		}
-		if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+		if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
 			return pvekeep.Job{}, err
 		}
 		if p.MACs == nil {

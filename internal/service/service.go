@@ -233,15 +233,22 @@ func (s *Service) locate(ctx context.Context, c pve.Cluster, vmid pvekeep.VMID) 
 	return ref, nil
 }
 
-// checkUnlocked refuses when the plugin runs a job on the service or
-// Proxmox holds a lock on the VM.
-func (s *Service) checkUnlocked(ctx context.Context, c pve.Cluster, f pvekeep.ServiceFacts, node string) error {
+// checkNoJob refuses when the plugin runs a job on the service. It asks
+// only the database, so it holds while the VM is gone mid-reinstall or
+// Proxmox cannot be reached.
+func (s *Service) checkNoJob(ctx context.Context, f pvekeep.ServiceFacts) error {
 	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
 		return dbError(err)
 	} else if ok {
 		return pvekeep.Locked(lockName(j.Kind), j.ID)
 	}
-	st, err := c.VMStatus(ctx, node, f.VMID)
+	return nil
+}
+
+// checkNoProxmoxLock refuses when Proxmox holds a lock on the VM (a
+// backup, migration or snapshot started outside the plugin).
+func checkNoProxmoxLock(ctx context.Context, c pve.Cluster, vmid pvekeep.VMID, node string) error {
+	st, err := c.VMStatus(ctx, node, vmid)
 	if err != nil {
 		return pveError("read vm status", err)
 	}
@@ -251,9 +258,13 @@ func (s *Service) checkUnlocked(ctx context.Context, c pve.Cluster, f pvekeep.Se
 	return nil
 }
 
-// reachVM connects to the call's Proxmox, finds the node the VM runs on
-// and refuses when the VM is busy: what every mutating call does first.
+// reachVM refuses when the service has a job running, then connects to
+// the call's Proxmox, finds the node the VM runs on and refuses when
+// Proxmox holds a lock on it: what every mutating call does first.
 func (s *Service) reachVM(ctx context.Context, c Call, f pvekeep.ServiceFacts) (pve.Cluster, pve.VMRef, error) {
+	if err := s.checkNoJob(ctx, f); err != nil {
+		return nil, pve.VMRef{}, err
+	}
 	pc, err := s.connect(ctx, c.Server)
 	if err != nil {
 		return nil, pve.VMRef{}, err
@@ -262,7 +273,7 @@ func (s *Service) reachVM(ctx context.Context, c Call, f pvekeep.ServiceFacts) (
 	if err != nil {
 		return nil, pve.VMRef{}, err
 	}
-	if err := s.checkUnlocked(ctx, pc, f, ref.Node); err != nil {
+	if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
 		return nil, pve.VMRef{}, err
 	}
 	return pc, ref, nil

@@ -534,3 +534,57 @@ func TestRefusedReconcileStepFailsTheJobAndStartsTheVM(t *testing.T) {
 		t.Error("the VM was left stopped after the failed reconciliation")
 	}
 }
+
+// Mid-reinstall the VM does not exist on Proxmox: the service's own job
+// must still lock it, and service.status must still say so (the panel's
+// hooks rely on it to hold back terminate or a package change).
+func TestReinstallWithTheVMGoneStillLocksTheService(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
+	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	// Proxmox cannot take the clone: the purged VM stays gone.
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: `^/nodes/pve1/qemu/\d+/clone$`, Status: 503}))
+	admin := b.call()
+	admin.Actor = pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}
+	job, err := b.svc.Reinstall(ctx, admin, 0)
+	must(t, err)
+	for i := 0; i < 50; i++ {
+		if _, ok := b.sim.VMConfig(100); !ok {
+			break
+		}
+		_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+		must(t, err)
+		b.clock.Advance(time.Second)
+	}
+	if _, ok := b.sim.VMConfig(100); ok {
+		t.Fatal("the reinstall never purged VM 100")
+	}
+
+	st, err := b.svc.Status(ctx, b.call())
+	if err != nil {
+		t.Fatalf("Status() error = %v, want the lock reported", err)
+	}
+	if !st.Lock.Locked || st.Lock.Reason != "reinstall" || st.Lock.JobID != job.ID || st.Power != service.PowerMissing {
+		t.Errorf("Status() = lock %+v power %q, want locked by reinstall job %d, power %q", st.Lock, st.Power, job.ID, service.PowerMissing)
+	}
+	calls := []struct {
+		name string
+		do   func() error
+	}{
+		{"backups.create", func() error { _, err := b.svc.CreateBackup(ctx, b.call(), "x", ""); return err }},
+		{"backups.remove", func() error { _, err := b.svc.RemoveBackup(ctx, b.call(), l.Items[0].ID); return err }},
+		{"backups.restore", func() error { _, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, ""); return err }},
+		{"restore.reinstall", func() error { _, err := b.svc.Reinstall(ctx, admin, 0); return err }},
+	}
+	for _, c := range calls {
+		if err := c.do(); pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
+			t.Errorf("%s during the reinstall: error = %v, want locked", c.name, err)
+		}
+	}
+}

@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 
 	"github.com/pvekeep/pvekeep/internal/plan"
+	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -16,14 +18,22 @@ type Lock struct {
 
 // Status is what service.status returns.
 type Status struct {
-	VMID      pvekeep.VMID
-	Node      string
-	Power     string // running, stopped, paused…
-	Lock      Lock
-	Backups   Usage
-	Snapshots Usage
-	ActiveJob *pvekeep.Job
+	VMID  pvekeep.VMID
+	Node  string
+	Power string // running, stopped, paused…, or PowerMissing / PowerUnknown
+	Lock  Lock
+	// ProxmoxError says why Power is PowerMissing or PowerUnknown.
+	ProxmoxError *pvekeep.Error
+	Backups      Usage
+	Snapshots    Usage
+	ActiveJob    *pvekeep.Job
 }
+
+// Power values for a VM Proxmox could not report on.
+const (
+	PowerMissing = "missing" // no VM with the service's vmid on the cluster
+	PowerUnknown = "unknown" // Proxmox could not be asked
+)
 
 // Status reports where the VM runs, whether it is busy and the quotas, so
 // the panel can grey out its own buttons while the VM is locked.
@@ -50,22 +60,41 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 		out.Lock = Lock{Locked: true, Reason: lockName(j.Kind), JobID: j.ID}
 	}
 
-	pc, err := s.connect(ctx, c.Server)
+	// The database's view (a running job's lock, the quotas) holds even
+	// when Proxmox cannot say anything: mid-reinstall the VM does not
+	// exist, and the panel's hooks must still see the lock.
+	ref, st, err := s.vmState(ctx, c.Server, f.VMID)
 	if err != nil {
-		return Status{}, err
+		e, ok := pvekeep.AsError(err)
+		if !ok || e.Reason == pvekeep.ReasonInvalidInput {
+			return Status{}, err // the panel's own settings are wrong
+		}
+		out.Power, out.ProxmoxError = PowerUnknown, e
+		if errors.Is(err, pve.ErrNotFound) {
+			out.Power = PowerMissing
+		}
+		return out, nil
 	}
-	ref, err := s.locate(ctx, pc, f.VMID)
-	if err != nil {
-		return Status{}, err
-	}
-	out.Node = ref.Node
-	st, err := pc.VMStatus(ctx, ref.Node, f.VMID)
-	if err != nil {
-		return Status{}, pveError("read vm status", err)
-	}
-	out.Power = st.Status
+	out.Node, out.Power = ref.Node, st.Status
 	if !out.Lock.Locked && st.Lock != "" {
 		out.Lock = Lock{Locked: true, Reason: st.Lock}
 	}
 	return out, nil
+}
+
+// vmState finds the VM's node and reads its status.
+func (s *Service) vmState(ctx context.Context, srv pvekeep.Server, vmid pvekeep.VMID) (pve.VMRef, pve.VMStatus, error) {
+	pc, err := s.connect(ctx, srv)
+	if err != nil {
+		return pve.VMRef{}, pve.VMStatus{}, err
+	}
+	ref, err := s.locate(ctx, pc, vmid)
+	if err != nil {
+		return ref, pve.VMStatus{}, err
+	}
+	st, err := pc.VMStatus(ctx, ref.Node, vmid)
+	if err != nil {
+		return ref, st, pveError("read vm status", err)
+	}
+	return ref, st, nil
 }
