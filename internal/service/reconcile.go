@@ -79,8 +79,9 @@ func (s *Service) reconcileJob(ctx context.Context, pc pve.Cluster, lease pvekee
 	return job, nil
 }
 
-// startAnyway starts a VM whose reconciliation failed and waits for it,
-// best effort: the failure is what the job reports either way.
+// startAnyway starts a VM whose restore failed without harming it, or
+// whose reconciliation failed, and waits for it, best effort: the failure
+// is what the job reports either way.
 func (s *Service) startAnyway(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) {
 	st, err := pc.VMStatus(ctx, job.Node, job.VMID)
 	if err != nil || st.Status == "running" {
@@ -95,7 +96,7 @@ func (s *Service) startAnyway(ctx context.Context, pc pve.Cluster, lease pvekeep
 		}
 	}
 	if err != nil {
-		s.logger.Warn("start vm after a failed reconciliation", "job_id", job.ID, "vmid", job.VMID, "err", err)
+		s.logger.Warn("start vm after a failed restore", "job_id", job.ID, "vmid", job.VMID, "err", err)
 	}
 }
 

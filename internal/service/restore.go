@@ -22,6 +22,10 @@ const (
 	stepRestore = "restore" // qmrestore with force=1 over the stopped VM
 	stepPurge   = "purge"   // reinstall: destroy the broken VM and its disks
 	stepClone   = "clone"   // reinstall: full clone of the OS template into the vmid
+	// stepIntact is where a restore or reinstall ends that failed before
+	// Proxmox changed the VM's disks: the VM still works, so the panel
+	// offers a retry, never a reinstall.
+	stepIntact = "intact"
 )
 
 // restoreParams are the facts a restore job records when it is made, so
@@ -41,6 +45,9 @@ type restoreParams struct {
 	Template pvekeep.VMID `json:"template,omitempty"`
 	// Name is the VM's name to keep (a clone would take the template's).
 	Name string `json:"name,omitempty"`
+	// Damaged says the job this one retries left the VM unusable: a
+	// failure before this job touches the VM does not make it whole.
+	Damaged bool `json:"damaged,omitempty"`
 }
 
 // paramsOf reads the facts a restore or reinstall job recorded.
@@ -53,12 +60,22 @@ func paramsOf(j pvekeep.Job) (restoreParams, error) {
 }
 
 // NextActions are what the panel may offer after a job ended: a failed
-// restore or reinstall leaves the VM unusable until one of them succeeds.
+// restore or reinstall leaves the VM unusable until one of them succeeds;
+// one that failed before touching the VM can only be retried.
 func NextActions(j pvekeep.Job) []string {
-	if j.State == pvekeep.JobFailed && (j.Kind == pvekeep.KindBackupRestore || j.Kind == pvekeep.KindVMReinstall) {
-		return []string{"retry", "reinstall"}
+	if j.State != pvekeep.JobFailed || (j.Kind != pvekeep.KindBackupRestore && j.Kind != pvekeep.KindVMReinstall) {
+		return []string{}
 	}
-	return []string{}
+	if j.Step == stepIntact {
+		return []string{"retry"}
+	}
+	return []string{"retry", "reinstall"}
+}
+
+// leftDamaged says whether a failed restore or reinstall left the VM
+// unusable: it touched the VM, or the job it retried had.
+func leftDamaged(j pvekeep.Job, p restoreParams) bool {
+	return j.Step != stepIntact || p.Damaged
 }
 
 // RestoreBackup starts restoring one of the service's backups over its VM.
@@ -96,8 +113,9 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
+	damaged := leftDamaged(failed, p)
 	if failed.Kind == pvekeep.KindVMReinstall {
-		return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}, "")
+		return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name, Damaged: damaged}, "")
 	}
 	b, err := s.st.Backup(ctx, f.ServiceID, failed.BackupID)
 	if err != nil {
@@ -109,7 +127,7 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 	// The VM may be half-restored: its current MACs are not to be trusted,
 	// the failed job's record of them is.
 	return s.startRestore(ctx, c, f, pvekeep.KindBackupRestore, b.ID,
-		restoreParams{Volid: b.Volid, Storage: b.Storage, RetryOf: failed.ID, MACs: p.MACs, Name: p.Name}, "")
+		restoreParams{Volid: b.Volid, Storage: b.Storage, RetryOf: failed.ID, MACs: p.MACs, Name: p.Name, Damaged: damaged}, "")
 }
 
 // Reinstall purges the VM and clones the product's OS template into the
@@ -137,7 +155,13 @@ func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (p
 		if err != nil {
 			return pvekeep.Job{}, err
 		}
-		p = restoreParams{RetryOf: failed.ID, MACs: prev.MACs, Name: prev.Name}
+		damaged := leftDamaged(failed, prev)
+		if !damaged && c.Actor.Type == pvekeep.ActorClient {
+			return pvekeep.Job{}, pvekeep.InvalidState("the restore failed before the VM was changed and it still works: retry the restore instead")
+		}
+		// The MACs are the failed job's record: a damaged VM's own are not
+		// to be trusted.
+		p = restoreParams{RetryOf: failed.ID, MACs: prev.MACs, Name: prev.Name, Damaged: damaged}
 	} else {
 		facts, err := s.authorize(ctx, c, mutate)
 		if err != nil {
@@ -233,6 +257,14 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
+	if kind == pvekeep.KindBackupRestore {
+		// Proxmox would refuse a missing archive only after we stopped the VM.
+		if _, err := pc.Volume(ctx, node, p.Storage, p.Volid); errors.Is(err, pve.ErrNoSuchVolume) {
+			return pvekeep.Job{}, pvekeep.InvalidState("the backup file is no longer on the backup storage")
+		} else if err != nil {
+			return pvekeep.Job{}, pveError("read backup volume", err)
+		}
+	}
 	ref, err := s.locate(ctx, pc, f.VMID)
 	switch {
 	case err == nil:
@@ -289,7 +321,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
 	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
 		// The call only submits the stop; ticks drive the rest.
-		return s.restoreStop(ctx, pc, lease, job, false)
+		return s.restoreStop(ctx, pc, lease, job, p, false)
 	})
 }
 
@@ -347,7 +379,19 @@ func macsOf(cfg pve.VMConfig) map[string]string {
 // lets it finish now: one tick usually takes it from the end of the
 // restore task to a running, reconciled VM.
 func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	p, err := paramsOf(job)
+	if err != nil {
+		return job.State, err
+	}
 	if msg := s.overdue(job); msg != "" {
+		if !touchedYet(job) {
+			pc, err := s.connect(ctx, srv)
+			if err != nil {
+				pc = nil // unreachable is likely why it is overdue
+			}
+			out, err := s.failUnchanged(ctx, pc, lease, job, p, msg)
+			return out.State, err
+		}
 		out, err := s.failRestore(ctx, lease, job, msg)
 		return out.State, err
 	}
@@ -355,19 +399,15 @@ func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job p
 	if err != nil {
 		return job.State, err
 	}
-	p, err := paramsOf(job)
-	if err != nil {
-		return job.State, err
-	}
 	for i := 0; i < 32; i++ { // a bound, not a budget: each step moves job.Step forward
 		var next pvekeep.Job
 		switch job.Step {
 		case stepStop:
-			next, err = s.restoreStop(ctx, pc, lease, job, true)
+			next, err = s.restoreStop(ctx, pc, lease, job, p, true)
 		case stepRestore:
 			next, err = s.restoreRun(ctx, pc, srv, lease, job, p)
 		case stepPurge:
-			next, err = s.reinstallPurge(ctx, pc, lease, job)
+			next, err = s.reinstallPurge(ctx, pc, lease, job, p)
 		case stepClone:
 			next, err = s.reinstallClone(ctx, pc, srv, lease, job, p)
 		default:
@@ -483,9 +523,40 @@ func (s *Service) failRestore(ctx context.Context, lease pvekeep.Lease, job pvek
 	return job, nil
 }
 
+// touchedYet says whether a restore or reinstall may have changed the VM:
+// it got past stopping it and asked Proxmox for the task that does.
+func touchedYet(j pvekeep.Job) bool {
+	switch j.Step {
+	case stepStop:
+		return false
+	case stepRestore, stepPurge:
+		return j.UPID != "" || j.SubmittingAt != nil
+	}
+	return true
+}
+
+// failUnchanged ends a restore or reinstall that failed before Proxmox
+// changed the VM: a VM that was running is started again (best effort:
+// pc may be nil when Proxmox cannot be reached), and the job ends at
+// stepIntact so that no one is offered a reinstall of a working VM.
+func (s *Service) failUnchanged(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams, msg string) (pvekeep.Job, error) {
+	if p.Damaged {
+		return s.failRestore(ctx, lease, job, msg)
+	}
+	if p.WasRunning && pc != nil {
+		s.startAnyway(ctx, pc, lease, job)
+	}
+	now := s.clock.Now().UTC()
+	if err := s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobFailed, Error: msg, Step: stepIntact, Now: now}); err != nil {
+		return job, err
+	}
+	job.State, job.Error, job.Step, job.FinishedAt = pvekeep.JobFailed, msg, stepIntact, &now
+	return job, nil
+}
+
 // restoreStop hard-stops the VM (a restore overwrites its disks, so a
 // clean shutdown buys nothing) and waits until it is stopped.
-func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, wait bool) (pvekeep.Job, error) {
+func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams, wait bool) (pvekeep.Job, error) {
 	ref, err := s.locate(ctx, pc, job.VMID)
 	if err != nil {
 		if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
@@ -508,7 +579,16 @@ func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep
 		}
 		upid, err := pc.StopVM(ctx, ref.Node, job.VMID)
 		if err != nil {
-			return job, s.failIfFinal(ctx, lease, job, submitError("stop vm", err))
+			e := submitError("stop vm", err)
+			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
+				return job, e
+			}
+			// Also the click's answer when it is the click that stops.
+			out, ferr := s.failUnchanged(ctx, pc, lease, job, p, "stopping the VM failed: "+upstreamMessage(e))
+			if ferr != nil {
+				return out, ferr
+			}
+			return out, e
 		}
 		if upid == "" {
 			return s.advance(ctx, lease, job, next, 5)
@@ -522,7 +602,7 @@ func (s *Service) restoreStop(ctx context.Context, pc pve.Cluster, lease pvekeep
 		return job, err
 	}
 	if failure != "" {
-		return s.failRestore(ctx, lease, job, "stopping the VM failed: "+failure)
+		return s.failUnchanged(ctx, pc, lease, job, p, "stopping the VM failed: "+failure)
 	}
 	return s.advance(ctx, lease, job, next, 5)
 }
@@ -553,7 +633,8 @@ func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Se
 			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
 				return job, s.ambiguous(e)
 			}
-			return s.failRestore(ctx, lease, job, upstreamMessage(e))
+			// Proxmox refused the request itself: no task, nothing written.
+			return s.failUnchanged(ctx, pc, lease, job, p, upstreamMessage(e))
 		}
 		return s.submitted(ctx, lease, job, upid, job.Node)
 	}
@@ -588,7 +669,7 @@ func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Se
 }
 
 // reinstallPurge destroys the broken VM with its disks.
-func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p restoreParams) (pvekeep.Job, error) {
 	if job.UPID == "" {
 		upid, err := pc.DeleteVM(ctx, job.Node, job.VMID, true)
 		if errors.Is(err, pve.ErrNotFound) {
@@ -599,7 +680,7 @@ func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvek
 			if pvekeep.ReasonOf(e) == pvekeep.ReasonUnavailable {
 				return job, e
 			}
-			return s.failRestore(ctx, lease, job, upstreamMessage(e))
+			return s.failUnchanged(ctx, pc, lease, job, p, upstreamMessage(e))
 		}
 		if job, err = s.submitted(ctx, lease, job, upid, job.Node); err != nil {
 			return job, err

@@ -588,3 +588,119 @@ func TestReinstallWithTheVMGoneStillLocksTheService(t *testing.T) {
 		}
 	}
 }
+
+// vmRunning reads the simulator's power state of a VM.
+func (b *bundle) vmRunning(vmid int) bool {
+	for _, v := range b.sim.State().VMs {
+		if v.VMID == vmid {
+			return v.Running
+		}
+	}
+	return false
+}
+
+// backupOnStorage makes one backup and returns it.
+func (b *bundle) backupOnStorage(t *testing.T) pvekeep.Backup {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if len(l.Items) != 1 {
+		t.Fatalf("backups = %+v, want one", l.Items)
+	}
+	return l.Items[0]
+}
+
+// A backup whose file was deleted on storage behind the plugin's back
+// cannot be restored: refused at the click, before the VM is stopped.
+func TestRestoreOfABackupGoneFromStorageIsRefusedBeforeStoppingTheVM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	bk := b.backupOnStorage(t)
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	upid, err := pc.DeleteVolume(ctx, "pve1", bk.Storage, bk.Volid)
+	must(t, err)
+	_, err = pc.WaitTask(ctx, upid)
+	must(t, err)
+
+	_, err = b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+	if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Fatalf("RestoreBackup() error = %v, want invalid_state", err)
+	}
+	if !b.vmRunning(100) {
+		t.Error("the VM was stopped for a restore that could not run")
+	}
+	if js, err := b.db.Store.Jobs(ctx, store.JobFilter{ServiceID: b.service, Kinds: []pvekeep.JobKind{pvekeep.KindBackupRestore}}); err != nil || len(js) != 0 {
+		t.Errorf("restore jobs = %+v (%v), want none", js, err)
+	}
+}
+
+// Proxmox refusing the restore request itself (no task, nothing written)
+// leaves a working VM: it is started again, and the failed job offers a
+// retry only; a client cannot turn it into a reinstall that wipes the VM.
+func TestRestoreRefusedBeforeTouchingTheVMStartsItAgainAndOffersOnlyRetry(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
+	bk := b.backupOnStorage(t)
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	job, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+	must(t, err)
+	b.drain(t)
+
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobFailed || !strings.Contains(got.Error, "not online") {
+		t.Fatalf("restore = %s %q, want failed with Proxmox's words", got.State, got.Error)
+	}
+	if acts := service.NextActions(got); len(acts) != 1 || acts[0] != "retry" {
+		t.Errorf("next actions = %v, want [retry]", acts)
+	}
+	if !b.vmRunning(100) {
+		t.Error("the VM was left stopped although the restore never touched it")
+	}
+	if _, err := b.svc.Reinstall(ctx, b.call(), job.ID); pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Errorf("client Reinstall() of an intact VM: error = %v, want invalid_state", err)
+	}
+
+	retry, err := b.svc.RetryRestore(ctx, b.call(), job.ID)
+	must(t, err)
+	b.drain(t)
+	if got, err := b.svc.GetJob(ctx, b.call(), retry.ID); err != nil || got.State != pvekeep.JobSucceeded {
+		t.Fatalf("retry = %+v (%v), want succeeded", got, err)
+	}
+}
+
+// A retry of a restore that had damaged the VM stays a damaged VM's job:
+// failing before it touches anything still offers the reinstall.
+func TestRetryOfADamagingRestoreKeepsOfferingReinstall(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	bk := b.backupOnStorage(t)
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmrestore", VMID: 100, ExitStatus: "unable to restore VM 100 - broken archive", Count: 1}))
+	first, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+	must(t, err)
+	b.drain(t)
+	got, err := b.svc.GetJob(ctx, b.call(), first.ID)
+	must(t, err)
+	if acts := service.NextActions(got); got.State != pvekeep.JobFailed || len(acts) != 2 {
+		t.Fatalf("first restore = %s, next actions %v; want failed with retry and reinstall", got.State, acts)
+	}
+
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	retry, err := b.svc.RetryRestore(ctx, b.call(), first.ID)
+	must(t, err)
+	b.drain(t)
+	got, err = b.svc.GetJob(ctx, b.call(), retry.ID)
+	must(t, err)
+	if acts := service.NextActions(got); got.State != pvekeep.JobFailed || len(acts) != 2 || acts[1] != "reinstall" {
+		t.Errorf("retry = %s, next actions %v; want failed with retry and reinstall", got.State, acts)
+	}
+}

@@ -229,8 +229,11 @@ type BackupChange struct {
 // JobFinish ends a job: State is terminal, Error the message the client
 // reads (for failed), Backup the change to the job's backup, if any.
 type JobFinish struct {
-	State  pvekeep.JobState
-	Error  string
+	State pvekeep.JobState
+	Error string
+	// Step, when set, replaces the job's step: how a job says where it
+	// ended (e.g. a restore that failed before touching the VM).
+	Step   string
 	Now    time.Time
 	Backup *BackupChange
 }
@@ -301,14 +304,14 @@ func validateFinish(f JobFinish) error {
 }
 
 const finishJobSQL = `UPDATE mod_pvekeep_jobs SET
-state = ?, error = ?, finished_at = ?, updated_at = ?,
+state = ?, error = ?, step = IF(? = '', step, ?), finished_at = ?, updated_at = ?,
 active_service_id = NULL, lease_until = NULL,
 progress_pct = IF(? = 'succeeded', 100, progress_pct)
 WHERE `
 
 func finishArgs(f JobFinish) []any {
 	now := dbTime(f.Now)
-	return []any{f.State, f.Error, now, now, f.State}
+	return []any{f.State, f.Error, f.Step, f.Step, now, now, f.State}
 }
 
 // applyBackupChange updates the backup c names, which must belong to the

@@ -339,6 +339,37 @@ func TestFinishJobSuccessFreesServiceAndRecordsBackup(t *testing.T) {
 	}
 }
 
+func TestFinishJobRecordsItsLastStepOnlyWhenGiven(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, step, want string
+	}{
+		{"no step keeps the job's", "", "dispatch"},
+		{"a step replaces it", "intact", "intact"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, b := setup(t)
+			ctx := context.Background()
+			j, _, _, err := s.EnqueueBackupCreate(ctx, b.newCreate(0, t0, 5))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := b.claim(t, s, "w", t0, j.ID)
+			if err := s.UpdateJob(ctx, l, store.JobUpdate{State: pvekeep.JobRunning, Step: "dispatch", Now: t0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishJob(ctx, l, store.JobFinish{State: pvekeep.JobFailed, Error: "no", Step: tc.step, Now: t0}); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Job(ctx, j.ID)
+			if got.Step != tc.want {
+				t.Errorf("step after finish = %q, want %q", got.Step, tc.want)
+			}
+		})
+	}
+}
+
 func TestFinishJobWithAnotherServicesBackupChangesNothing(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
