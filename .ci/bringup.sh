@@ -56,17 +56,31 @@ db_up() { mariadb --protocol=socket -S "$sock" -uroot -e 'SELECT 1' >/dev/null 2
 
 if ! db_up; then
   log "starting MariaDB"
-  install -d -o mysql -g mysql /run/mysqld 2>/dev/null || mkdir -p /run/mysqld
-  if [ ! -d /var/lib/mysql/mysql ]; then
-    log "initialising the MariaDB data directory"
-    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  # Without systemd (containers, chroots) the package's postinst does not start
+  # the server, so start mariadbd here. Match on its pid file, not on the
+  # executable alone: `--exec` would take any mariadbd on the machine (another
+  # instance, a container's or a chroot host's) for ours and start nothing.
+  mdb_log=/var/log/mysql/bringup-mariadbd.log
+  if [ -d /run/systemd/system ]; then
+    systemctl start mariadb >&2 || true
+  else
+    install -d -o mysql -g mysql /run/mysqld /var/log/mysql 2>/dev/null || mkdir -p /run/mysqld /var/log/mysql
+    if [ ! -d /var/lib/mysql/mysql ]; then
+      log "initialising the MariaDB data directory"
+      mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    fi
+    start-stop-daemon --start --oknodo --background --output "$mdb_log" \
+      --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd -- --user=mysql >&2
   fi
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql >&2
   for _ in $(seq 1 100); do
     db_up && break
     sleep 0.2
   done
-  db_up || { log "MariaDB did not come up on $sock"; exit 1; }
+  if ! db_up; then
+    log "MariaDB did not come up on $sock"
+    [ ! -s "$mdb_log" ] || tail -n 20 "$mdb_log" >&2
+    exit 1
+  fi
 fi
 
 echo "PVEKEEP_TEST_DSN='${admin_dsn}'"
