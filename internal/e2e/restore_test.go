@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,7 +342,10 @@ func TestRestoringAnotherServicesBackupIsRefused(t *testing.T) {
 	t.Parallel()
 	rw := newRestoreWorld(t)
 	other := rw.newCustomer(101, 3)
-	before, _ := rw.sim.VMConfig(101)
+	before := map[int]map[string]string{}
+	for _, vmid := range []int{100, 101} {
+		before[vmid], _ = rw.sim.VMConfig(vmid)
+	}
 	out := rw.call(other, other.clientID, "backups.restore", map[string]any{"backup_id": rw.backupID})
 	if out.Error == nil || out.Error.Code != 1001 {
 		t.Fatalf("restoring another service's backup = %+v, want 1001 not_found", out.Error)
@@ -350,9 +354,15 @@ func TestRestoringAnotherServicesBackupIsRefused(t *testing.T) {
 	if out.Error == nil || out.Error.Code != 1002 {
 		t.Fatalf("restoring on another client's service = %+v, want 1002 forbidden", out.Error)
 	}
-	after, _ := rw.sim.VMConfig(101)
-	if before["digest"] != after["digest"] {
-		t.Error("VM 101 changed after the refused restore")
+	for vmid, cfg := range before {
+		if after, _ := rw.sim.VMConfig(vmid); len(cfg) == 0 || !maps.Equal(cfg, after) {
+			t.Errorf("VM %d config after the refused restores = %v, want unchanged %v", vmid, after, cfg)
+		}
+	}
+	for _, task := range rw.sim.State().Tasks {
+		if task.Type == "qmrestore" || task.Type == "qmstop" {
+			t.Errorf("a %s task ran for a refused restore", task.Type)
+		}
 	}
 	if n := rw.jobCount(other.serviceID); n != 0 {
 		t.Errorf("%d jobs on the other service, want 0", n)
