@@ -425,3 +425,51 @@ func TestRestoreEmailWaitsInTheOutboxWhileSMTPIsDown(t *testing.T) {
 		t.Errorf("tblemails has %d rows, want 1", n)
 	}
 }
+
+// The plugin killed around the email's send: before SMTP is asked, or
+// after the email is recorded as sent, it goes out exactly once; after
+// SMTP accepted it and before the record, it goes out again — never lost — as the same message (same
+// Message-ID, which mail systems collapse), logged once in tblemails.
+// docs/adr/008-client-email-delivery.md explains why that window stays.
+func TestRestoreEmailSurvivesAKillAroundTheSend(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		crashAt    string
+		deliveries int
+	}{
+		{"email_reserved", 1},
+		{"email_accepted", 2},
+		{"email_recorded", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.crashAt, func(t *testing.T) {
+			t.Parallel()
+			rw := newRestoreWorld(t)
+			j := rw.startRestore()
+			rw.crashTick(tc.crashAt)
+			if done, _ := rw.follow(rw.c, j.ID); done.State != "succeeded" {
+				t.Fatalf("restore killed at %s ended %s: %s", tc.crashAt, done.State, done.Error)
+			}
+			// The email of a killed sender goes out once its row has been
+			// idle for retry_after_seconds: tick until the record says sent.
+			deadline := time.Now().Add(30 * time.Second)
+			for rw.emailsLogged(t) == 0 && time.Now().Before(deadline) {
+				rw.tick(0.5)
+				time.Sleep(500 * time.Millisecond)
+			}
+			rw.tick(0) // one more: nothing left to send again
+			msgs := rw.smtp.Messages()
+			if len(msgs) != tc.deliveries {
+				t.Fatalf("%d deliveries after a kill at %s, want %d", len(msgs), tc.crashAt, tc.deliveries)
+			}
+			for _, m := range msgs[1:] {
+				if m.MessageID != msgs[0].MessageID {
+					t.Errorf("redelivery has Message-ID %s, want the first's %s", m.MessageID, msgs[0].MessageID)
+				}
+			}
+			if n := rw.emailsLogged(t); n != 1 {
+				t.Errorf("tblemails has %d rows after a kill at %s, want 1", n, tc.crashAt)
+			}
+		})
+	}
+}

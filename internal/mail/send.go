@@ -296,8 +296,9 @@ func (s *Sender) redact(err error) error {
 // Mailer is a Renderer and a Sender in one, for callers that compose and
 // send (the restore flow's email step).
 type Mailer struct {
-	r *Renderer
-	s *Sender
+	cfg Config
+	r   *Renderer
+	s   *Sender
 }
 
 // New validates cfg and parses the templates and translations once.
@@ -309,13 +310,16 @@ func New(cfg Config, templates, lang fs.FS, logger *slog.Logger) (*Mailer, error
 	if err != nil {
 		return nil, err
 	}
-	return &Mailer{r: r, s: NewSender(cfg, logger)}, nil
+	return &Mailer{cfg: cfg, r: r, s: NewSender(cfg, logger)}, nil
 }
 
 // Compose renders kind in the client's language (Renderer.Render).
 func (m *Mailer) Compose(kind, language string, data BackupRestored) (Message, error) {
 	return m.r.Render(kind, language, data)
 }
+
+// MessageID is the stable Message-ID of a job's email (Config.MessageID).
+func (m *Mailer) MessageID(jobID int64, kind string) string { return m.cfg.MessageID(jobID, kind) }
 
 // Send delivers msg (Sender.Send).
 func (m *Mailer) Send(ctx context.Context, msg Message) error { return m.s.Send(ctx, msg) }

@@ -21,6 +21,9 @@ import (
 // the restore.
 type Mailer interface {
 	Compose(kind, language string, data mail.BackupRestored) (mail.Message, error)
+	// MessageID is the same for every send of a job's email, so that a
+	// redelivery is recognisably the same message.
+	MessageID(jobID int64, kind string) string
 	Send(ctx context.Context, m mail.Message) error
 }
 
@@ -127,9 +130,10 @@ func (j *journal) Await(ctx context.Context, upid pvekeep.UPID) (bool, string, e
 // notifier sends the job's client email once: the row in
 // mod_pvekeep_emails is reserved before sending and marked sent, together
 // with the copy in WHMCS's tblemails, in one transaction afterwards. A
-// crash between the SMTP server accepting it and that mark is the one
-// window in which the client could get it twice; a pending row is retried
-// by the outbox until it is sent or refused, so an email is never lost.
+// pending row is retried by the outbox until it is sent or refused, so an
+// email is never lost. A crash between the SMTP server accepting it and
+// that mark is the one window in which it goes out twice, with the same
+// Message-ID (docs/adr/008-client-email-delivery.md).
 type notifier struct {
 	s     *Service
 	job   pvekeep.Job
@@ -155,20 +159,18 @@ func (n *notifier) BackupRestored(ctx context.Context) error {
 	if err != nil {
 		return dbError(err)
 	}
-	if row.Status != store.EmailPending {
-		return nil // sent (or given up) by an earlier attempt
-	}
 	if !created {
-		// An earlier attempt reserved it and died: take it, unless the
-		// outbox already did.
+		// An earlier attempt reserved it: take it only while it is still
+		// pending (not sent, not given up) and the outbox has not.
 		ok, err := s.emails.ClaimEmail(ctx, row, now)
 		if err != nil {
 			return dbError(err)
 		}
 		if !ok {
-			return nil // the outbox has it
+			return nil
 		}
 	}
+	s.crashPoint(crashEmailReserved)
 	s.deliver(ctx, row, msg, n.facts)
 	return nil
 }
@@ -203,7 +205,7 @@ func (s *Service) composeFor(ctx context.Context, job pvekeep.Job, f pvekeep.Ser
 		return "", mail.Message{}, fmt.Errorf("compose %s email: %w", kind, err)
 	}
 	msg.To, msg.ToName = f.ClientEmail, data.ClientName
-	msg.MessageID = fmt.Sprintf("<job-%d.%s@pvekeep>", job.ID, kind)
+	msg.MessageID = s.mailer.MessageID(int64(job.ID), kind)
 	return kind, msg, nil
 }
 
@@ -216,11 +218,14 @@ func (s *Service) deliver(ctx context.Context, row store.Email, msg mail.Message
 	err := s.mailer.Send(ctx, msg)
 	switch {
 	case err == nil:
+		s.crashPoint(crashEmailAccepted)
 		if err := s.emails.MarkEmailSentAndLog(ctx, row.ID, now, store.ClientEmail{
 			ClientID: f.ClientID, To: msg.To, Subject: msg.Subject, Message: msg.HTML, Date: now,
 		}); err != nil {
 			s.logger.Error("record sent email", "email_id", row.ID, "job_id", row.JobID, "err", err)
+			return
 		}
+		s.crashPoint(crashEmailRecorded)
 	case errors.Is(err, mail.ErrTransient):
 		s.logger.Warn("client email deferred; the outbox retries it", "email_id", row.ID, "job_id", row.JobID, "err", err)
 	default:
@@ -280,6 +285,16 @@ func joinName(first, last string) string {
 		return first + " " + last
 	}
 }
+
+// Crash points around the client email, besides the job steps: after its
+// row is reserved and before SMTP is asked; after SMTP accepted it and
+// before it is recorded as sent; after that record and before the job
+// moves past its email step.
+const (
+	crashEmailReserved = "email_reserved"
+	crashEmailAccepted = "email_accepted"
+	crashEmailRecorded = "email_recorded"
+)
 
 // crashPoint kills the process right after step was recorded as done when
 // Config.CrashAfterStep names it: the kill tests use it to prove that any
