@@ -101,7 +101,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	if idempotencyKey != "" {
 		// A retry of a request that already made its job must get that job
 		// back, even though the VM is now locked by it.
-		if j, ok, err := s.replay(ctx, f, idempotencyKey); err != nil || ok {
+		if j, ok, err := s.replay(ctx, f, idempotencyKey, pvekeep.KindBackupCreate); err != nil || ok {
 			return j, err
 		}
 	}
@@ -130,7 +130,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 		return pvekeep.Job{}, enqueueError(err)
 	}
 	if existed {
-		return job, nil
+		return job, sameKind(job, pvekeep.KindBackupCreate)
 	}
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
 	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
@@ -138,16 +138,31 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	})
 }
 
-// replay returns the job an earlier request with the same key made.
-func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string) (pvekeep.Job, bool, error) {
-	j, ok, err := s.st.ActiveJob(ctx, f.ServiceID)
+// replay answers a request whose idempotency key already made a job with
+// that job, whatever its state and whatever the VM is doing now: a retry
+// must get what the first request got. A key already used for another
+// kind of request is refused.
+func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string, kind pvekeep.JobKind) (pvekeep.Job, bool, error) {
+	j, ok, err := s.st.JobByKey(ctx, f.ServiceID, key)
 	if err != nil {
 		return pvekeep.Job{}, false, dbError(err)
 	}
-	if ok && j.IdempotencyKey == key {
-		return j, true, nil
+	if !ok {
+		return pvekeep.Job{}, false, nil
 	}
-	return pvekeep.Job{}, false, nil
+	if err := sameKind(j, kind); err != nil {
+		return pvekeep.Job{}, false, err
+	}
+	return j, true, nil
+}
+
+// sameKind refuses a job found by idempotency key that another kind of
+// request made.
+func sameKind(j pvekeep.Job, kind pvekeep.JobKind) error {
+	if j.Kind != kind {
+		return pvekeep.InvalidInput("idempotency_key", "this idempotency_key was already used for another request")
+	}
+	return nil
 }
 
 // dispatchOnCall runs the first step of a job inside the API call that

@@ -242,7 +242,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		p.Template = pvekeep.VMID(pl.VM.OSTemplate.Value)
 	}
 	if key != "" {
-		if j, ok, err := s.replay(ctx, f, key); err != nil || ok {
+		if j, ok, err := s.replay(ctx, f, key, kind); err != nil || ok {
 			return j, err
 		}
 	}
@@ -315,7 +315,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		return pvekeep.Job{}, enqueueError(err)
 	}
 	if existed {
-		return job, nil
+		return job, sameKind(job, kind)
 	}
 	s.logger.Info("restore started", "job_id", job.ID, "kind", kind, "service_id", f.ServiceID, "vmid", f.VMID, "backup_id", backupID)
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}

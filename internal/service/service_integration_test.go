@@ -704,3 +704,28 @@ func TestRetryOfADamagingRestoreKeepsOfferingReinstall(t *testing.T) {
 		t.Errorf("retry = %s, next actions %v; want failed with retry and reinstall", got.State, acts)
 	}
 }
+
+// A retried request gets the job its first attempt made even when that
+// job has finished and the VM is busy with another; a key already used
+// for another kind of request is refused, not answered with that job.
+func TestIdempotencyKeyReplaysItsOwnJobOnly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	first, err := b.svc.CreateBackup(ctx, b.call(), "once", "click-1")
+	must(t, err)
+	b.drain(t)
+	busy, err := b.svc.CreateBackup(ctx, b.call(), "another", "click-2")
+	must(t, err)
+
+	again, err := b.svc.CreateBackup(ctx, b.call(), "once", "click-1")
+	if err != nil || again.ID != first.ID {
+		t.Errorf("late retry while job %d runs = job %d, %v; want job %d", busy.ID, again.ID, err, first.ID)
+	}
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	_, err = b.svc.RestoreBackup(ctx, b.call(), l.Items[len(l.Items)-1].ID, "click-1")
+	if e, ok := pvekeep.AsError(err); !ok || e.Reason != pvekeep.ReasonInvalidInput || e.Data["field"] != "idempotency_key" {
+		t.Errorf("restore with a backup's key: error = %v, want invalid_input on idempotency_key", err)
+	}
+}

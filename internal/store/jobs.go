@@ -336,6 +336,22 @@ func (s *Store) Job(ctx context.Context, id pvekeep.JobID) (pvekeep.Job, error) 
 	return j, nil
 }
 
+// JobByKey returns the service's job made with idempotency key key, in
+// whatever state, if there is one.
+func (s *Store) JobByKey(ctx context.Context, serviceID pvekeep.ServiceID, key string) (pvekeep.Job, bool, error) {
+	if key == "" {
+		return pvekeep.Job{}, false, nil
+	}
+	j, err := getJob(ctx, s.db, "service_id = ? AND idempotency_key = ?", serviceID, key)
+	if errors.Is(err, ErrNotFound) {
+		return pvekeep.Job{}, false, nil
+	}
+	if err != nil {
+		return pvekeep.Job{}, false, fmt.Errorf("read job of service %d by key: %w", serviceID, classify(err))
+	}
+	return j, true, nil
+}
+
 // ActiveJob returns the service's queued or running job, if it has one.
 func (s *Store) ActiveJob(ctx context.Context, serviceID pvekeep.ServiceID) (pvekeep.Job, bool, error) {
 	j, err := getJob(ctx, s.db, "active_service_id = ?", serviceID)
