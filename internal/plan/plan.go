@@ -77,11 +77,18 @@ var optionFor = map[int]string{
 
 // Plan is the whole purchased package.
 type Plan struct {
+	Quotas
+	VM VM
+}
+
+// Quotas is what backups and snapshots need of the package. It is read
+// on its own so that a misconfigured VM field (a VLAN typo, say) fails
+// only what applies the VM package, not listing or taking backups.
+type Quotas struct {
 	BackupStorage        string
 	BackupsMax           int
 	SnapshotsMax         int
 	SnapshotLifetimeDays int // 0 = keep
-	VM                   VM
 }
 
 // Managed is a value the package sets, or nothing when the package leaves
@@ -124,12 +131,12 @@ type VM struct {
 // FromFacts builds the plan. A value that is not what its field needs is
 // the provider's misconfiguration: invalid_state, never a guess.
 func FromFacts(f pvekeep.ServiceFacts) (Plan, error) {
+	q, err := QuotasFromFacts(f)
+	if err != nil {
+		return Plan{}, err
+	}
 	r := reader{f: f}
-	p := Plan{BackupStorage: strings.TrimSpace(f.ProductSettings[SettingBackupStorage])}
-	p.BackupsMax = r.count(SettingBackupsQuota).Value
-	p.SnapshotsMax = r.count(SettingSnapshotsQuota).Value
-	p.SnapshotLifetimeDays = r.count(SettingSnapshotLifetime).Value
-
+	p := Plan{Quotas: q}
 	vm := VM{SystemDisk: defaultSystemDisk, ExtraDisk: defaultExtraDisk, Network: defaultNetwork}
 	vm.Cores = r.count(SettingCores)
 	if vm.Cores.Set && vm.Cores.Value == 0 {
@@ -162,6 +169,20 @@ func FromFacts(f pvekeep.ServiceFacts) (Plan, error) {
 		return Plan{}, r.err
 	}
 	return p, nil
+}
+
+// QuotasFromFacts reads the backup storage, the quotas and the snapshot
+// lifetime, and nothing else of the package.
+func QuotasFromFacts(f pvekeep.ServiceFacts) (Quotas, error) {
+	r := reader{f: f}
+	q := Quotas{BackupStorage: strings.TrimSpace(f.ProductSettings[SettingBackupStorage])}
+	q.BackupsMax = r.count(SettingBackupsQuota).Value
+	q.SnapshotsMax = r.count(SettingSnapshotsQuota).Value
+	q.SnapshotLifetimeDays = r.count(SettingSnapshotLifetime).Value
+	if r.err != nil {
+		return Quotas{}, r.err
+	}
+	return q, nil
 }
 
 // reader reads settings and options, keeping the first error.

@@ -288,8 +288,9 @@ func systemDisk(cfg pve.VMConfig, want string) string {
 	return ""
 }
 
-// detachedDisk finds an unusedN volume of this VM that can serve as the
-// extra disk: on the package's disk storage, or any when only one is left.
+// detachedDisk finds an unusedN volume of this VM on the package's disk
+// storage that can serve as the extra disk again. One elsewhere is left
+// alone: attaching a disk from another storage is the provider's call.
 func detachedDisk(cfg pve.VMConfig, t Target) (key, volume string) {
 	prefix := fmt.Sprintf("vm-%d-disk-", t.VMID)
 	for i := 0; i < 256; i++ {

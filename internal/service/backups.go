@@ -41,7 +41,7 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, err
 	}
-	pl, err := plan.FromFacts(f)
+	pl, err := plan.QuotasFromFacts(f)
 	if err != nil {
 		return BackupList{}, err
 	}
@@ -88,7 +88,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
-	pl, err := plan.FromFacts(f)
+	pl, err := plan.QuotasFromFacts(f)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}

@@ -729,3 +729,26 @@ func TestIdempotencyKeyReplaysItsOwnJobOnly(t *testing.T) {
 		t.Errorf("restore with a backup's key: error = %v, want invalid_input on idempotency_key", err)
 	}
 }
+
+// A typo in a VM package field is the provider's to fix before a restore
+// can apply the package; it must not take listing and backups down too.
+func TestMisconfiguredVMFieldFailsOnlyWhatAppliesThePackage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	bk := b.backupOnStorage(t)
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 19, "twenty")) // the VLAN tag
+	if _, err := b.svc.ListBackups(ctx, b.call()); err != nil {
+		t.Errorf("ListBackups() error = %v", err)
+	}
+	if _, err := b.svc.Status(ctx, b.call()); err != nil {
+		t.Errorf("Status() error = %v", err)
+	}
+	if _, err := b.svc.CreateBackup(ctx, b.call(), "still works", ""); err != nil {
+		t.Errorf("CreateBackup() error = %v", err)
+	}
+	b.drain(t)
+	if _, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, ""); pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Errorf("RestoreBackup() error = %v, want invalid_state naming the setting", err)
+	}
+}

@@ -42,7 +42,7 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	pl, err := plan.FromFacts(f)
+	pl, err := plan.QuotasFromFacts(f)
 	if err != nil {
 		return Status{}, err
 	}
