@@ -32,7 +32,7 @@ function hook_pvekeep_abort_when_locked(array $vars)
     }
     if (!empty($status['lock']['locked'])) {
         $lang = pvekeep_lang();
-        $msg = strtr($lang['error.locked'] ?? 'The server is busy ({lock}).', ['{lock}' => (string) $status['lock']['reason']]);
+        $msg = pvekeep_text($lang, 'error.locked', ['lock' => pvekeep_lock_text($status['lock']['reason'] ?? '', $lang)]);
         return ['abortcmd' => true, 'abortmsg' => $msg];
     }
     return null;

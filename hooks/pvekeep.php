@@ -229,7 +229,11 @@ function pvekeep_error_message(\Throwable $e, array $params = [])
         $lang = pvekeep_lang(pvekeep_client_language($params));
         $key = 'error.' . $e->getReason();
         if (isset($lang[$key])) {
-            return strtr($lang[$key], pvekeep_placeholders($e->getData()));
+            $data = $e->getData();
+            if (isset($data['lock'])) {
+                $data['lock'] = pvekeep_lock_text($data['lock'], $lang);
+            }
+            return strtr($lang[$key], pvekeep_placeholders($data));
         }
         return $e->getMessage();
     }
@@ -258,27 +262,107 @@ function pvekeep_client_language(array $params)
 }
 
 /**
+ * The code of a lang/<code>.json file for a WHMCS language name ("german")
+ * or code ("de"), falling back to the panel's default and then to English
+ * when there is no such file.
+ */
+function pvekeep_lang_code($language = null)
+{
+    $language = strtolower((string) ($language ?? ($GLOBALS['CONFIG']['Language'] ?? 'english')));
+    $codes = ['english' => 'en', 'german' => 'de', 'russian' => 'ru'];
+    $code = $codes[$language] ?? (preg_match('/^[a-z]{2}$/', $language) ? $language : 'en');
+    return pvekeep_lang_file($code) !== '' ? $code : 'en';
+}
+
+/**
+ * Where lang/<code>.json is: beside this file once packaged, beside hooks/
+ * in the repository; '' when there is none.
+ */
+function pvekeep_lang_file($code)
+{
+    foreach ([__DIR__ . '/lang/', dirname(__DIR__) . '/lang/'] as $dir) {
+        if (is_file($dir . $code . '.json')) {
+            return $dir . $code . '.json';
+        }
+    }
+    return '';
+}
+
+/**
  * Strings for the client's language from lang/<language>.json, English as
  * the fallback for anything missing.
  */
 function pvekeep_lang($language = null)
 {
     static $cache = [];
-    $language = strtolower((string) ($language ?? ($GLOBALS['CONFIG']['Language'] ?? 'english')));
-    $codes = ['english' => 'en', 'german' => 'de', 'russian' => 'ru'];
-    $code = $codes[$language] ?? (preg_match('/^[a-z]{2}$/', $language) ? $language : 'en');
+    $code = pvekeep_lang_code($language);
     if (!isset($cache[$code])) {
         $load = function ($c) {
-            $file = __DIR__ . '/lang/' . $c . '.json';
-            if (!is_file($file)) {
-                $file = dirname(__DIR__) . '/lang/' . $c . '.json';
-            }
-            $data = is_file($file) ? json_decode((string) file_get_contents($file), true) : null;
+            $file = pvekeep_lang_file($c);
+            $data = $file !== '' ? json_decode((string) file_get_contents($file), true) : null;
             return is_array($data) ? $data : [];
         };
         $cache[$code] = array_merge($load('en'), $load($code));
     }
     return $cache[$code];
+}
+
+/**
+ * One string of $lang with its {placeholders} filled in; the key itself
+ * when the string is missing everywhere.
+ */
+function pvekeep_text(array $lang, $key, array $vars = [])
+{
+    return strtr((string) ($lang[$key] ?? $key), pvekeep_placeholders($vars));
+}
+
+/**
+ * Why the VM is busy, in words: a lock name (Proxmox's own, or the
+ * plugin's for its running job) is never shown raw.
+ */
+function pvekeep_lock_text($reason, array $lang)
+{
+    $key = 'lock.' . (string) $reason;
+    return (string) ($lang[$key] ?? ($lang['lock.other'] ?? (string) $reason));
+}
+
+/**
+ * A size for people: binary units with one decimal ("1.5 GiB"), whole
+ * bytes below 1 KiB. $point is the language's decimal separator.
+ */
+function pvekeep_format_size($bytes, $point = '.')
+{
+    $bytes = is_numeric($bytes) ? max(0, (int) $bytes) : 0;
+    if ($bytes < 1024) {
+        return $bytes . ' B';
+    }
+    $units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+    $n = $bytes / 1024;
+    $i = 0;
+    // Compare the rounded value, so 1023.96 MiB reads "1.0 GiB", not "1024.0 MiB".
+    while (round($n, 1) >= 1024 && $i < count($units) - 1) {
+        $n /= 1024;
+        $i++;
+    }
+    return number_format($n, 1, $point, '') . ' ' . $units[$i];
+}
+
+/**
+ * A contract time (RFC 3339) for people, in UTC: "2026-11-22 10:15 UTC".
+ * An empty or malformed time gives ''.
+ */
+function pvekeep_format_time($rfc3339)
+{
+    $s = trim((string) $rfc3339);
+    if (!preg_match('/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i', $s)) {
+        return '';
+    }
+    try {
+        $t = new \DateTimeImmutable($s);
+    } catch (\Exception $e) {
+        return '';
+    }
+    return $t->setTimezone(new \DateTimeZone('UTC'))->format('Y-m-d H:i') . ' UTC';
 }
 
 /**
@@ -378,23 +462,22 @@ function pvekeep_restoreReinstall(array $params)
     }
 }
 
+/**
+ * The client area's overview tab: the service's backups, the running job,
+ * a failed restore to retry, and the Backup-now form.
+ */
 function pvekeep_ClientArea(array $params)
 {
     try {
         $list = pvekeep_call('backups.list', $params);
         $status = pvekeep_call('service.status', $params);
+        $language = pvekeep_client_language($params);
+        // One key per rendered form: a double submit makes one backup.
+        $token = bin2hex(random_bytes(16));
         return [
             'tabOverviewReplacementTemplate' => 'templates/clientarea.tpl',
-            'templateVariables' => [
-                'pvekeep_backups' => $list['items'],
-                'pvekeep_quota' => $list['quota'],
-                'pvekeep_active_job' => $list['active_job'],
-                'pvekeep_failed_restore' => $list['failed_restore'] ?? null,
-                'pvekeep_status' => $status,
-                // One key per rendered form: a double submit makes one backup.
-                'pvekeep_form_token' => bin2hex(random_bytes(16)),
-                'pvekeep_lang' => pvekeep_lang(pvekeep_client_language($params)),
-            ],
+            'templateVariables' => pvekeep_clientarea_view($list, $status, pvekeep_lang($language), $token)
+                + ['pvekeep_lang_code' => pvekeep_lang_code($language)],
         ];
     } catch (\Throwable $e) {
         return [
@@ -402,4 +485,91 @@ function pvekeep_ClientArea(array $params)
             'templateVariables' => ['usefulErrorMessage' => pvekeep_error_message($e, $params)],
         ];
     }
+}
+
+/**
+ * What templates/clientarea.tpl shows, from the answers of backups.list and
+ * service.status: the plugin's facts as they came, plus what to show and
+ * which forms to offer, as display-ready strings in the client's language.
+ * The plugin enforces every rule again when a form is posted; this only
+ * keeps the page from offering what it would refuse.
+ */
+function pvekeep_clientarea_view(array $list, array $status, array $lang, $token)
+{
+    $quota = ['used' => (int) ($list['quota']['used'] ?? 0), 'max' => (int) ($list['quota']['max'] ?? 0)];
+    $quota['enabled'] = $quota['max'] > 0; // a quota of 0 turns backups off
+    $quota['full'] = $quota['enabled'] && $quota['used'] >= $quota['max'];
+    $quota['text'] = pvekeep_text($lang, 'backups.quota', $quota);
+
+    $job = $list['active_job'] ?? null;
+    $lock = $status['lock'] ?? [];
+    $locked = !empty($lock['locked']) || $job !== null;
+    $lockView = [
+        'locked' => $locked,
+        'reason' => (string) ($lock['reason'] ?? ''),
+        'text' => $locked
+            ? pvekeep_text($lang, 'error.locked', ['lock' => pvekeep_lock_text($lock['reason'] ?? '', $lang)])
+            : '',
+    ];
+
+    $backups = [];
+    $point = (string) ($lang['format.decimal_point'] ?? '.');
+    foreach ($list['items'] ?? [] as $b) {
+        $state = (string) ($b['status'] ?? '');
+        $id = (int) ($b['id'] ?? 0);
+        $backups[] = $b + [
+            'created_text' => pvekeep_format_time($b['created_at'] ?? ''),
+            'size_text' => (int) ($b['size_bytes'] ?? 0) > 0 ? pvekeep_format_size($b['size_bytes'], $point) : '',
+            'status_text' => (string) ($lang['backup.status.' . $state] ?? $state),
+            'origin_text' => ($b['origin'] ?? '') === 'scheduled' ? (string) ($lang['backup.origin.scheduled'] ?? '') : '',
+            'can_act' => $state === 'available' && !$locked,
+            // Its own key: the plugin matches keys per service and refuses
+            // one it has seen for another kind of job.
+            'restore_token' => $token . '-restore-' . $id,
+        ];
+    }
+
+    if ($job !== null) {
+        $pct = max(0, min(100, (int) ($job['progress_pct'] ?? 0)));
+        $job += [
+            'kind_text' => (string) ($lang['job.' . ($job['kind'] ?? '')] ?? ($lang['job.other'] ?? '')),
+            'state_text' => (string) ($lang['job.state.' . ($job['state'] ?? '')] ?? ''),
+            'progress' => $pct,
+            'progress_text' => pvekeep_text($lang, 'job.progress', ['pct' => $pct]),
+            'started_text' => pvekeep_text($lang, 'job.started', ['time' => pvekeep_format_time($job['created_at'] ?? '')]),
+        ];
+    }
+
+    $failed = $list['failed_restore'] ?? null;
+    if ($failed !== null) {
+        $next = (array) ($failed['next_actions'] ?? []);
+        $finished = pvekeep_format_time($failed['finished_at'] ?? '');
+        $failed += [
+            'message' => pvekeep_text($lang, ($failed['kind'] ?? '') === 'vm.reinstall' ? 'reinstall.failed' : 'restore.failed'),
+            'error_text' => ($failed['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $failed['error']]) : '',
+            'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
+            'can_retry' => in_array('retry', $next, true) && !$locked,
+            'can_reinstall' => in_array('reinstall', $next, true) && !$locked,
+        ];
+    }
+
+    $notice = ['kind' => '', 'text' => ''];
+    if (!$quota['enabled']) {
+        $notice = ['kind' => 'disabled', 'text' => pvekeep_text($lang, 'backups.disabled')];
+    } elseif ($quota['full']) {
+        $notice = ['kind' => 'quota-full', 'text' => pvekeep_text($lang, 'backups.quota_full', $quota)];
+    }
+
+    return [
+        'pvekeep_backups' => $backups,
+        'pvekeep_quota' => $quota,
+        'pvekeep_active_job' => $job,
+        'pvekeep_failed_restore' => $failed,
+        'pvekeep_lock' => $lockView,
+        'pvekeep_notice' => $notice,
+        'pvekeep_can_backup' => $quota['enabled'] && !$quota['full'] && !$locked,
+        'pvekeep_status' => $status,
+        'pvekeep_form_token' => (string) $token,
+        'pvekeep_lang' => $lang,
+    ];
 }

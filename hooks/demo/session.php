@@ -25,18 +25,6 @@ function say($text = '')
     fwrite(STDOUT, $text . "\n");
 }
 
-function human_size($bytes)
-{
-    $units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    $i = 0;
-    $n = (float) $bytes;
-    while ($n >= 1024 && $i < count($units) - 1) {
-        $n /= 1024;
-        $i++;
-    }
-    return sprintf($i === 0 ? '%d %s' : '%.1f %s', $n, $units[$i]);
-}
-
 /**
  * The VM's config as Proxmox (the simulator) has it, for showing what the
  * restore changed. Read through the simulator's test-only control URL.
@@ -70,8 +58,8 @@ function show_backups(array $params)
         say('   (no backups yet)');
     }
     foreach ($vars['pvekeep_backups'] as $b) {
-        say(sprintf('   #%-3d %s  %-32s %10s  %s', $b['id'], str_replace(['T', 'Z'], [' ', ' UTC'], $b['created_at']),
-            '"' . $b['note'] . '"', human_size($b['size_bytes']), $b['status']));
+        say(sprintf('   #%-3d %s  %-32s %10s  %s', $b['id'], pvekeep_format_time($b['created_at']),
+            '"' . $b['note'] . '"', pvekeep_format_size($b['size_bytes']), $b['status']));
     }
     return $vars;
 }
