@@ -79,6 +79,14 @@ type world struct {
 	env    []string // extra environment for every PHP run (PVEKEEP_CONFIG…)
 }
 
+// sub is w for a subtest: the same database and simulator, failing t.
+// Subtests sharing a world keep to their own customers and VMs.
+func (w *world) sub(t testing.TB) *world {
+	c := *w
+	c.t = t
+	return &c
+}
+
 // customer is one client with one service bound to a VM.
 type customer struct {
 	clientID, serviceID, productID int64
@@ -110,8 +118,15 @@ func newWorld(t testing.TB) *world {
 // Active service bound to vmid.
 func (w *world) newCustomer(vmid, backupsQuota int) customer {
 	w.t.Helper()
+	return w.newCustomerSpeaking(vmid, backupsQuota, "")
+}
+
+// newCustomerSpeaking is newCustomer for a client whose tblclients.language
+// is language ("" = the panel's default).
+func (w *world) newCustomerSpeaking(vmid, backupsQuota int, language string) customer {
+	w.t.Helper()
 	ctx := context.Background()
-	clientID, err := w.seed.Client(ctx, seed.Client{FirstName: "Client", LastName: fmt.Sprint(vmid), Email: fmt.Sprintf("c%d@example.test", vmid)})
+	clientID, err := w.seed.Client(ctx, seed.Client{FirstName: "Client", LastName: fmt.Sprint(vmid), Email: fmt.Sprintf("c%d@example.test", vmid), Language: language})
 	if err != nil {
 		w.t.Fatalf("seed client: %v", err)
 	}
@@ -238,15 +253,17 @@ type backupList struct {
 		Used int `json:"used"`
 		Max  int `json:"max"`
 	} `json:"quota"`
-	Items []struct {
-		ID        int64  `json:"id"`
-		CreatedAt string `json:"created_at"`
-		Note      string `json:"note"`
-		SizeBytes int64  `json:"size_bytes"`
-		Status    string `json:"status"`
-		Origin    string `json:"origin"`
-	} `json:"items"`
-	ActiveJob *job `json:"active_job"`
+	Items     []backupItem `json:"items"`
+	ActiveJob *job         `json:"active_job"`
+}
+
+type backupItem struct {
+	ID        int64  `json:"id"`
+	CreatedAt string `json:"created_at"`
+	Note      string `json:"note"`
+	SizeBytes int64  `json:"size_bytes"`
+	Status    string `json:"status"`
+	Origin    string `json:"origin"`
 }
 
 // follow ticks the panel cron until the job ends, returning the job and
