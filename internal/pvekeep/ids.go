@@ -42,6 +42,10 @@ type Actor struct {
 func (a Actor) Validate() error {
 	switch a.Type {
 	case ActorClient, ActorAdmin:
+		if a.ID == 0 && a.Type == ActorClient {
+			// The panel's client area with nobody logged in.
+			return Forbidden("no client is logged in")
+		}
 		if a.ID <= 0 {
 			return InvalidInput("actor.id", "actor id must be positive")
 		}
