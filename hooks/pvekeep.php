@@ -544,8 +544,14 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
     if ($failed !== null) {
         $next = (array) ($failed['next_actions'] ?? []);
         $finished = pvekeep_format_time($failed['finished_at'] ?? '');
+        $what = ($failed['kind'] ?? '') === 'vm.reinstall' ? 'reinstall' : 'restore';
+        // Without a reinstall to offer, the job failed before Proxmox
+        // changed anything: the server still works.
+        $damaged = in_array('reinstall', $next, true);
         $failed += [
-            'message' => pvekeep_text($lang, ($failed['kind'] ?? '') === 'vm.reinstall' ? 'reinstall.failed' : 'restore.failed'),
+            'message' => pvekeep_text($lang, $what . ($damaged ? '.failed' : '.failed_intact')),
+            'retry_label' => pvekeep_text($lang, $what === 'reinstall' ? 'button.reinstall_retry' : 'button.restore_retry'),
+            'retry_warning' => pvekeep_text($lang, $what . '.warning'),
             'error_text' => ($failed['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $failed['error']]) : '',
             'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
             'can_retry' => in_array('retry', $next, true) && !$locked,

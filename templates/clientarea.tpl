@@ -24,7 +24,7 @@
           <input type="hidden" name="pvekeep_job_id" value="{$pvekeep_failed_restore.id|escape}">
           {if $pvekeep_failed_restore.can_retry}
             <button type="submit" name="a" value="restoreRetry" class="btn btn-warning" data-pvekeep="restore-retry"
-              data-confirm="{$pvekeep_lang['restore.warning']|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_lang['button.restore_retry']|escape}</button>
+              data-confirm="{$pvekeep_failed_restore.retry_warning|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_failed_restore.retry_label|escape}</button>
           {/if}
           {if $pvekeep_failed_restore.can_reinstall}
             <button type="submit" name="a" value="restoreReinstall" class="btn btn-danger" data-pvekeep="restore-reinstall"

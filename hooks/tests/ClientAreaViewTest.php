@@ -172,6 +172,26 @@ final class ClientAreaViewTest extends TestCase
         $this->assertFalse($f['can_retry']);
     }
 
+    public function testRestoreThatFailedBeforeChangingTheVMSaysItWorksAndOffersOnlyRetry(): void
+    {
+        $failed = ['id' => 5, 'kind' => 'backup.restore', 'state' => 'failed', 'error' => 'storage offline',
+            'finished_at' => '2026-11-22T10:15:42Z', 'next_actions' => ['retry']];
+        $f = self::view(['items' => [self::backup(1)], 'failed_restore' => $failed])['pvekeep_failed_restore'];
+        $this->assertSame('The restore could not be carried out. Your server was not changed.', $f['message']);
+        $this->assertTrue($f['can_retry']);
+        $this->assertFalse($f['can_reinstall']);
+        $this->assertSame('Retry restore', $f['retry_label']);
+    }
+
+    public function testFailedReinstallIsRetriedAsAReinstall(): void
+    {
+        $failed = ['id' => 6, 'kind' => 'vm.reinstall', 'state' => 'failed', 'error' => 'clone failed',
+            'finished_at' => '2026-11-22T10:15:42Z', 'next_actions' => ['retry', 'reinstall']];
+        $f = self::view(['failed_restore' => $failed])['pvekeep_failed_restore'];
+        $this->assertSame('Retry reinstall', $f['retry_label']);
+        $this->assertStringStartsWith('Reinstalling erases', $f['retry_warning']);
+    }
+
     public function testLockedErrorNamesTheLockInWords(): void
     {
         $e = new PvekeepRpcException('locked', 1003, ['reason' => 'locked', 'lock' => 'restore', 'job_id' => 3]);
