@@ -207,16 +207,25 @@ function pvekeep_call($method, array $params, array $fields = [])
     }
 }
 
+/**
+ * Writes the call to WHMCS's module log. The secrets are taken out of the
+ * request here, whatever form WHMCS turns it into (an escaped secret would
+ * slip past its string masking), and also handed to WHMCS to mask in the
+ * response.
+ */
 function pvekeep_log($action, array $request, $response)
 {
     if (!function_exists('logModuleCall')) {
         return;
     }
-    $secrets = array_filter([
-        $request['server']['token_secret'] ?? '',
-        $request['server']['password'] ?? '',
-    ]);
-    logModuleCall('pvekeep', $action, $request, $response, $response, array_values($secrets));
+    $secrets = [];
+    foreach (['token_secret', 'password'] as $field) {
+        if (($request['server'][$field] ?? '') !== '') {
+            $secrets[] = (string) $request['server'][$field];
+            $request['server'][$field] = '***';
+        }
+    }
+    logModuleCall('pvekeep', $action, $request, $response, $response, $secrets);
 }
 
 /**

@@ -18,12 +18,22 @@ if (!function_exists('logModuleCall')) {
         if (!$file) {
             return;
         }
-        $line = json_encode(['module' => $module, 'action' => $action, 'request' => $request, 'response' => $response]);
-        foreach ($mask as $secret) {
-            if ($secret !== '') {
-                $line = str_replace($secret, '***', $line);
-            }
+        // Like WHMCS: arrays become text first, then the mask strings are
+        // replaced in that text. PVEKEEP_MODULE_LOG_NO_MASK keeps what a
+        // log that masks nothing would, for tests of the module's own care.
+        if (getenv('PVEKEEP_MODULE_LOG_NO_MASK')) {
+            $mask = [];
         }
+        $text = function ($v) use ($mask) {
+            $s = is_string($v) ? $v : print_r($v, true);
+            foreach ($mask as $secret) {
+                if ($secret !== '') {
+                    $s = str_replace($secret, '***', $s);
+                }
+            }
+            return $s;
+        };
+        $line = json_encode(['module' => $module, 'action' => $action, 'request' => $text($request), 'response' => $text($response)]);
         file_put_contents($file, $line . "\n", FILE_APPEND);
     }
 }

@@ -146,6 +146,30 @@ final class WHMCSModuleTest extends TestCase
         putenv('PVEKEEP_DSN');
     }
 
+    public function testModuleLogRequestNeverCarriesTheSecretsEvenUnmasked(): void
+    {
+        $log = tempnam(sys_get_temp_dir(), 'modlog');
+        putenv('PVEKEEP_MODULE_LOG=' . $log);
+        // The module must not rely on WHMCS's masking of what it logs.
+        putenv('PVEKEEP_MODULE_LOG_NO_MASK=1');
+        try {
+            // Characters JSON or print_r would escape or reflow.
+            $secret = 'a/b"c\\d' . "\n" . 'é';
+            pvekeep_log('backups.list', ['server' => ['token_secret' => $secret, 'password' => 'pw/"x']], 'answer');
+            $written = (string) file_get_contents($log);
+        } finally {
+            putenv('PVEKEEP_MODULE_LOG');
+            putenv('PVEKEEP_MODULE_LOG_NO_MASK');
+            unlink($log);
+        }
+        $this->assertNotSame('', $written);
+        $decoded = json_decode($written, true);
+        $this->assertIsArray($decoded);
+        foreach ([$secret, 'pw/"x'] as $s) {
+            $this->assertStringNotContainsString($s, $decoded['request']);
+        }
+    }
+
     public function testServerFieldsMapTokenAndFingerprint(): void
     {
         $s = pvekeep_server([
