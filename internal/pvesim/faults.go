@@ -39,7 +39,9 @@ type TaskFault struct {
 	// VMID limits the fault to one guest's tasks; 0 matches any.
 	VMID int `json:"vmid"`
 	// ExitStatus is the task's exit status: an error text, "WARNINGS: N" or "OK".
-	// A failing vzdump stops mid-backup, logs the error and creates no volume.
+	// A failing vzdump stops mid-backup, logs the error text as the guest's
+	// "ERROR: Backup of VM N failed - …" line, creates no volume and ends
+	// "job errors", as PVE's does.
 	ExitStatus string `json:"exitstatus"`
 	// Count is how many tasks it hits; 0 means until cleared.
 	Count int `json:"count"`
