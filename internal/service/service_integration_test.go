@@ -508,12 +508,7 @@ func TestRefusedReconcileStepFailsTheJobAndStartsTheVM(t *testing.T) {
 	ctx := context.Background()
 	must(t, b.seed.SetProductSetting(ctx, b.productID, 8, "10"))    // an additional disk…
 	must(t, b.seed.SetProductSetting(ctx, b.productID, 21, "nope")) // …on a storage that does not exist
-	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
-	must(t, err)
-	b.drain(t)
-	l, err := b.svc.ListBackups(ctx, b.call())
-	must(t, err)
-	job, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, "")
+	job, err := b.svc.RestoreBackup(ctx, b.call(), b.backupOnStorage(t).ID, "")
 	must(t, err)
 	b.drain(t)
 	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
@@ -524,13 +519,7 @@ func TestRefusedReconcileStepFailsTheJobAndStartsTheVM(t *testing.T) {
 	if strings.Contains(got.Error, "/nodes/") {
 		t.Errorf("the client-visible error %q shows our request path", got.Error)
 	}
-	running := false
-	for _, v := range b.sim.State().VMs {
-		if v.VMID == 100 {
-			running = v.Running
-		}
-	}
-	if !running {
+	if !b.vmRunning(100) {
 		t.Error("the VM was left stopped after the failed reconciliation")
 	}
 }
@@ -543,11 +532,7 @@ func TestReinstallWithTheVMGoneStillLocksTheService(t *testing.T) {
 	b := setup(t, 3)
 	ctx := context.Background()
 	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
-	_, err := b.svc.CreateBackup(ctx, b.call(), "base", "")
-	must(t, err)
-	b.drain(t)
-	l, err := b.svc.ListBackups(ctx, b.call())
-	must(t, err)
+	bk := b.backupOnStorage(t)
 	// Proxmox cannot take the clone: the purged VM stays gone.
 	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: `^/nodes/pve1/qemu/\d+/clone$`, Status: 503}))
 	admin := b.call()
@@ -578,8 +563,8 @@ func TestReinstallWithTheVMGoneStillLocksTheService(t *testing.T) {
 		do   func() error
 	}{
 		{"backups.create", func() error { _, err := b.svc.CreateBackup(ctx, b.call(), "x", ""); return err }},
-		{"backups.remove", func() error { _, err := b.svc.RemoveBackup(ctx, b.call(), l.Items[0].ID); return err }},
-		{"backups.restore", func() error { _, err := b.svc.RestoreBackup(ctx, b.call(), l.Items[0].ID, ""); return err }},
+		{"backups.remove", func() error { _, err := b.svc.RemoveBackup(ctx, b.call(), bk.ID); return err }},
+		{"backups.restore", func() error { _, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, ""); return err }},
 		{"restore.reinstall", func() error { _, err := b.svc.Reinstall(ctx, admin, 0); return err }},
 	}
 	for _, c := range calls {
