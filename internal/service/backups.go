@@ -101,7 +101,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	if idempotencyKey != "" {
 		// A retry of a request that already made its job must get that job
 		// back, even though the VM is now locked by it.
-		if j, ok, err := s.replay(ctx, f, idempotencyKey, pvekeep.KindBackupCreate); err != nil || ok {
+		if j, ok, err := s.replay(ctx, f, idempotencyKey, pvekeep.KindBackupCreate, 0); err != nil || ok {
 			return j, err
 		}
 	}
@@ -130,7 +130,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 		return pvekeep.Job{}, enqueueError(err)
 	}
 	if existed {
-		return job, sameKind(job, pvekeep.KindBackupCreate)
+		return job, sameRequest(job, pvekeep.KindBackupCreate, 0)
 	}
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}
 	return s.dispatchOnCall(ctx, lease, job, func() (pvekeep.Job, error) {
@@ -141,8 +141,9 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 // replay answers a request whose idempotency key already made a job with
 // that job, whatever its state and whatever the VM is doing now: a retry
 // must get what the first request got. A key already used for another
-// kind of request is refused.
-func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string, kind pvekeep.JobKind) (pvekeep.Job, bool, error) {
+// request (another kind, or a restore of another backup: backupID, when
+// not 0) is refused.
+func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string, kind pvekeep.JobKind, backupID pvekeep.BackupID) (pvekeep.Job, bool, error) {
 	j, ok, err := s.st.JobByKey(ctx, f.ServiceID, key)
 	if err != nil {
 		return pvekeep.Job{}, false, dbError(err)
@@ -150,16 +151,16 @@ func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string
 	if !ok {
 		return pvekeep.Job{}, false, nil
 	}
-	if err := sameKind(j, kind); err != nil {
+	if err := sameRequest(j, kind, backupID); err != nil {
 		return pvekeep.Job{}, false, err
 	}
 	return j, true, nil
 }
 
-// sameKind refuses a job found by idempotency key that another kind of
-// request made.
-func sameKind(j pvekeep.Job, kind pvekeep.JobKind) error {
-	if j.Kind != kind {
+// sameRequest refuses a job found by idempotency key that another request
+// made: another kind of job, or (backupID not 0) one for another backup.
+func sameRequest(j pvekeep.Job, kind pvekeep.JobKind, backupID pvekeep.BackupID) error {
+	if j.Kind != kind || (backupID != 0 && j.BackupID != backupID) {
 		return pvekeep.InvalidInput("idempotency_key", "this idempotency_key was already used for another request")
 	}
 	return nil

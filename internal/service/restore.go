@@ -92,6 +92,17 @@ func (s *Service) RestoreBackup(ctx context.Context, c Call, id pvekeep.BackupID
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
+	if idempotencyKey != "" {
+		// A retry of the click gets its job back, even though it now
+		// holds the VM.
+		if j, ok, err := s.replay(ctx, f, idempotencyKey, pvekeep.KindBackupRestore, id); err != nil || ok {
+			return j, err
+		}
+	}
+	// A busy VM is "locked", whatever else would be wrong with the request.
+	if err := s.checkNoJob(ctx, f); err != nil {
+		return pvekeep.Job{}, err
+	}
 	b, err := s.st.Backup(ctx, f.ServiceID, id)
 	if err != nil {
 		return pvekeep.Job{}, enqueueError(err)
@@ -183,6 +194,9 @@ func (s *Service) failedRestoreJob(ctx context.Context, c Call, id pvekeep.JobID
 	if err != nil {
 		return pvekeep.Job{}, f, err
 	}
+	if err := s.checkNoJob(ctx, f); err != nil {
+		return pvekeep.Job{}, f, err
+	}
 	var j pvekeep.Job
 	if id == 0 {
 		last, ok, err := s.lastRestore(ctx, f.ServiceID)
@@ -231,6 +245,9 @@ func (s *Service) lastRestore(ctx context.Context, id pvekeep.ServiceID) (pvekee
 // startRestore records the VM's facts, enqueues the job and runs its
 // first step within the call.
 func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFacts, kind pvekeep.JobKind, backupID pvekeep.BackupID, p restoreParams, key string) (pvekeep.Job, error) {
+	if err := s.checkNoJob(ctx, f); err != nil {
+		return pvekeep.Job{}, err
+	}
 	pl, err := plan.FromFacts(f)
 	if err != nil {
 		return pvekeep.Job{}, err
@@ -240,14 +257,6 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 			return pvekeep.Job{}, pvekeep.InvalidState("the product has no operating system template to reinstall from")
 		}
 		p.Template = pvekeep.VMID(pl.VM.OSTemplate.Value)
-	}
-	if key != "" {
-		if j, ok, err := s.replay(ctx, f, key, kind); err != nil || ok {
-			return j, err
-		}
-	}
-	if err := s.checkNoJob(ctx, f); err != nil {
-		return pvekeep.Job{}, err
 	}
 	pc, err := s.connect(ctx, c.Server)
 	if err != nil {
@@ -315,7 +324,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		return pvekeep.Job{}, enqueueError(err)
 	}
 	if existed {
-		return job, sameKind(job, kind)
+		return job, sameRequest(job, kind, backupID)
 	}
 	s.logger.Info("restore started", "job_id", job.ID, "kind", kind, "service_id", f.ServiceID, "vmid", f.VMID, "backup_id", backupID)
 	lease := pvekeep.Lease{JobID: job.ID, Owner: job.LeaseOwner, Attempt: job.Attempt}

@@ -692,7 +692,8 @@ func TestRetryOfADamagingRestoreKeepsOfferingReinstall(t *testing.T) {
 
 // A retried request gets the job its first attempt made even when that
 // job has finished and the VM is busy with another; a key already used
-// for another kind of request is refused, not answered with that job.
+// for another request (another kind, or a restore of another backup) is
+// refused, not answered with that job.
 func TestIdempotencyKeyReplaysItsOwnJobOnly(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 3)
@@ -707,11 +708,38 @@ func TestIdempotencyKeyReplaysItsOwnJobOnly(t *testing.T) {
 	if err != nil || again.ID != first.ID {
 		t.Errorf("late retry while job %d runs = job %d, %v; want job %d", busy.ID, again.ID, err, first.ID)
 	}
-	l, err := b.svc.ListBackups(ctx, b.call())
-	must(t, err)
-	_, err = b.svc.RestoreBackup(ctx, b.call(), l.Items[len(l.Items)-1].ID, "click-1")
+	_, err = b.svc.RestoreBackup(ctx, b.call(), first.BackupID, "click-1")
 	if e, ok := pvekeep.AsError(err); !ok || e.Reason != pvekeep.ReasonInvalidInput || e.Data["field"] != "idempotency_key" {
 		t.Errorf("restore with a backup's key: error = %v, want invalid_input on idempotency_key", err)
+	}
+	b.drain(t)
+
+	restored, err := b.svc.RestoreBackup(ctx, b.call(), first.BackupID, "restore-1")
+	must(t, err)
+	b.drain(t)
+	if again, err := b.svc.RestoreBackup(ctx, b.call(), first.BackupID, "restore-1"); err != nil || again.ID != restored.ID {
+		t.Errorf("retried restore = job %d, %v; want job %d", again.ID, err, restored.ID)
+	}
+	_, err = b.svc.RestoreBackup(ctx, b.call(), busy.BackupID, "restore-1")
+	if pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidInput {
+		t.Errorf("restore of another backup with a used key: error = %v, want invalid_input", err)
+	}
+}
+
+// While a job holds the VM every other request is "locked", even one
+// that would be refused for another reason too (here: restoring the
+// backup still being made).
+func TestBusyVMIsLockedBeforeAnythingElseIsChecked(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	busy, err := b.svc.CreateBackup(ctx, b.call(), "in flight", "")
+	must(t, err)
+	if _, err := b.svc.RestoreBackup(ctx, b.call(), busy.BackupID, ""); pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
+		t.Errorf("restore of the backup being made: error = %v, want locked", err)
+	}
+	if _, err := b.svc.RetryRestore(ctx, b.call(), busy.ID); pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
+		t.Errorf("retry while a backup runs: error = %v, want locked", err)
 	}
 }
 
