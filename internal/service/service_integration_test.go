@@ -765,3 +765,96 @@ func TestMisconfiguredVMFieldFailsOnlyWhatAppliesThePackage(t *testing.T) {
 		t.Errorf("RestoreBackup() error = %v, want invalid_state naming the setting", err)
 	}
 }
+
+// Every way a restore or reinstall can fail before Proxmox changed the VM
+// ends the same: failed at step intact, only a retry offered, the VM
+// running as it was.
+func TestFailuresBeforeTheVMIsTouchedLeaveItWorking(t *testing.T) {
+	t.Parallel()
+	admin := pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}
+	cases := []struct {
+		name  string
+		fault func(b *bundle) error
+		start func(b *bundle, bk pvekeep.Backup) error
+		later func(b *bundle) // what passes before the ticks that end the job
+	}{
+		{
+			name: "the stop task fails",
+			fault: func(b *bundle) error {
+				return b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmstop", VMID: 100, ExitStatus: "timeout waiting on systemd", Count: 1})
+			},
+			start: func(b *bundle, bk pvekeep.Backup) error {
+				_, err := b.svc.RestoreBackup(context.Background(), b.call(), bk.ID, "")
+				return err
+			},
+		},
+		{
+			name: "Proxmox refuses the stop",
+			fault: func(b *bundle) error {
+				return b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: `^/nodes/pve1/qemu/100/status/stop$`, Status: 500, Message: "VM 100 qmp command 'quit' failed", Count: 1})
+			},
+			start: func(b *bundle, bk pvekeep.Backup) error {
+				_, err := b.svc.RestoreBackup(context.Background(), b.call(), bk.ID, "")
+				if pvekeep.ReasonOf(err) != pvekeep.ReasonUpstream {
+					return fmt.Errorf("click error = %v, want Proxmox's refusal", err)
+				}
+				return nil
+			},
+		},
+		{
+			name: "Proxmox refuses to destroy the VM for a reinstall",
+			fault: func(b *bundle) error {
+				return b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "DELETE", PathRegex: `^/nodes/pve1/qemu/100$`, Status: 500, Message: "can't remove VM 100 - protection mode enabled", Count: 1})
+			},
+			start: func(b *bundle, _ pvekeep.Backup) error {
+				c := b.call()
+				c.Actor = admin
+				_, err := b.svc.Reinstall(context.Background(), c, 0)
+				return err
+			},
+		},
+		{
+			name: "Proxmox unreachable until the job gives up",
+			fault: func(b *bundle) error {
+				return b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: `^/nodes/pve1/qemu/100/status/stop$`, Status: 503})
+			},
+			start: func(b *bundle, bk pvekeep.Backup) error {
+				_, err := b.svc.RestoreBackup(context.Background(), b.call(), bk.ID, "")
+				return err
+			},
+			later: func(b *bundle) { b.clock.Advance(2 * time.Hour) },
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 3)
+			ctx := context.Background()
+			must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
+			bk := b.backupOnStorage(t)
+			must(t, tc.fault(b))
+			must(t, tc.start(b, bk))
+			if tc.later != nil {
+				tc.later(b)
+			}
+			b.drain(t)
+			b.sim.ClearFaults()
+
+			js, err := b.db.Store.Jobs(ctx, store.JobFilter{ServiceID: b.service, Kinds: []pvekeep.JobKind{pvekeep.KindBackupRestore, pvekeep.KindVMReinstall}, Limit: 1})
+			must(t, err)
+			if len(js) != 1 {
+				t.Fatalf("restore/reinstall jobs = %d, want 1", len(js))
+			}
+			got := js[0]
+			if acts := service.NextActions(got); got.State != pvekeep.JobFailed || len(acts) != 1 || acts[0] != "retry" {
+				t.Errorf("job = %s at %q (%s), next actions %v; want failed with [retry]", got.State, got.Step, got.Error, acts)
+			}
+			if !b.vmRunning(100) {
+				t.Error("the untouched VM is not running")
+			}
+			if _, ok := b.sim.VMConfig(100); !ok {
+				t.Error("the untouched VM is gone")
+			}
+		})
+	}
+}
