@@ -23,8 +23,10 @@ type BackupList struct {
 	Quota     Usage
 	Items     []pvekeep.Backup
 	ActiveJob *pvekeep.Job
-	// FailedRestore is the latest restore or reinstall when it failed: the
-	// VM may be unusable and the page offers retry and reinstall.
+	// FailedRestore is the latest restore or reinstall when it failed and
+	// still matters: the VM may be unusable and the page offers retry and
+	// reinstall; or it failed before touching the VM and nothing has run
+	// on the service since, so the page says so and offers a retry.
 	FailedRestore *pvekeep.Job
 }
 
@@ -58,9 +60,41 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
 		return BackupList{}, err
 	} else if ok && last.State == pvekeep.JobFailed {
-		out.FailedRestore = &last
+		show, err := s.failureStillMatters(ctx, last, items)
+		if err != nil {
+			return BackupList{}, err
+		}
+		if show {
+			out.FailedRestore = &last
+		}
 	}
 	return out, nil
+}
+
+// failureStillMatters says whether a failed restore or reinstall is worth
+// showing: always when it left the VM unusable; when it failed before
+// touching the VM, only until another job ran on the service and while
+// the backup it would retry is still there.
+func (s *Service) failureStillMatters(ctx context.Context, j pvekeep.Job, items []pvekeep.Backup) (bool, error) {
+	if j.Step != stepIntact {
+		return true, nil
+	}
+	newest, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: j.ServiceID, Limit: 1})
+	if err != nil {
+		return false, dbError(err)
+	}
+	if len(newest) == 0 || newest[0].ID != j.ID {
+		return false, nil
+	}
+	if j.Kind != pvekeep.KindBackupRestore {
+		return true, nil
+	}
+	for _, b := range items {
+		if b.ID == j.BackupID && b.Status == pvekeep.BackupAvailable {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func usedSlots(items []pvekeep.Backup) int {

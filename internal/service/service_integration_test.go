@@ -858,3 +858,32 @@ func TestFailuresBeforeTheVMIsTouchedLeaveItWorking(t *testing.T) {
 		})
 	}
 }
+
+// A restore that failed without touching the VM is news only until the
+// service moves on: once another job ran, the page no longer shows it.
+// (One that left the VM unusable stays until a retry or reinstall:
+// TestFailedRestoreOffersRetryAndRetrySucceeds in internal/e2e.)
+func TestIntactFailedRestoreIsShownUntilTheServiceMovesOn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	bk := b.backupOnStorage(t)
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	job, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.FailedRestore == nil || l.FailedRestore.ID != job.ID {
+		t.Fatalf("failed restore right after = %+v, want job %d", l.FailedRestore, job.ID)
+	}
+
+	_, err = b.svc.CreateBackup(ctx, b.call(), "later", "")
+	must(t, err)
+	b.drain(t)
+	l, err = b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.FailedRestore != nil {
+		t.Errorf("failed restore still shown after a later backup: %+v", l.FailedRestore)
+	}
+}
