@@ -160,7 +160,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("config: smtp.port %d is out of range", c.SMTP.Port)
 		}
 		if c.SMTP.RetryAfterSeconds <= c.SMTP.TimeoutSeconds {
-			// A send still under way must never be taken for a stalled one.
+			// A send is cut off at 4/5 of retry_after (so that it is never
+			// taken for a stalled one); that must leave room for at least
+			// one command's timeout.
 			return fmt.Errorf("config: smtp.retry_after_seconds must be longer than smtp.timeout_seconds")
 		}
 	}

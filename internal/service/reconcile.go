@@ -215,7 +215,12 @@ func (s *Service) composeFor(ctx context.Context, job pvekeep.Job, f pvekeep.Ser
 // reason, for the admin. Either way the job goes on.
 func (s *Service) deliver(ctx context.Context, row store.Email, msg mail.Message, f pvekeep.ServiceFacts) {
 	now := s.clock.Now().UTC()
-	err := s.mailer.Send(ctx, msg)
+	// The row was claimed just now; the outbox takes it again once it has
+	// been idle for EmailRetryAfter. A send must be over (or abandoned)
+	// well before, or two processes would be sending it at once.
+	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.EmailRetryAfter*4/5)
+	err := s.mailer.Send(sendCtx, msg)
+	cancel()
 	switch {
 	case err == nil:
 		s.crashPoint(crashEmailAccepted)

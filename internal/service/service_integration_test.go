@@ -13,6 +13,7 @@ import (
 
 	"github.com/pvekeep/pvekeep/internal/dbtest"
 	"github.com/pvekeep/pvekeep/internal/jobs"
+	"github.com/pvekeep/pvekeep/internal/mail"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/pvesim"
@@ -60,6 +61,13 @@ type bundle struct {
 
 func setup(t *testing.T, quota int) *bundle {
 	t.Helper()
+	return setupWith(t, quota, nil, service.Config{})
+}
+
+// setupWith is setup with a mailer and service settings of the test's own
+// (zero fields keep setup's).
+func setupWith(t *testing.T, quota int, mailer service.Mailer, cfg service.Config) *bundle {
+	t.Helper()
 	db := dbtest.New(t)
 	sim := pvesim.New(pvesim.Options{Nodes: 1, VMs: 2, Speed: 100, Logger: slog.New(slog.DiscardHandler)})
 	info, err := sim.Start("127.0.0.1:0")
@@ -90,8 +98,13 @@ func setup(t *testing.T, quota int) *bundle {
 		cfg.Timeout = 2 * time.Second // short, so a lost answer can be staged
 		return pve.Connect(ctx, cfg)
 	}
-	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger},
-		service.Config{LeaseFor: time.Minute, QuietWindow: 5 * time.Second})
+	if cfg.LeaseFor == 0 {
+		cfg.LeaseFor = time.Minute
+	}
+	if cfg.QuietWindow == 0 {
+		cfg.QuietWindow = 5 * time.Second
+	}
+	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger, Mailer: mailer}, cfg)
 	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, productID: productID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 
@@ -885,5 +898,52 @@ func TestIntactFailedRestoreIsShownUntilTheServiceMovesOn(t *testing.T) {
 	must(t, err)
 	if l.FailedRestore != nil {
 		t.Errorf("failed restore still shown after a later backup: %+v", l.FailedRestore)
+	}
+}
+
+// deadlineMailer composes a real message and records how long each send
+// was allowed to take.
+type deadlineMailer struct {
+	mu   sync.Mutex
+	left []time.Duration // time to the send's deadline, when it began; -1 = none
+}
+
+func (m *deadlineMailer) Compose(kind, language string, data mail.BackupRestored) (mail.Message, error) {
+	return mail.Message{Subject: "restored", Text: "restored", HTML: "<p>restored</p>"}, nil
+}
+
+func (m *deadlineMailer) MessageID(jobID int64, kind string) string {
+	return fmt.Sprintf("<job-%d.%s@test>", jobID, kind)
+}
+
+func (m *deadlineMailer) Send(ctx context.Context, _ mail.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, ok := ctx.Deadline(); ok {
+		m.left = append(m.left, time.Until(d))
+	} else {
+		m.left = append(m.left, -1)
+	}
+	return nil
+}
+
+// A send must be over before the outbox may take its email for a stalled
+// one (EmailRetryAfter after the claim), or two processes would send it.
+func TestEmailSendIsCutOffBeforeTheOutboxCouldTakeItAgain(t *testing.T) {
+	t.Parallel()
+	m := &deadlineMailer{}
+	retryAfter := 10 * time.Minute
+	b := setupWith(t, 3, m, service.Config{EmailRetryAfter: retryAfter})
+	ctx := context.Background()
+	_, err := b.svc.RestoreBackup(ctx, b.call(), b.backupOnStorage(t).ID, "")
+	must(t, err)
+	b.drain(t)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.left) != 1 {
+		t.Fatalf("%d sends, want 1", len(m.left))
+	}
+	if left := m.left[0]; left <= 0 || left >= retryAfter {
+		t.Errorf("the send had %v to its deadline, want a deadline within the retry window of %v", left, retryAfter)
 	}
 }
