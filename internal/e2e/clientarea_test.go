@@ -262,6 +262,50 @@ func TestClientAreaPage(t *testing.T) {
 		}
 	})
 
+	t.Run("a form posted twice makes one job", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		// Each customer's page sends one of its forms twice, as a double
+		// click or a browser resending the POST does: the form's own
+		// idempotency key must make the second one the first one's job,
+		// answered as a success (without the key it would be "locked").
+		for _, tt := range []struct {
+			vmid     int
+			button   string
+			kind     string
+			wantJobs int // the first backup's job included
+		}{
+			{100, `[data-pvekeep=backup-create-submit]`, "backup.create", 2},
+			{101, `[data-pvekeep=backup-restore]`, "backup.restore", 2},
+		} {
+			c := w.newCustomer(tt.vmid, 3)
+			w.backedUp(c, "first")
+			tb := w.serveClientArea(c).open(t, browser)
+			tb.load(t)
+			js := `(async () => {
+				const b = document.querySelector(` + jsString(tt.button) + `);
+				const post = () => fetch(b.form.action, {method: "POST", body: new FormData(b.form, b)})
+					.then(r => r.text())
+					.then(html => new DOMParser().parseFromString(html, "text/html")
+						.querySelector("[data-demo-result]")?.getAttribute("data-demo-result") ?? "none");
+				return [await post(), await post()];
+			})()`
+			ctx, cancel := context.WithTimeout(tb.ctx, browserStep)
+			results, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js, chromedp.EvalAwaitPromise))
+			cancel()
+			must(t, err)
+			if !slices.Equal(results, []string{"success", "success"}) {
+				t.Errorf("%s posted twice: module answered %v, want success twice", tt.kind, results)
+			}
+			if n := w.jobCount(c.serviceID); n != tt.wantJobs {
+				t.Errorf("%s posted twice made %d jobs in all, want %d", tt.kind, n, tt.wantJobs)
+			}
+			if j := w.activeJob(c); j == nil || j.Kind != tt.kind {
+				t.Errorf("active job after the double post = %+v, want a %s", j, tt.kind)
+			}
+		}
+	})
+
 	t.Run("access", func(t *testing.T) {
 		t.Parallel()
 		w := shared.sub(t)
