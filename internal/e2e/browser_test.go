@@ -198,12 +198,18 @@ type tab struct {
 	dialogs  []string
 }
 
-// open opens a new tab in browser; it closes when t ends.
+// open opens a new tab in browser; it closes when t ends, and t fails if
+// the tab saw a JavaScript error on any page it showed.
 func (ca *clientArea) open(t *testing.T, browser context.Context) *tab {
 	t.Helper()
 	tb := &tab{ca: ca}
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithListener(tb.observe))
 	t.Cleanup(cancel)
+	t.Cleanup(func() { // runs before cancel: cleanups run last first
+		if errs := tb.jsErrors(); len(errs) > 0 {
+			t.Errorf("the tab saw JavaScript errors:\n%s", strings.Join(errs, "\n"))
+		}
+	})
 	tb.ctx = ctx
 	if err := chromedp.Do(ctx); err != nil { // opens the tab, bound to ctx
 		t.Fatalf("open a tab: %v", err)
