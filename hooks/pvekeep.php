@@ -568,6 +568,18 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
         ];
     }
 
+    // A backup or removal that failed, until the next job: the click must
+    // not end in silence.
+    $failedBackup = $list['failed_backup'] ?? null;
+    if ($failedBackup !== null) {
+        $finished = pvekeep_format_time($failedBackup['finished_at'] ?? '');
+        $failedBackup += [
+            'message' => pvekeep_text($lang, ($failedBackup['kind'] ?? '') === 'backup.remove' ? 'backup.remove_failed' : 'backup.create_failed'),
+            'error_text' => ($failedBackup['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $failedBackup['error']]) : '',
+            'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
+        ];
+    }
+
     $notice = ['kind' => '', 'text' => ''];
     if (!$quota['enabled']) {
         $notice = ['kind' => 'disabled', 'text' => pvekeep_text($lang, 'backups.disabled')];
@@ -580,6 +592,7 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
         'pvekeep_quota' => $quota,
         'pvekeep_active_job' => $job,
         'pvekeep_failed_restore' => $failed,
+        'pvekeep_failed_backup' => $failedBackup,
         'pvekeep_lock' => $lockView,
         'pvekeep_notice' => $notice,
         'pvekeep_can_backup' => $quota['enabled'] && !$quota['full'] && !$locked,

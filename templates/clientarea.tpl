@@ -35,6 +35,18 @@
     </div>
   {/if}
 
+  {if $pvekeep_failed_backup}
+    <div class="alert alert-warning pvekeep-failed-backup" data-pvekeep="failed-backup" data-job-id="{$pvekeep_failed_backup.id|escape}">
+      <p class="pvekeep-failed-message">{$pvekeep_failed_backup.message|escape}</p>
+      {if $pvekeep_failed_backup.error_text}
+        <p class="pvekeep-failed-error"><small>{$pvekeep_failed_backup.error_text|escape}</small></p>
+      {/if}
+      {if $pvekeep_failed_backup.finished_text}
+        <p class="pvekeep-failed-time"><small><time datetime="{$pvekeep_failed_backup.finished_at|escape}">{$pvekeep_failed_backup.finished_text|escape}</time></small></p>
+      {/if}
+    </div>
+  {/if}
+
   {if $pvekeep_active_job}
     <div class="alert alert-info pvekeep-job" data-pvekeep="active-job" data-job-id="{$pvekeep_active_job.id|escape}"
       data-job-kind="{$pvekeep_active_job.kind|escape}" data-job-state="{$pvekeep_active_job.state|escape}">

@@ -183,6 +183,16 @@ final class ClientAreaViewTest extends TestCase
         $this->assertSame('Retry restore', $f['retry_label']);
     }
 
+    public function testFailedBackupIsExplained(): void
+    {
+        $failed = ['id' => 7, 'kind' => 'backup.create', 'state' => 'failed', 'error' => 'No space left on device',
+            'finished_at' => '2026-11-22T10:15:42Z', 'next_actions' => []];
+        $f = self::view(['failed_backup' => $failed])['pvekeep_failed_backup'];
+        $this->assertSame('Your last backup could not be made.', $f['message']);
+        $this->assertSame('Details: No space left on device', $f['error_text']);
+        $this->assertNull(self::view([])['pvekeep_failed_backup']);
+    }
+
     public function testFailedReinstallIsRetriedAsAReinstall(): void
     {
         $failed = ['id' => 6, 'kind' => 'vm.reinstall', 'state' => 'failed', 'error' => 'clone failed',

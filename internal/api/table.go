@@ -236,6 +236,7 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		Items:         make([]backupOut, 0, len(l.Items)),
 		ActiveJob:     jobPtr(l.ActiveJob),
 		FailedRestore: jobPtr(l.FailedRestore),
+		FailedBackup:  jobPtr(l.FailedBackup),
 	}
 	for _, b := range l.Items {
 		out.Items = append(out.Items, backupOut{

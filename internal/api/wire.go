@@ -58,6 +58,7 @@ type backupListOut struct {
 	Schedule      any         `json:"schedule"`
 	ActiveJob     *jobOut     `json:"active_job"`
 	FailedRestore *jobOut     `json:"failed_restore"`
+	FailedBackup  *jobOut     `json:"failed_backup"`
 }
 
 type jobOut struct {

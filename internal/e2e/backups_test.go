@@ -200,6 +200,22 @@ func TestFailingVzdumpEndsAsFailedJobWithProxmoxMessage(t *testing.T) {
 	if len(l.Items) != 0 || l.Quota.Used != 0 {
 		t.Errorf("after a failed backup: %d items, %d used; want none (no slot lost)", len(l.Items), l.Quota.Used)
 	}
+	// The client's page says why the click came to nothing.
+	page := w.php(map[string]any{"do": "clientarea", "params": w.params(c), "session_uid": c.clientID})
+	var ca struct {
+		Vars struct {
+			FailedBackup *struct {
+				ID        int64  `json:"id"`
+				ErrorText string `json:"error_text"`
+			} `json:"pvekeep_failed_backup"`
+		} `json:"templateVariables"`
+	}
+	if err := json.Unmarshal(page.Result, &ca); err != nil {
+		t.Fatalf("client area result %s: %v", page.Result, err)
+	}
+	if fb := ca.Vars.FailedBackup; fb == nil || fb.ID != created.Job.ID || !strings.Contains(fb.ErrorText, msg) {
+		t.Errorf("client area failed backup = %+v, want job %d explained with %q", fb, created.Job.ID, msg)
+	}
 }
 
 func TestVolumeNotRecordedForTheServiceIsInvisible(t *testing.T) {

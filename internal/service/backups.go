@@ -28,6 +28,10 @@ type BackupList struct {
 	// reinstall; or it failed before touching the VM and nothing has run
 	// on the service since, so the page says so and offers a retry.
 	FailedRestore *pvekeep.Job
+	// FailedBackup is the service's newest job when it is a backup or a
+	// removal that failed: the client clicked, and must learn why nothing
+	// came of it, until the next job.
+	FailedBackup *pvekeep.Job
 }
 
 // listed says which backups a client sees: everything that is or will be
@@ -57,44 +61,42 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	} else if ok {
 		out.ActiveJob = &j
 	}
+	newest, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: f.ServiceID, Limit: 1})
+	if err != nil {
+		return BackupList{}, dbError(err)
+	}
+	if len(newest) == 1 && newest[0].State == pvekeep.JobFailed &&
+		(newest[0].Kind == pvekeep.KindBackupCreate || newest[0].Kind == pvekeep.KindBackupRemove) {
+		out.FailedBackup = &newest[0]
+	}
 	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
 		return BackupList{}, err
-	} else if ok && last.State == pvekeep.JobFailed {
-		show, err := s.failureStillMatters(ctx, last, items)
-		if err != nil {
-			return BackupList{}, err
-		}
-		if show {
-			out.FailedRestore = &last
-		}
+	} else if ok && last.State == pvekeep.JobFailed && failureStillMatters(last, newest, items) {
+		out.FailedRestore = &last
 	}
 	return out, nil
 }
 
 // failureStillMatters says whether a failed restore or reinstall is worth
 // showing: always when it left the VM unusable; when it failed before
-// touching the VM, only until another job ran on the service and while
-// the backup it would retry is still there.
-func (s *Service) failureStillMatters(ctx context.Context, j pvekeep.Job, items []pvekeep.Backup) (bool, error) {
+// touching the VM, only while it is the service's newest job and the
+// backup it would retry is still there.
+func failureStillMatters(j pvekeep.Job, newest []pvekeep.Job, items []pvekeep.Backup) bool {
 	if j.Step != stepIntact {
-		return true, nil
-	}
-	newest, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: j.ServiceID, Limit: 1})
-	if err != nil {
-		return false, dbError(err)
+		return true
 	}
 	if len(newest) == 0 || newest[0].ID != j.ID {
-		return false, nil
+		return false
 	}
 	if j.Kind != pvekeep.KindBackupRestore {
-		return true, nil
+		return true
 	}
 	for _, b := range items {
 		if b.ID == j.BackupID && b.Status == pvekeep.BackupAvailable {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 func usedSlots(items []pvekeep.Backup) int {

@@ -947,3 +947,26 @@ func TestEmailSendIsCutOffBeforeTheOutboxCouldTakeItAgain(t *testing.T) {
 		t.Errorf("the send had %v to its deadline, want a deadline within the retry window of %v", left, retryAfter)
 	}
 }
+
+// A backup that failed is what the client's page must explain until the
+// next job: backups.list carries it, with Proxmox's reason.
+func TestFailedBackupIsListedUntilTheNextJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "vzdump", VMID: 100, ExitStatus: "vma_queue_write: write error - No space left on device", Count: 1}))
+	job, err := b.svc.CreateBackup(ctx, b.call(), "doomed", "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.FailedBackup == nil || l.FailedBackup.ID != job.ID || !strings.Contains(l.FailedBackup.Error, "No space left") {
+		t.Fatalf("failed backup = %+v, want job %d with Proxmox's reason", l.FailedBackup, job.ID)
+	}
+	b.backupOnStorage(t)
+	l, err = b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	if l.FailedBackup != nil {
+		t.Errorf("failed backup still listed after a good one: %+v", l.FailedBackup)
+	}
+}
