@@ -60,7 +60,8 @@ build_base() {
   rm -rf "$b"
   debootstrap --variant=minbase bookworm "$b" "$MIRROR" >&2 || return 1
   if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
-    cp /usr/local/share/ca-certificates/*.crt "$b/usr/local/share/ca-certificates/"
+    mkdir -p "$b/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$b/usr/local/share/ca-certificates/" || return 1
   fi
   chroot "$b" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates git make gcc libc6-dev && update-ca-certificates && apt-get clean && rm -rf /var/lib/apt/lists/*' >&2 || return 1
   cp -a /usr/local/go "$b/usr/local/go"
