@@ -191,6 +191,10 @@ final class ClientAreaViewTest extends TestCase
         $this->assertSame('Your last backup could not be made.', $f['message']);
         $this->assertSame('Details: No space left on device', $f['error_text']);
         $this->assertNull(self::view([])['pvekeep_failed_backup']);
+
+        $failed['kind'] = 'backup.remove';
+        $f = self::view(['failed_backup' => $failed])['pvekeep_failed_backup'];
+        $this->assertSame('The backup could not be removed.', $f['message']);
     }
 
     public function testFailedReinstallIsRetriedAsAReinstall(): void

@@ -159,11 +159,11 @@ func (c Config) validate() error {
 		if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
 			return fmt.Errorf("config: smtp.port %d is out of range", c.SMTP.Port)
 		}
-		if c.SMTP.RetryAfterSeconds <= c.SMTP.TimeoutSeconds {
+		if c.SMTP.RetryAfterSeconds*4/5 <= c.SMTP.TimeoutSeconds {
 			// A send is cut off at 4/5 of retry_after (so that it is never
 			// taken for a stalled one); that must leave room for at least
 			// one command's timeout.
-			return fmt.Errorf("config: smtp.retry_after_seconds must be longer than smtp.timeout_seconds")
+			return fmt.Errorf("config: smtp.retry_after_seconds must be more than 1.25 × smtp.timeout_seconds")
 		}
 	}
 	if c.Worker.IntervalSeconds < 1 || c.Worker.IntervalSeconds > 600 {

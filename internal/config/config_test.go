@@ -34,6 +34,12 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "smtp without from is refused", body: "[smtp]\nhost = \"mail\"\n", wantErr: "smtp.from"},
 		{name: "smtp with an unknown tls mode is refused", body: "[smtp]\nhost = \"mail\"\nfrom = \"a@b\"\ntls = \"maybe\"\n", wantErr: "smtp.tls"},
+		{name: "smtp retry too close to one command's timeout is refused", body: "[smtp]\nhost = \"mail\"\nfrom = \"a@b\"\ntimeout_seconds = 30\nretry_after_seconds = 31\n", wantErr: "smtp.retry_after_seconds"},
+		{name: "smtp retry leaving room for a command is taken", body: "[smtp]\nhost = \"mail\"\nfrom = \"a@b\"\ntimeout_seconds = 30\nretry_after_seconds = 40\n", check: func(t *testing.T, c Config) {
+			if c.SMTP.RetryAfterSeconds != 40 {
+				t.Errorf("retry_after_seconds = %v, want 40", c.SMTP.RetryAfterSeconds)
+			}
+		}},
 		{name: "worker server without id is refused", body: "[[worker.servers]]\nhost = \"pve\"\n", wantErr: "worker.servers[0]"},
 	}
 	for _, tc := range cases {

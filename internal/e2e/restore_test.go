@@ -54,7 +54,7 @@ func newRestoreWorldB(t testing.TB) *restoreWorld {
 	smtp := mailtest.Start(t)
 	host, port := smtp.Addr()
 	cfg := filepath.Join(t.TempDir(), "pvekeep.toml")
-	body := fmt.Sprintf("[jobs]\nlease_seconds = 2\npoll_seconds = 0.1\n\n[smtp]\nhost = %q\nport = %d\ntls = \"none\"\nfrom = \"support@example.test\"\nfrom_name = \"Example Hosting\"\ntimeout_seconds = 5\nretry_after_seconds = 6\n", host, port)
+	body := fmt.Sprintf("[jobs]\nlease_seconds = 2\npoll_seconds = 0.1\n\n[smtp]\nhost = %q\nport = %d\ntls = \"none\"\nfrom = \"support@example.test\"\nfrom_name = \"Example Hosting\"\ntimeout_seconds = 5\nretry_after_seconds = 7\n", host, port)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -71,32 +71,23 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	}
 	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
 		return BackupList{}, err
-	} else if ok && last.State == pvekeep.JobFailed && failureStillMatters(last, newest, items) {
+	} else if ok && last.State == pvekeep.JobFailed && failureStillMatters(last, newest) {
 		out.FailedRestore = &last
 	}
 	return out, nil
 }
 
 // failureStillMatters says whether a failed restore or reinstall is worth
-// showing: always when it left the VM unusable; when it failed before
-// touching the VM, only while it is the service's newest job and the
-// backup it would retry is still there.
-func failureStillMatters(j pvekeep.Job, newest []pvekeep.Job, items []pvekeep.Backup) bool {
+// showing the client: always when it left the VM unusable; a restore that
+// failed before touching the VM only while it is the service's newest job
+// (removing its backup is a newer job). A reinstall that failed before
+// touching the VM was an admin's (a client may reinstall only a damaged
+// VM): nothing for the client to see or retry.
+func failureStillMatters(j pvekeep.Job, newest []pvekeep.Job) bool {
 	if j.Step != stepIntact {
 		return true
 	}
-	if len(newest) == 0 || newest[0].ID != j.ID {
-		return false
-	}
-	if j.Kind != pvekeep.KindBackupRestore {
-		return true
-	}
-	for _, b := range items {
-		if b.ID == j.BackupID && b.Status == pvekeep.BackupAvailable {
-			return true
-		}
-	}
-	return false
+	return j.Kind == pvekeep.KindBackupRestore && len(newest) == 1 && newest[0].ID == j.ID
 }
 
 func usedSlots(items []pvekeep.Backup) int {

@@ -126,6 +126,11 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 	}
 	damaged := leftDamaged(failed, p)
 	if failed.Kind == pvekeep.KindVMReinstall {
+		if !damaged && c.Actor.Type == pvekeep.ActorClient {
+			// An admin's reinstall of a working VM that failed before
+			// touching it: running it again would wipe a working VM.
+			return pvekeep.Job{}, pvekeep.InvalidState("the reinstall failed before the VM was changed and it still works; only an administrator can reinstall it")
+		}
 		return s.startRestore(ctx, c, f, pvekeep.KindVMReinstall, 0, restoreParams{RetryOf: failed.ID, MACs: p.MACs, Name: p.Name, Damaged: damaged}, "")
 	}
 	b, err := s.st.Backup(ctx, f.ServiceID, failed.BackupID)

@@ -890,6 +890,9 @@ func TestIntactFailedRestoreIsShownUntilTheServiceMovesOn(t *testing.T) {
 	if l.FailedRestore == nil || l.FailedRestore.ID != job.ID {
 		t.Fatalf("failed restore right after = %+v, want job %d", l.FailedRestore, job.ID)
 	}
+	if l.FailedBackup != nil {
+		t.Errorf("a failed restore is listed as a failed backup too: %+v", l.FailedBackup)
+	}
 
 	_, err = b.svc.CreateBackup(ctx, b.call(), "later", "")
 	must(t, err)
@@ -968,5 +971,49 @@ func TestFailedBackupIsListedUntilTheNextJob(t *testing.T) {
 	must(t, err)
 	if l.FailedBackup != nil {
 		t.Errorf("failed backup still listed after a good one: %+v", l.FailedBackup)
+	}
+}
+
+// An admin's reinstall of a working VM that Proxmox refused before
+// touching it is not the client's to run again: a retry would wipe the
+// VM. Nor does the client's page show it.
+func TestClientCannotRetryAnAdminsReinstallOfAWorkingVM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "DELETE", PathRegex: `^/nodes/pve1/qemu/100$`, Status: 500, Message: "can't remove VM 100 - protection mode enabled", Count: 1}))
+	admin := b.call()
+	admin.Actor = pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}
+	job, err := b.svc.Reinstall(ctx, admin, 0)
+	must(t, err)
+	b.drain(t)
+
+	if _, err := b.svc.RetryRestore(ctx, b.call(), job.ID); pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Errorf("client retry of the admin's reinstall: error = %v, want invalid_state", err)
+	}
+	if l, err := b.svc.ListBackups(ctx, b.call()); err != nil || l.FailedRestore != nil {
+		t.Errorf("client page failed restore = %+v (%v), want none", l.FailedRestore, err)
+	}
+	if _, ok := b.sim.VMConfig(100); !ok || !b.vmRunning(100) {
+		t.Error("the working VM is gone or stopped")
+	}
+}
+
+// A retry while another job holds the VM is "locked", even when the
+// backup it would restore is the one that job is removing.
+func TestRetryWhileTheBackupIsBeingRemovedIsLocked(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	bk := b.backupOnStorage(t)
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmrestore", VMID: 100, ExitStatus: "unable to restore VM 100 - broken archive", Count: 1}))
+	failed, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
+	must(t, err)
+	b.drain(t)
+	_, err = b.svc.RemoveBackup(ctx, b.call(), bk.ID)
+	must(t, err)
+	if _, err := b.svc.RetryRestore(ctx, b.call(), failed.ID); pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
+		t.Errorf("retry while the backup is being removed: error = %v, want locked", err)
 	}
 }
