@@ -612,6 +612,20 @@ func (b *bundle) backupOnStorage(t *testing.T) pvekeep.Backup {
 	return l.Items[0]
 }
 
+// refuseNextRestore makes Proxmox refuse the next restore request itself
+// (no task, the VM untouched), with a message containing "not online".
+func (b *bundle) refuseNextRestore(t *testing.T) {
+	t.Helper()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+}
+
+// breakNextRestore makes the next restore task of VM 100 fail midway,
+// leaving the VM unusable.
+func (b *bundle) breakNextRestore(t *testing.T) {
+	t.Helper()
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmrestore", VMID: 100, ExitStatus: "unable to restore VM 100 - broken archive", Count: 1}))
+}
+
 // A backup whose file was deleted on storage behind the plugin's back
 // cannot be restored: refused at the click, before the VM is stopped.
 func TestRestoreOfABackupGoneFromStorageIsRefusedBeforeStoppingTheVM(t *testing.T) {
@@ -647,7 +661,7 @@ func TestRestoreRefusedBeforeTouchingTheVMStartsItAgainAndOffersOnlyRetry(t *tes
 	ctx := context.Background()
 	must(t, b.seed.SetProductSetting(ctx, b.productID, 22, strconv.Itoa(pvesim.TemplateVMID)))
 	bk := b.backupOnStorage(t)
-	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	b.refuseNextRestore(t)
 	job, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
 	must(t, err)
 	b.drain(t)
@@ -682,7 +696,7 @@ func TestRetryOfADamagingRestoreKeepsOfferingReinstall(t *testing.T) {
 	b := setup(t, 3)
 	ctx := context.Background()
 	bk := b.backupOnStorage(t)
-	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmrestore", VMID: 100, ExitStatus: "unable to restore VM 100 - broken archive", Count: 1}))
+	b.breakNextRestore(t)
 	first, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
 	must(t, err)
 	b.drain(t)
@@ -692,7 +706,7 @@ func TestRetryOfADamagingRestoreKeepsOfferingReinstall(t *testing.T) {
 		t.Fatalf("first restore = %s, next actions %v; want failed with retry and reinstall", got.State, acts)
 	}
 
-	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	b.refuseNextRestore(t)
 	retry, err := b.svc.RetryRestore(ctx, b.call(), first.ID)
 	must(t, err)
 	b.drain(t)
@@ -881,7 +895,7 @@ func TestIntactFailedRestoreIsShownUntilTheServiceMovesOn(t *testing.T) {
 	b := setup(t, 3)
 	ctx := context.Background()
 	bk := b.backupOnStorage(t)
-	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "^/nodes/pve1/qemu$", Status: 500, Message: "storage 'backup' is not online", Count: 1}))
+	b.refuseNextRestore(t)
 	job, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
 	must(t, err)
 	b.drain(t)
@@ -1007,7 +1021,7 @@ func TestRetryWhileTheBackupIsBeingRemovedIsLocked(t *testing.T) {
 	b := setup(t, 3)
 	ctx := context.Background()
 	bk := b.backupOnStorage(t)
-	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmrestore", VMID: 100, ExitStatus: "unable to restore VM 100 - broken archive", Count: 1}))
+	b.breakNextRestore(t)
 	failed, err := b.svc.RestoreBackup(ctx, b.call(), bk.ID, "")
 	must(t, err)
 	b.drain(t)
