@@ -134,7 +134,7 @@ func (s *Service) CreateBackup(ctx context.Context, c Call, note, idempotencyKey
 	}
 	pc, ref, err := s.reachVM(ctx, c, f)
 	if err != nil {
-		return pvekeep.Job{}, err
+		return s.lockedUnlessReplay(ctx, f, idempotencyKey, pvekeep.KindBackupCreate, 0, err)
 	}
 
 	now := s.clock.Now().UTC()
@@ -182,6 +182,20 @@ func (s *Service) replay(ctx context.Context, f pvekeep.ServiceFacts, key string
 		return pvekeep.Job{}, false, err
 	}
 	return j, true, nil
+}
+
+// lockedUnlessReplay answers a request refused as locked with its own job
+// when the job that holds the VM is the one its idempotency key made: a
+// double click whose first request got in between the second's replay
+// and its lock check.
+func (s *Service) lockedUnlessReplay(ctx context.Context, f pvekeep.ServiceFacts, key string, kind pvekeep.JobKind, backupID pvekeep.BackupID, err error) (pvekeep.Job, error) {
+	if key == "" || pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
+		return pvekeep.Job{}, err
+	}
+	if j, ok, rerr := s.replay(ctx, f, key, kind, backupID); rerr == nil && ok {
+		return j, nil
+	}
+	return pvekeep.Job{}, err
 }
 
 // sameRequest refuses a job found by idempotency key that another request

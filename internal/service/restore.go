@@ -101,7 +101,7 @@ func (s *Service) RestoreBackup(ctx context.Context, c Call, id pvekeep.BackupID
 	}
 	// A busy VM is "locked", whatever else would be wrong with the request.
 	if err := s.checkNoJob(ctx, f); err != nil {
-		return pvekeep.Job{}, err
+		return s.lockedUnlessReplay(ctx, f, idempotencyKey, pvekeep.KindBackupRestore, id, err)
 	}
 	b, err := s.st.Backup(ctx, f.ServiceID, id)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ func (c *testClock) Advance(d time.Duration) {
 
 type bundle struct {
 	svc       *service.Service
+	deps      service.Deps // what svc was made with, for a second one
+	cfg       service.Config
 	db        *dbtest.DB
 	sim       *pvesim.Sim
 	clock     *testClock
@@ -104,8 +107,9 @@ func setupWith(t *testing.T, quota int, mailer service.Mailer, cfg service.Confi
 	if cfg.QuietWindow == 0 {
 		cfg.QuietWindow = 5 * time.Second
 	}
-	svc := service.New(service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger, Mailer: mailer}, cfg)
-	return &bundle{svc: svc, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, productID: productID, service: pvekeep.ServiceID(sid), seed: sd}
+	deps := service.Deps{Store: db.Store, Dial: dial, Runner: runner, Clock: clock, Logger: logger, Mailer: mailer}
+	svc := service.New(deps, cfg)
+	return &bundle{svc: svc, deps: deps, cfg: cfg, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, productID: productID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 
 func must(t *testing.T, err error) {
@@ -1029,5 +1033,54 @@ func TestRetryWhileTheBackupIsBeingRemovedIsLocked(t *testing.T) {
 	must(t, err)
 	if _, err := b.svc.RetryRestore(ctx, b.call(), failed.ID); pvekeep.ReasonOf(err) != pvekeep.ReasonLocked {
 		t.Errorf("retry while the backup is being removed: error = %v, want locked", err)
+	}
+}
+
+// keyBlindStore misses a job by idempotency key once: the second click of
+// a double click, whose replay ran just before the first click's job was
+// written.
+type keyBlindStore struct {
+	*store.Store
+	missed atomic.Bool
+}
+
+func (s *keyBlindStore) JobByKey(ctx context.Context, id pvekeep.ServiceID, key string) (pvekeep.Job, bool, error) {
+	if !s.missed.Swap(true) {
+		return pvekeep.Job{}, false, nil
+	}
+	return s.Store.JobByKey(ctx, id, key)
+}
+
+// The second of two simultaneous clicks with one key finds the VM locked
+// by the first one's job: it must get that job, not "locked".
+func TestDoubleClickRacingItsTwinGetsTheTwinsJob(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		click func(svc *service.Service, b *bundle, bk pvekeep.Backup) (pvekeep.Job, error)
+	}{
+		{"backup now", func(svc *service.Service, b *bundle, _ pvekeep.Backup) (pvekeep.Job, error) {
+			return svc.CreateBackup(context.Background(), b.call(), "twice", "click-1")
+		}},
+		{"restore", func(svc *service.Service, b *bundle, bk pvekeep.Backup) (pvekeep.Job, error) {
+			return svc.RestoreBackup(context.Background(), b.call(), bk.ID, "click-1")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 3)
+			bk := b.backupOnStorage(t)
+			first, err := tc.click(b.svc, b, bk)
+			must(t, err)
+			deps := b.deps
+			deps.Store = &keyBlindStore{Store: b.db.Store}
+			deps.Runner = jobs.NewRunner(b.db.Store, b.clock, slog.New(slog.DiscardHandler), jobs.Config{LeaseFor: time.Minute})
+			twin := service.New(deps, b.cfg)
+			second, err := tc.click(twin, b, bk)
+			if err != nil || second.ID != first.ID {
+				t.Errorf("the racing twin got job %d, %v; want the first click's job %d", second.ID, err, first.ID)
+			}
+		})
 	}
 }
