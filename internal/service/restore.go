@@ -154,14 +154,9 @@ func (s *Service) RetryRestore(ctx context.Context, c Call, jobID pvekeep.JobID)
 func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (pvekeep.Job, error) {
 	var p restoreParams
 	var f pvekeep.ServiceFacts
-	if jobID == 0 && c.Actor.Type == pvekeep.ActorClient {
-		failed, _, err := s.failedRestoreJob(ctx, c, 0)
-		if err != nil {
-			return pvekeep.Job{}, err
-		}
-		jobID = failed.ID
-	}
-	if jobID != 0 {
+	// A client always replaces a failed job: the one named, else (0) the
+	// service's latest restore or reinstall, which must have failed.
+	if jobID != 0 || c.Actor.Type == pvekeep.ActorClient {
 		failed, facts, err := s.failedRestoreJob(ctx, c, jobID)
 		if err != nil {
 			return pvekeep.Job{}, err
@@ -181,6 +176,9 @@ func (s *Service) Reinstall(ctx context.Context, c Call, jobID pvekeep.JobID) (p
 	} else {
 		facts, err := s.authorize(ctx, c, mutate)
 		if err != nil {
+			return pvekeep.Job{}, err
+		}
+		if err := s.checkNoJob(ctx, facts); err != nil {
 			return pvekeep.Job{}, err
 		}
 		f = facts
@@ -248,11 +246,10 @@ func (s *Service) lastRestore(ctx context.Context, id pvekeep.ServiceID) (pvekee
 }
 
 // startRestore records the VM's facts, enqueues the job and runs its
-// first step within the call.
+// first step within the call. Its callers have refused a busy VM first
+// (checkNoJob), before checking anything else about the request; the
+// enqueue refuses a job that got in since.
 func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFacts, kind pvekeep.JobKind, backupID pvekeep.BackupID, p restoreParams, key string) (pvekeep.Job, error) {
-	if err := s.checkNoJob(ctx, f); err != nil {
-		return pvekeep.Job{}, err
-	}
 	pl, err := plan.FromFacts(f)
 	if err != nil {
 		return pvekeep.Job{}, err
