@@ -266,16 +266,12 @@ func (s *Service) reachVM(ctx context.Context, c Call, f pvekeep.ServiceFacts) (
 	if err := s.checkNoJob(ctx, f); err != nil {
 		return nil, pve.VMRef{}, err
 	}
-	pc, err := s.connect(ctx, c.Server)
+	pc, ref, st, err := s.vmState(ctx, c.Server, f.VMID)
 	if err != nil {
 		return nil, pve.VMRef{}, err
 	}
-	ref, err := s.locate(ctx, pc, f.VMID)
-	if err != nil {
-		return nil, pve.VMRef{}, err
-	}
-	if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
-		return nil, pve.VMRef{}, err
+	if st.Lock != "" {
+		return nil, pve.VMRef{}, pvekeep.Locked(st.Lock, 0)
 	}
 	return pc, ref, nil
 }

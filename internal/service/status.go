@@ -63,7 +63,7 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	// The database's view (a running job's lock, the quotas) holds even
 	// when Proxmox cannot say anything: mid-reinstall the VM does not
 	// exist, and the panel's hooks must still see the lock.
-	ref, st, err := s.vmState(ctx, c.Server, f.VMID)
+	_, ref, st, err := s.vmState(ctx, c.Server, f.VMID)
 	if err != nil {
 		e, ok := pvekeep.AsError(err)
 		if !ok || e.Reason == pvekeep.ReasonInvalidInput {
@@ -82,19 +82,20 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	return out, nil
 }
 
-// vmState finds the VM's node and reads its status.
-func (s *Service) vmState(ctx context.Context, srv pvekeep.Server, vmid pvekeep.VMID) (pve.VMRef, pve.VMStatus, error) {
+// vmState connects to the call's Proxmox, finds the VM's node and reads
+// its status.
+func (s *Service) vmState(ctx context.Context, srv pvekeep.Server, vmid pvekeep.VMID) (pve.Cluster, pve.VMRef, pve.VMStatus, error) {
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
-		return pve.VMRef{}, pve.VMStatus{}, err
+		return nil, pve.VMRef{}, pve.VMStatus{}, err
 	}
 	ref, err := s.locate(ctx, pc, vmid)
 	if err != nil {
-		return ref, pve.VMStatus{}, err
+		return nil, ref, pve.VMStatus{}, err
 	}
 	st, err := pc.VMStatus(ctx, ref.Node, vmid)
 	if err != nil {
-		return ref, st, pveError("read vm status", err)
+		return nil, ref, st, pveError("read vm status", err)
 	}
-	return ref, st, nil
+	return pc, ref, st, nil
 }
