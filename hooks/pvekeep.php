@@ -552,7 +552,6 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
     $failed = $list['failed_restore'] ?? null;
     if ($failed !== null) {
         $next = (array) ($failed['next_actions'] ?? []);
-        $finished = pvekeep_format_time($failed['finished_at'] ?? '');
         $what = ($failed['kind'] ?? '') === 'vm.reinstall' ? 'reinstall' : 'restore';
         // Without a reinstall to offer, the job failed before Proxmox
         // changed anything: the server still works.
@@ -561,23 +560,18 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
             'message' => pvekeep_text($lang, $what . ($damaged ? '.failed' : '.failed_intact')),
             'retry_label' => pvekeep_text($lang, $what === 'reinstall' ? 'button.reinstall_retry' : 'button.restore_retry'),
             'retry_warning' => pvekeep_text($lang, $what . '.warning'),
-            'error_text' => ($failed['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $failed['error']]) : '',
-            'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
             'can_retry' => in_array('retry', $next, true) && !$locked,
             'can_reinstall' => in_array('reinstall', $next, true) && !$locked,
-        ];
+        ] + pvekeep_failure_texts($failed, $lang);
     }
 
     // A backup or removal that failed, until the next job: the click must
     // not end in silence.
     $failedBackup = $list['failed_backup'] ?? null;
     if ($failedBackup !== null) {
-        $finished = pvekeep_format_time($failedBackup['finished_at'] ?? '');
         $failedBackup += [
             'message' => pvekeep_text($lang, ($failedBackup['kind'] ?? '') === 'backup.remove' ? 'backup.remove_failed' : 'backup.create_failed'),
-            'error_text' => ($failedBackup['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $failedBackup['error']]) : '',
-            'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
-        ];
+        ] + pvekeep_failure_texts($failedBackup, $lang);
     }
 
     $notice = ['kind' => '', 'text' => ''];
@@ -599,5 +593,18 @@ function pvekeep_clientarea_view(array $list, array $status, array $lang, $token
         'pvekeep_status' => $status,
         'pvekeep_form_token' => (string) $token,
         'pvekeep_lang' => $lang,
+    ];
+}
+
+/**
+ * What a failed job's alert says besides its message: Proxmox's reason
+ * and when it failed, each '' when unknown.
+ */
+function pvekeep_failure_texts(array $job, array $lang)
+{
+    $finished = pvekeep_format_time($job['finished_at'] ?? '');
+    return [
+        'error_text' => ($job['error'] ?? '') !== '' ? pvekeep_text($lang, 'restore.failed_details', ['error' => $job['error']]) : '',
+        'finished_text' => $finished !== '' ? pvekeep_text($lang, 'restore.failed_at', ['time' => $finished]) : '',
     ];
 }
