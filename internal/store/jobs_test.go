@@ -479,3 +479,34 @@ func TestJobUnknownIsNotFound(t *testing.T) {
 		t.Fatalf("got %v, want ErrNotFound", err)
 	}
 }
+
+func TestIdempotencyKeysDifferingInCaseAreDifferentRequests(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	r := b.newCreate(0, t0, 5)
+	r.Job.IdempotencyKey = "CaseKey-XYZ"
+	j1, b1, _, err := s.EnqueueBackupCreate(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Finish it, so that the one-job-per-service lock cannot be what
+	// answers the second request.
+	l := b.claim(t, s, "w", t0, j1.ID)
+	if err := s.FinishJob(ctx, l, store.JobFinish{State: pvekeep.JobSucceeded, Now: t0,
+		Backup: &store.BackupChange{ID: b1.ID, Status: pvekeep.BackupAvailable, Volid: "backup:backup/x.vma.zst"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Job.IdempotencyKey = "casekey-xyz"
+	r.Job.CreatedAt = t0.Add(time.Minute)
+	j2, _, existed, err := s.EnqueueBackupCreate(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if existed || j2.ID == j1.ID {
+		t.Errorf("casekey-xyz replayed job %d of CaseKey-XYZ (existed=%v); want a job of its own", j1.ID, existed)
+	}
+	if got, ok, err := s.JobByKey(ctx, b.service(0), "CASEKEY-XYZ"); err != nil || ok {
+		t.Errorf("JobByKey(CASEKEY-XYZ) = job %d, found=%v, err=%v; want not found", got.ID, ok, err)
+	}
+}
