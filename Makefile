@@ -15,10 +15,14 @@ build:
 
 # The whole suite against real MariaDB, php-cli, the simulator and an SMTP server.
 # PVEKEEP_TEST_DISALLOW_SKIP turns "service not reachable" skips into failures.
+# There is no live Proxmox VE here, and we say so (PVEKEEP_TEST_REQUIRE_LIVE_PVE=0);
+# `make test PVEKEEP_TEST_REQUIRE_LIVE_PVE=1` with PVEKEEP_TEST_PVE_* set runs the live suite.
+PVEKEEP_TEST_REQUIRE_LIVE_PVE ?= 0
 # `out=$$(…) && eval` so a failing bring-up stops the target (eval "" is 0).
 test: build
 	@out=$$($(BRINGUP)) && eval "$$out" && \
-	  PVEKEEP_TEST_DISALLOW_SKIP=1 PVEKEEP_BIN=$(CURDIR)/$(BIN) \
+	  PVEKEEP_TEST_DISALLOW_SKIP=1 PVEKEEP_TEST_REQUIRE_LIVE_PVE=$(PVEKEEP_TEST_REQUIRE_LIVE_PVE) \
+	  PVEKEEP_BIN=$(CURDIR)/$(BIN) \
 	  $(GO) test -count=1 -timeout 20m ./...
 	phpunit --colors=never hooks/tests
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -229,14 +231,41 @@ func TestCronTickIsForTheSystemOrAdmins(t *testing.T) {
 	}
 }
 
-func TestHelloListsEveryMethod(t *testing.T) {
+// contractMethods are the method names the panel relies on (DESIGN §3):
+// they may gain fields, never disappear or be renamed.
+var contractMethods = []string{
+	"backups.create", "backups.list", "backups.remove", "backups.restore", "cron.tick",
+	"jobs.get", "plugin.hello", "restore.reinstall", "restore.retry", "service.status",
+}
+
+func TestHelloListsExactlyTheMethodsTheTableServes(t *testing.T) {
 	t.Parallel()
-	res, rerr := newTable(&fakeBackend{}).Call(context.Background(), "plugin.hello", json.RawMessage(`{"api_version":1}`))
+	tbl := newTable(&fakeBackend{})
+	res, rerr := tbl.Call(context.Background(), "plugin.hello", json.RawMessage(`{"api_version":1}`))
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
 	m := res.(map[string]any)
-	if m["api_version"] != APIVersion || len(m["methods"].([]string)) != 10 {
-		t.Errorf("plugin.hello = %v", m)
+	if m["api_version"] != APIVersion {
+		t.Errorf("api_version = %v, want %d", m["api_version"], APIVersion)
+	}
+	listed := m["methods"].([]string)
+	served := make([]string, 0, len(tbl.methods))
+	for name := range tbl.methods {
+		served = append(served, name)
+	}
+	sort.Strings(served)
+	if !slices.Equal(listed, served) {
+		t.Errorf("plugin.hello lists %q,\nthe table serves %q", listed, served)
+	}
+	for _, name := range contractMethods {
+		if !slices.Contains(listed, name) {
+			t.Errorf("contract method %q is missing", name)
+		}
+	}
+	for _, name := range listed {
+		if _, rerr := tbl.Call(context.Background(), name, json.RawMessage(`{}`)); rerr != nil && rerr.Code == jsonrpc2.CodeMethodNotFound {
+			t.Errorf("listed method %q is not served: %v", name, rerr)
+		}
 	}
 }

@@ -7,7 +7,8 @@ import (
 )
 
 // TestSuiteLive runs the conformance suite against a real Proxmox VE when
-// PVEKEEP_TEST_PVE_URL and a token are set (see pvetest's package doc).
+// PVEKEEP_TEST_PVE_URL and a token are set; when they are not, it skips
+// only if that absence was declared or skipping is allowed (pvetest.LiveEnv).
 func TestSuiteLive(t *testing.T) {
 	env := pvetest.LiveEnv(t)
 	s := &pvetest.Suite{NewEnv: func(*testing.T) pvetest.Env { return env }}

@@ -277,7 +277,11 @@ func TestResumedJobAdoptsTheVzdumpADeadProcessSubmitted(t *testing.T) {
 	}
 }
 
-func TestConcurrentClicksAtTheLastSlotMakeOneBackup(t *testing.T) {
+// The clicks race for the VM's one active job: this proves the
+// one-operation-per-VM lock (refusals may say locked or quota_exceeded).
+// The quota's own race is store's
+// TestEnqueueBackupCreateQuotaHoldsWhileJobsFinishAmidClicks.
+func TestConcurrentClicksOnOneVMMakeOneBackupJob(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	ctx := context.Background()

@@ -187,7 +187,10 @@ func TestEnqueueBackupCreateSameIdempotencyKeyReturnsSameJob(t *testing.T) {
 	}
 }
 
-func TestEnqueueBackupCreateConcurrentAtNineOfTenMakesExactlyOne(t *testing.T) {
+// The clicks race for the service's one active job, so this proves the
+// one-job-per-service lock; TestEnqueueBackupCreateQuotaHoldsWhileJobsFinishAmidClicks
+// proves the quota.
+func TestEnqueueBackupCreateConcurrentClicksMakeOneActiveJob(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := context.Background()
@@ -230,6 +233,83 @@ func TestEnqueueBackupCreateConcurrentAtNineOfTenMakesExactlyOne(t *testing.T) {
 	if n := len(mustBackups(t, s, b.service(0), pvekeep.BackupCreating, pvekeep.BackupAvailable, pvekeep.BackupRemoving)); n != 10 {
 		t.Errorf("%d backups in use, want 10", n)
 	}
+}
+
+// Each click retries while another click's job is active, and every job
+// finishes the moment it is recorded, freeing the service: the one-job lock
+// never turns a click away for good, so only the quota can stop the
+// backups at 10. (Without the quota check every click succeeds.)
+func TestEnqueueBackupCreateQuotaHoldsWhileJobsFinishAmidClicks(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	for i := range 9 {
+		b.availableBackup(t, s, 0, t0.Add(time.Duration(i)*time.Second))
+	}
+	const clicks, max = 12, 10
+	out := make([]clickOutcome, clicks)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range clicks {
+		wg.Go(func() {
+			<-start
+			out[i] = clickUntilDecided(ctx, s, b, i, max)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var oks int
+	for i, o := range out {
+		switch {
+		case o.err != nil:
+			t.Errorf("click %d: %v", i, o.err)
+		case o.ok:
+			oks++
+		}
+	}
+	if oks != 1 {
+		t.Errorf("%d clicks made a backup at 9 of %d, want 1", oks, max)
+	}
+	if n := len(mustBackups(t, s, b.service(0), pvekeep.BackupCreating, pvekeep.BackupAvailable, pvekeep.BackupRemoving)); n != max {
+		t.Errorf("%d backups in use, want %d", n, max)
+	}
+}
+
+type clickOutcome struct {
+	ok, quota bool // made a backup; refused by the quota
+	err       error
+}
+
+// clickUntilDecided asks for a backup until the answer is a job (which it
+// then finishes at once, as a fast vzdump would) or a quota refusal.
+func clickUntilDecided(ctx context.Context, s *store.Store, b *testBundle, i, max int) (o clickOutcome) {
+	owner := fmt.Sprintf("click-%d", i)
+	for attempt := 0; attempt < 10000; attempt++ {
+		at := t0.Add(time.Hour + time.Duration(attempt)*time.Millisecond)
+		r := b.newCreate(0, at, max)
+		until := at.Add(time.Minute)
+		r.Job.LeaseOwner, r.Job.LeaseUntil = owner, &until
+		j, bk, _, err := s.EnqueueBackupCreate(ctx, r)
+		var qe *store.QuotaError
+		var ae *store.ActiveJobError
+		switch {
+		case errors.As(err, &ae):
+			continue // another click's job is still active
+		case errors.As(err, &qe):
+			o.quota = true
+			return o
+		case err != nil:
+			o.err = err
+			return o
+		}
+		o.err = s.FinishJob(ctx, store.LeaseOf(j), store.JobFinish{State: pvekeep.JobSucceeded, Now: at,
+			Backup: &store.BackupChange{ID: bk.ID, Status: pvekeep.BackupAvailable,
+				Volid: fmt.Sprintf("backup:backup/vzdump-qemu-100-%s.vma.zst", owner), SizeBytes: 1}})
+		o.ok = o.err == nil
+		return o
+	}
+	o.err = errors.New("still refused as locked after 10000 attempts")
+	return o
 }
 
 func TestEnqueueBackupCreateConcurrentSameKeyMakesOneJob(t *testing.T) {

@@ -24,7 +24,10 @@
 // Datastore.AllocateSpace on the image storage, and they stop, restore and
 // destroy only the scratch guest. Tests that need fault injection (failed task,
 // task with warnings, stuck lock, HTTP faults) skip without Env.Faults.
-// Without the variables the live run skips: a live Proxmox is optional
-// equipment and CI has none. PVEKEEP_TEST_REQUIRE_LIVE_PVE=1 makes its
-// absence a failure, for a pipeline that has one.
+// A live Proxmox is optional equipment and CI has none, but its absence is
+// declared, never guessed: PVEKEEP_TEST_REQUIRE_LIVE_PVE=0 says there is
+// none (the live run skips, saying so; `make test` sets it unless told
+// otherwise), =1 says there must be one (its absence fails). Undeclared,
+// the live run skips, or fails under PVEKEEP_TEST_DISALLOW_SKIP=1. Some of
+// URL, token id and secret set but not all always fails (see LiveEnv).
 package pvetest

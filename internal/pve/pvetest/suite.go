@@ -551,20 +551,46 @@ func ConfigFromURL(raw string) (pve.Config, error) {
 }
 
 // LiveEnv builds the Env of a live PVE from the PVEKEEP_TEST_PVE_*
-// variables (see the package doc), skipping the test when they are unset
-// unless PVEKEEP_TEST_REQUIRE_LIVE_PVE=1.
-func LiveEnv(t *testing.T) Env {
+// variables (see the package doc). Whether a live run is expected is said
+// by PVEKEEP_TEST_REQUIRE_LIVE_PVE, never guessed:
+//
+//   - URL, token id and secret all set: the suite runs.
+//   - some set, some not: a broken configuration, so the test fails (a
+//     typo must not pass as "no Proxmox here").
+//   - none set and PVEKEEP_TEST_REQUIRE_LIVE_PVE=1: the test fails.
+//   - none set and PVEKEEP_TEST_REQUIRE_LIVE_PVE=0: deliberately absent
+//     (CI has no Proxmox; `make test` says so); the test skips, saying why.
+//   - none set and PVEKEEP_TEST_REQUIRE_LIVE_PVE unset: a skip, unless
+//     PVEKEEP_TEST_DISALLOW_SKIP=1, where it fails and asks for one of
+//     the two declarations.
+func LiveEnv(t testing.TB) Env {
 	t.Helper()
-	raw, id, secret := os.Getenv("PVEKEEP_TEST_PVE_URL"), os.Getenv("PVEKEEP_TEST_PVE_TOKEN_ID"), os.Getenv("PVEKEEP_TEST_PVE_TOKEN_SECRET")
-	if raw == "" || id == "" || secret == "" {
-		// A live Proxmox is optional equipment: CI has none, so its absence
-		// is a plain skip. PVEKEEP_TEST_REQUIRE_LIVE_PVE=1 makes it
-		// mandatory, for a pipeline that does have one.
-		reason := "PVEKEEP_TEST_PVE_URL, PVEKEEP_TEST_PVE_TOKEN_ID and PVEKEEP_TEST_PVE_TOKEN_SECRET are not set"
-		if os.Getenv("PVEKEEP_TEST_REQUIRE_LIVE_PVE") == "1" {
-			t.Fatalf("a live Proxmox VE is required (PVEKEEP_TEST_REQUIRE_LIVE_PVE=1): %s", reason)
+	vars := []string{"PVEKEEP_TEST_PVE_URL", "PVEKEEP_TEST_PVE_TOKEN_ID", "PVEKEEP_TEST_PVE_TOKEN_SECRET"}
+	var set, unset []string
+	for _, v := range vars {
+		if os.Getenv(v) != "" {
+			set = append(set, v)
+		} else {
+			unset = append(unset, v)
 		}
-		t.Skip(reason)
+	}
+	raw, id, secret := os.Getenv(vars[0]), os.Getenv(vars[1]), os.Getenv(vars[2])
+	switch require := os.Getenv("PVEKEEP_TEST_REQUIRE_LIVE_PVE"); {
+	case len(set) > 0 && len(unset) > 0:
+		t.Fatalf("live Proxmox VE half configured: %s set but %s not; set all three or none",
+			strings.Join(set, ", "), strings.Join(unset, ", "))
+	case len(set) > 0:
+	case require == "1":
+		t.Fatalf("a live Proxmox VE is required (PVEKEEP_TEST_REQUIRE_LIVE_PVE=1) but %s are not set",
+			strings.Join(vars, ", "))
+	case require == "0":
+		t.Skipf("no live Proxmox VE, as declared by PVEKEEP_TEST_REQUIRE_LIVE_PVE=0 (set %s to run this suite)",
+			strings.Join(vars, ", "))
+	case os.Getenv("PVEKEEP_TEST_DISALLOW_SKIP") == "1":
+		t.Fatalf("skip disallowed (PVEKEEP_TEST_DISALLOW_SKIP=1): %s are not set; set them, "+
+			"or declare that there is no live Proxmox VE with PVEKEEP_TEST_REQUIRE_LIVE_PVE=0", strings.Join(vars, ", "))
+	default:
+		t.Skipf("no live Proxmox VE: %s are not set", strings.Join(vars, ", "))
 	}
 	cfg, err := ConfigFromURL(raw)
 	if err != nil {
