@@ -107,6 +107,9 @@ func (t *Table) Call(ctx context.Context, name string, params json.RawMessage) (
 	if params[0] != '{' {
 		return nil, invalidParams("params must be an object", "")
 	}
+	if field, bad := invalidText(params); bad {
+		return nil, toRPCError(t.logger, name, pvekeep.InvalidInput(field, field+" is not valid UTF-8 text"))
+	}
 	if name != "cron.tick" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.CallTimeout)

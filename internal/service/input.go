@@ -21,6 +21,12 @@ const MaxIdempotencyKey = 64
 // line, no control or format characters, trimmed, at most MaxNoteBytes. Text
 // that is too long is refused rather than cut, so that what is stored is
 // exactly what the client typed, minus the invisible parts.
+//
+// Text that is not UTF-8 never gets this far through the JSON-RPC API,
+// which refuses it before decoding (encoding/json would have replaced the
+// bad bytes with U+FFFD, hiding them from this check); the check here
+// keeps the promise for Go callers of the service. A U+FFFD the client
+// really sent is kept like any other character.
 func cleanNote(field, s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", pvekeep.InvalidInput(field, "the note is not valid UTF-8")
@@ -30,7 +36,7 @@ func cleanNote(field, s string) (string, error) {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t':
 			b.WriteRune(' ')
-		case unicode.IsControl(r), unicode.Is(unicode.Cf, r), r == utf8.RuneError:
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
 			// dropped: control, bidi overrides, zero-width characters
 		default:
 			b.WriteRune(r)

@@ -21,6 +21,7 @@ func TestCleanNote(t *testing.T) {
 		{name: "non-ASCII letters are kept", in: "Sicherung vor Änderung — резерв", want: "Sicherung vor Änderung — резерв"},
 		{name: "backslashes are kept for the gateway to escape", in: `C:\temp`, want: `C:\temp`},
 		{name: "invalid UTF-8 is refused", in: "bad \xff byte", wantField: true},
+		{name: "a replacement character the client typed is kept", in: "a \ufffd b", want: "a \ufffd b"},
 		{name: "too long is refused, not cut", in: strings.Repeat("x", MaxNoteBytes+1), wantField: true},
 		{name: "exactly the limit is accepted", in: strings.Repeat("x", MaxNoteBytes), want: strings.Repeat("x", MaxNoteBytes)},
 	}

@@ -68,8 +68,8 @@ func (d *dispatcher) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc
 	if d.stream.stopping.Load() {
 		return
 	}
-	var params json.RawMessage
-	if req.Params != nil {
+	params, ok := d.stream.takeParams(req.Meta)
+	if !ok && req.Params != nil {
 		params = *req.Params
 	}
 	result, rpcErr := d.call(req.Method, params)

@@ -283,3 +283,24 @@ func TestServeStdioReturnsWriteError(t *testing.T) {
 		t.Errorf("ServeStdio = %v, want a write response error", err)
 	}
 }
+
+// The API refuses text that is not UTF-8 (internal/api), which it can only
+// do if the bytes reach it as sent: the stream must not repair them.
+func TestServeStdioPassesParamsBytesThroughUnchanged(t *testing.T) {
+	t.Parallel()
+	params := "{\"note\":\"a\xffb\\ud800\xc3\"}"
+	h := &fakeHandler{notified: make(chan string, 1)}
+	in := `{"jsonrpc":"2.0","method":"notify","params":` + params + "}\n"
+	var out bytes.Buffer
+	if err := ServeStdio(context.Background(), strings.NewReader(in), &out, h, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-h.notified:
+		if got != params {
+			t.Errorf("handler got params %q, want %q", got, params)
+		}
+	default:
+		t.Fatalf("the handler was not called; output %q", out.String())
+	}
+}

@@ -47,9 +47,10 @@ type lineStream struct {
 	wmu  sync.Mutex
 	werr error // first write error; reading stops after it
 
-	idmu sync.Mutex
-	seq  uint64
-	ids  map[uint64]json.RawMessage
+	idmu   sync.Mutex
+	seq    uint64
+	ids    map[uint64]json.RawMessage
+	params map[uint64]json.RawMessage // raw params by request sequence number
 
 	pendingErr error // error to return on the next ReadObject (EOF after a last unterminated line)
 	stopping   atomic.Bool
@@ -67,6 +68,7 @@ func newLineStream(r io.Reader, w io.Writer, closer io.Closer, maxLine int, logg
 		maxLine: maxLine,
 		logger:  logger,
 		ids:     make(map[uint64]json.RawMessage),
+		params:  make(map[uint64]json.RawMessage),
 	}
 }
 
@@ -183,12 +185,21 @@ func (s *lineStream) decode(line []byte) ([]byte, *protoError) {
 		return nil, invalid(respID, "params must be an object or an array")
 	}
 
+	// jsonrpc2 decodes params into interface{} values and encodes them
+	// again, which turns bytes that are not UTF-8 into U+FFFD before the
+	// Handler could refuse them; the raw params are kept here, under a
+	// number carried in "meta", and handed to the Handler as sent.
 	req := struct {
 		JSONRPC string          `json:"jsonrpc"`
 		Method  string          `json:"method"`
 		Params  json.RawMessage `json:"params,omitempty"`
+		Meta    *uint64         `json:"meta,omitempty"`
 		ID      *uint64         `json:"id,omitempty"`
 	}{JSONRPC: "2.0", Method: method, Params: params}
+	if hasParams {
+		n := s.rememberParams(params)
+		req.Meta = &n
+	}
 	if hasID {
 		n := s.rememberID(respID)
 		req.ID = &n
@@ -210,6 +221,30 @@ func (s *lineStream) rememberID(id json.RawMessage) uint64 {
 	s.seq++
 	s.ids[s.seq] = append(json.RawMessage(nil), id...)
 	return s.seq
+}
+
+func (s *lineStream) rememberParams(p json.RawMessage) uint64 {
+	s.idmu.Lock()
+	defer s.idmu.Unlock()
+	s.seq++
+	s.params[s.seq] = append(json.RawMessage(nil), p...)
+	return s.seq
+}
+
+// takeParams returns the raw params of the request whose "meta" is meta.
+func (s *lineStream) takeParams(meta *json.RawMessage) (json.RawMessage, bool) {
+	if meta == nil {
+		return nil, false
+	}
+	var n uint64
+	if json.Unmarshal(*meta, &n) != nil {
+		return nil, false
+	}
+	s.idmu.Lock()
+	defer s.idmu.Unlock()
+	p, ok := s.params[n]
+	delete(s.params, n)
+	return p, ok
 }
 
 func (s *lineStream) takeID(n uint64) (json.RawMessage, bool) {
