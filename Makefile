@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BRINGUP   := .ci/bringup.sh
 PKG_DIR   := dist/modules/servers/pvekeep
 
-.PHONY: build test demo bench lint package clean
+.PHONY: build test demo bench compat lint package clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin
@@ -25,6 +25,7 @@ test: build
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) \
 	  $(GO) test -count=1 -timeout 20m ./...
 	phpunit --colors=never hooks/tests
+	.ci/compat.sh --scan
 
 demo: build
 	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && $(BIN) demo --bin $(CURDIR)/$(BIN)
@@ -35,6 +36,12 @@ bench: build
 	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'BackupsList|Floor' -benchtime 200x ./... && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'RestoreReconcile' -benchtime 10x ./internal/e2e/
+
+# The PHP WHMCS loads, on PHP 7.4 for real (a cached Debian bullseye root;
+# built once, needs root then) and on the host's PHP: php -l and PHPUnit.
+# Run it before every resolve; `make test` runs only its fast static scan.
+compat: package
+	.ci/compat.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# compat.sh checks that the PHP WHMCS loads runs on PHP 7.4 and on the
+# host's PHP (8.2): WHMCS 8 still supports 7.4 (DESIGN §9).
+#
+#   .ci/compat.sh            # scan, then php -l and PHPUnit on the host's PHP and on 7.4
+#   .ci/compat.sh --scan     # the static scan only (fast; what `make test` runs)
+#
+# Three checks, cheapest first:
+#  1. a static scan (.ci/compat-scan.php, tokenizer) for syntax and functions
+#     newer than PHP 7.4: a quick first line, not the proof;
+#  2. `php -l` on every PHP file WHMCS loads and PHPUnit (hooks/tests) on the
+#     host's PHP;
+#  3. the same on PHP 7.4 for real: Debian bullseye's php7.4-cli and
+#     phpunit 9 in a debootstrap root kept at $COMPAT_ROOT (outside git,
+#     built once when missing: ~2-3 minutes and ~250 MB; then each run takes
+#     seconds). The files are copied into the root; nothing is mounted.
+#
+# What WHMCS loads: every .php of dist/modules/servers/pvekeep/ (`make
+# package`); without a package, hooks/ and cronjob/ minus the tests and the
+# demo. PHPUnit runs hooks/tests/ as `make test` does.
+#
+# Needs: php-cli and phpunit on the host (.ci/bringup.sh installs them);
+# for 7.4, root once to build the root (debootstrap, installed if missing)
+# and then root or unprivileged user namespaces (`unshare -r`) to chroot.
+# Environment: COMPAT_ROOT, COMPAT_MIRROR (default http://deb.debian.org/debian).
+set -uo pipefail
+
+ROOT=${COMPAT_ROOT:-/var/cache/pvekeep-compat/bullseye}
+MIRROR=${COMPAT_MIRROR:-http://deb.debian.org/debian}
+SRC=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel) || exit 2
+PKG=$SRC/dist/modules/servers/pvekeep
+
+log() { echo "compat: $*" >&2; }
+
+scan_only=""
+for arg in "$@"; do
+  case "$arg" in
+    --scan) scan_only=1 ;;
+    *) log "unknown argument $arg"; exit 2 ;;
+  esac
+done
+
+command -v php >/dev/null || { log "needs php-cli on the host (run .ci/bringup.sh as root once)"; exit 2; }
+
+# loaded_files: the PHP files WHMCS loads, relative to $SRC.
+loaded_files() {
+  if [ -f "$PKG/pvekeep.php" ]; then
+    (cd "$SRC" && find "${PKG#"$SRC"/}" -name '*.php' | sort)
+  else
+    (cd "$SRC" && git ls-files -co --exclude-standard -- 'hooks/*.php' 'cronjob/*.php' |
+      grep -v -e '^hooks/tests/' -e '^hooks/demo/' -e '^hooks/standin/' | sort)
+  fi
+}
+mapfile -t FILES < <(loaded_files)
+[ ${#FILES[@]} -gt 0 ] || { log "no PHP files found"; exit 2; }
+if [ -f "$PKG/pvekeep.php" ]; then
+  log "checking ${#FILES[@]} files of ${PKG#"$SRC"/}"
+else
+  log "no package (make package); checking ${#FILES[@]} files of hooks/ and cronjob/"
+fi
+
+fail=0
+t0=$SECONDS
+
+# 1. The static scan.
+if ! php "$SRC/.ci/compat-scan.php" --self-test; then
+  log "scan: its self-test FAILED (.ci/compat-scan.php)"; fail=1
+elif (cd "$SRC" && php .ci/compat-scan.php "${FILES[@]}"); then
+  log "scan: no PHP >= 8.0 syntax or functions"
+else
+  log "scan: FAILED"; fail=1
+fi
+[ -n "$scan_only" ] && exit $fail
+
+# lint_and_test LABEL PHP PHPUNIT DIR LOG RUNNER...: php -l over FILES, then
+# PHPUnit, in DIR (the checkout, or its copy in the root) through RUNNER.
+lint_and_test() {
+  local label=$1 phpbin=$2 phpunit=$3 dir=$4 plog=$5; shift 5
+  local runner=("$@") bad=0 f out
+  for f in "${FILES[@]}"; do
+    if ! out=$("${runner[@]}" sh -c 'cd "$1" && "$2" -l "$3"' sh "$dir" "$phpbin" "$f" 2>&1); then
+      echo "$out" >&2; bad=1
+    fi
+  done
+  if [ $bad = 0 ]; then log "$label: php -l clean (${#FILES[@]} files)"; else log "$label: php -l FAILED"; fail=1; fi
+  if "${runner[@]}" sh -c 'cd "$1" && "$2" --colors=never hooks/tests' sh "$dir" "$phpunit" >"$plog" 2>&1; then
+    log "$label: PHPUnit $(grep -E '^OK' "$plog" | tail -1)"
+  else
+    tail -n 40 "$plog" >&2
+    log "$label: PHPUnit FAILED (log $plog)"; fail=1
+  fi
+}
+
+# 2. The host's PHP.
+command -v phpunit >/dev/null || { log "needs phpunit on the host (run .ci/bringup.sh as root once)"; exit 2; }
+host_ver=$(php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')
+host_log=${TMPDIR:-/tmp}/pvekeep-compat-$(id -u)-phpunit-host.log
+lint_and_test "PHP $host_ver (host)" php phpunit "$SRC" "$host_log" env
+
+# 3. PHP 7.4 in the bullseye root.
+build_root() {
+  local tmp=$ROOT.tmp t=$SECONDS
+  if [ "$(id -u)" != 0 ]; then
+    log "no PHP 7.4 root at $ROOT: building it needs root once (sudo make compat), ~3 minutes"
+    return 1
+  fi
+  log "building the PHP 7.4 root at $ROOT (debootstrap bullseye, once)"
+  command -v debootstrap >/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2 ||
+      { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
+  } || return 1
+  mkdir -p "$(dirname "$ROOT")" && rm -rf "$tmp" || return 1
+  debootstrap --variant=minbase bullseye "$tmp" "$MIRROR" >"$ROOT.build.log" 2>&1 ||
+    { tail -n 20 "$ROOT.build.log" >&2; return 1; }
+  # The host's extra CA certificates: outbound HTTPS may be intercepted.
+  cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null
+  chroot "$tmp" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends php7.4-cli php7.4-xml php7.4-mbstring phpunit && apt-get clean && rm -rf /var/lib/apt/lists/*' >>"$ROOT.build.log" 2>&1 ||
+    { tail -n 20 "$ROOT.build.log" >&2; return 1; }
+  chroot "$tmp" php7.4 -v >/dev/null || return 1
+  mv "$tmp" "$ROOT" || return 1
+  log "built $ROOT in $((SECONDS - t))s (log $ROOT.build.log)"
+}
+
+if [ ! -x "$ROOT/usr/bin/php7.4" ]; then
+  # One builder at a time; a second run waits and then finds the root.
+  if mkdir -p "$(dirname "$ROOT")" 2>/dev/null && exec 9>>"$(dirname "$ROOT")/.lock"; then
+    flock 9
+  fi
+  [ -x "$ROOT/usr/bin/php7.4" ] || build_root || { log "PHP 7.4: no root, NOT CHECKED"; exit 2; }
+fi
+
+if [ "$(id -u)" = 0 ]; then
+  in_root=(chroot "$ROOT")
+elif unshare -r true 2>/dev/null; then
+  in_root=(unshare -r chroot "$ROOT")
+else
+  log "PHP 7.4: chroot needs root or unprivileged user namespaces (unshare -r); NOT CHECKED"
+  exit 2
+fi
+
+work=$(mktemp -d "$ROOT/tmp/pvekeep.XXXXXX") || exit 2
+trap 'rm -rf "$work"' EXIT
+# The checkout as it is (tracked and new files), plus the package.
+(cd "$SRC" && git ls-files -co --exclude-standard -z | tar --null -T - -cf - 2>/dev/null) | tar -C "$work" -xf - || exit 2
+[ -d "$SRC/dist/modules" ] && { tar -C "$SRC" --exclude='dist/modules/*/*/bin' -cf - dist/modules | tar -C "$work" -xf - || exit 2; }
+v74=$("${in_root[@]}" php7.4 -r 'echo PHP_VERSION;')
+lint_and_test "PHP $v74 (bullseye root)" php7.4 phpunit "/tmp/${work##*/}" "${TMPDIR:-/tmp}/pvekeep-compat-$(id -u)-phpunit-7.4.log" "${in_root[@]}"
+
+log "done in $((SECONDS - t0))s: $([ $fail = 0 ] && echo ok || echo FAILED)"
+exit $fail
