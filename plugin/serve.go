@@ -23,7 +23,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, _, err := wire(ctx, cf, func(level string) *slog.Logger { return newLogger(stderr, level) })
+	a, cfg, err := wire(ctx, cf, func(level string) *slog.Logger { return newLogger(stderr, level) })
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,11 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case strings.HasPrefix(*listen, "unix:"):
 		path := strings.TrimPrefix(*listen, "unix:")
 		a.logger.Info("serving", "socket", path)
-		return transport.ServeUnix(ctx, path, a.table, a.logger)
+		return transport.ServeUnix(ctx, path, a.table, a.logger, transport.UnixConfig{
+			MaxConns:     cfg.Serve.MaxConnections,
+			ReadTimeout:  seconds(cfg.Serve.ReadTimeoutSeconds),
+			WriteTimeout: seconds(cfg.Serve.WriteTimeoutSeconds),
+		})
 	default:
 		return usageError{fmt.Sprintf("serve: --listen %q: only unix:/path is supported", *listen)}
 	}
@@ -93,3 +97,5 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintln(stdout, "migrations applied")
 	return nil
 }
+
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }

@@ -24,6 +24,20 @@ type Config struct {
 	Jobs     Jobs   `toml:"jobs"`
 	Worker   Worker `toml:"worker"`
 	SMTP     SMTP   `toml:"smtp"`
+	Serve    Serve  `toml:"serve"`
+}
+
+// Serve bounds `pvekeep serve --listen unix:…` (internal/transport's
+// UnixConfig). Zero means the transport's default.
+type Serve struct {
+	// MaxConnections served at once (default 64); more wait, unread, in
+	// the kernel's queue until one closes.
+	MaxConnections int `toml:"max_connections"`
+	// ReadTimeoutSeconds: a connection must deliver each whole request
+	// line within this (default 60); idle or trickling ones are closed.
+	ReadTimeoutSeconds float64 `toml:"read_timeout_seconds"`
+	// WriteTimeoutSeconds: an answer must be taken within this (default 30).
+	WriteTimeoutSeconds float64 `toml:"write_timeout_seconds"`
 }
 
 // SMTP is where client emails go. Without a host no email is sent (the
@@ -165,6 +179,12 @@ func (c Config) validate() error {
 			// one command's timeout.
 			return fmt.Errorf("config: smtp.retry_after_seconds must be more than 1.25 × smtp.timeout_seconds")
 		}
+	}
+	if c.Serve.MaxConnections < 0 || c.Serve.ReadTimeoutSeconds < 0 || c.Serve.WriteTimeoutSeconds < 0 {
+		return fmt.Errorf("config: serve.max_connections, serve.read_timeout_seconds and serve.write_timeout_seconds must not be negative")
+	}
+	if c.Serve.MaxConnections > 100000 {
+		return fmt.Errorf("config: serve.max_connections %d is more than 100000", c.Serve.MaxConnections)
 	}
 	if c.Worker.IntervalSeconds < 1 || c.Worker.IntervalSeconds > 600 {
 		return fmt.Errorf("config: worker.interval_seconds must be between 1 and 600")

@@ -40,6 +40,12 @@ func TestLoad(t *testing.T) {
 				t.Errorf("retry_after_seconds = %v, want 40", c.SMTP.RetryAfterSeconds)
 			}
 		}},
+		{name: "serve limits are read", body: "[serve]\nmax_connections = 8\nread_timeout_seconds = 2.5\n", check: func(t *testing.T, c Config) {
+			if c.Serve.MaxConnections != 8 || c.Serve.ReadTimeoutSeconds != 2.5 || c.Serve.WriteTimeoutSeconds != 0 {
+				t.Errorf("serve = %+v", c.Serve)
+			}
+		}},
+		{name: "a negative serve limit is refused", body: "[serve]\nmax_connections = -1\n", wantErr: "serve.max_connections"},
 		{name: "worker server without id is refused", body: "[[worker.servers]]\nhost = \"pve\"\n", wantErr: "worker.servers[0]"},
 	}
 	for _, tc := range cases {

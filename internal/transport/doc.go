@@ -8,7 +8,11 @@
 //     proc_open()s the binary, writes one request line, closes stdin and reads
 //     the answer line. Logs go to stderr only.
 //   - ServeUnix: the same framing on a unix socket, many connections at once,
-//     for panels that keep one warm process.
+//     for panels that keep one warm process. UnixConfig bounds them: at most
+//     MaxConns (64) served at once, the rest waiting unread in the kernel's
+//     queue; each request line must arrive whole within ReadTimeout (60 s),
+//     else the connection is closed without an answer (idle clients, slow
+//     loris); each answer must be taken within WriteTimeout (30 s).
 //   - ServePlugin / NewPluginClient: hashicorp/go-plugin over net/rpc, one
 //     RPC "Plugin.Call(method, params) → result | RPCError", so Go hosts and
 //     the project's own tests reuse the same handlers.

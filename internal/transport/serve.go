@@ -103,14 +103,57 @@ func (d *dispatcher) call(method string, params json.RawMessage) (result any, rp
 	return d.h.Call(d.ctx, method, params)
 }
 
+// UnixConfig bounds what connections to ServeUnix may hold; the zero value
+// takes the defaults.
+type UnixConfig struct {
+	// MaxConns caps the connections served at once (default
+	// DefaultMaxConns). Further connections wait in the kernel's listen
+	// queue, unread, until a served one closes: waiting costs the process
+	// no memory. With MaxLineBytes per line and a 64 KiB read buffer, the
+	// request lines of all connections hold at most about
+	// MaxConns × 1.06 MiB (68 MiB at the default).
+	MaxConns int
+	// ReadTimeout bounds how long a connection may take to deliver one
+	// whole request line, counted from when the server starts waiting for
+	// it: a connection idle that long, or trickling a line byte by byte
+	// (slow loris), is closed (default DefaultReadTimeout). A request read
+	// in time is answered however long its handler takes.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one answer, so a client that stops
+	// reading cannot keep its connection (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
+}
+
+// Defaults of UnixConfig.
+const (
+	DefaultMaxConns     = 64
+	DefaultReadTimeout  = 60 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+func (c UnixConfig) withDefaults() UnixConfig {
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	return c
+}
+
 // ServeUnix listens on the unix socket at path and serves every connection
 // with the same framing as ServeStdio, each connection's requests in order,
-// connections concurrently. A stale socket file left by a dead server is
-// removed; a live one (something answers on it) or a non-socket file at path
-// is an error. The socket is made mode 0660. When ctx is cancelled the
-// listener closes, requests in flight are answered, connections close, the
-// socket file is removed and ServeUnix returns nil.
-func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger) error {
+// connections concurrently, at most cfg.MaxConns at once (see UnixConfig
+// for the limits). A stale socket file left by a dead server is removed; a
+// live one (something answers on it) or a non-socket file at path is an
+// error. The socket is made mode 0660. When ctx is cancelled the listener
+// closes, requests in flight are answered, connections close, the socket
+// file is removed and ServeUnix returns nil.
+func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger, cfg UnixConfig) error {
+	cfg = cfg.withDefaults()
 	logger = orDiscard(logger).With("transport", "unix", "path", path)
 	if err := removeStaleSocket(path); err != nil {
 		return err
@@ -125,21 +168,36 @@ func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger)
 	if err := os.Chmod(path, 0o660); err != nil {
 		return fmt.Errorf("chmod socket %s: %w", path, err)
 	}
-	logger.Info("serving")
+	logger.Info("serving", "max_conns", cfg.MaxConns, "read_timeout", cfg.ReadTimeout)
 
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	parent := ctx
+	stop := context.AfterFunc(parent, func() { _ = ln.Close() })
 	defer stop()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx) // on an accept failure, end the connections too
 	defer cancel()
+	slots := make(chan struct{}, cfg.MaxConns)
 	var connID uint64
 	backoff := time.Duration(0)
 	for {
+		// Take a slot before accepting: past the cap, connections stay in
+		// the listen queue, where they cost this process nothing.
+		select {
+		case slots <- struct{}{}:
+		default:
+			logger.Info("connection limit reached; new connections wait", "max_conns", cfg.MaxConns)
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		c, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			<-slots
+			if parent.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -162,8 +220,12 @@ func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			clog.Debug("connection opened")
-			if err := serveStream(ctx, newLineStream(c, c, c, MaxLineBytes, clog), h, clog); err != nil {
+			s := newLineStream(c, c, c, MaxLineBytes, clog)
+			s.deadlines = c
+			s.readTimeout, s.writeTimeout = cfg.ReadTimeout, cfg.WriteTimeout
+			if err := serveStream(ctx, s, h, clog); err != nil {
 				clog.Warn("connection ended", "error", err)
 			}
 			_ = c.Close()

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -52,12 +54,24 @@ type lineStream struct {
 	ids    map[uint64]json.RawMessage
 	params map[uint64]json.RawMessage // raw params by request sequence number
 
+	// deadlines, when set (a socket), bounds each request line's read to
+	// readTimeout and each answer's write to writeTimeout.
+	deadlines    deadliner
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+
 	pendingErr error // error to return on the next ReadObject (EOF after a last unterminated line)
 	stopping   atomic.Bool
 	closeOnce  sync.Once
 
 	emu     sync.Mutex
 	readErr error // why reading stopped, if not EOF
+}
+
+// deadliner is the part of net.Conn that bounds reads and writes.
+type deadliner interface {
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
 }
 
 func newLineStream(r io.Reader, w io.Writer, closer io.Closer, maxLine int, logger *slog.Logger) *lineStream {
@@ -85,7 +99,22 @@ func (s *lineStream) ReadObject(v any) error {
 		if s.pendingErr != nil {
 			return s.fail(s.pendingErr)
 		}
+		if s.deadlines != nil {
+			if err := s.deadlines.SetReadDeadline(time.Now().Add(s.readTimeout)); err != nil {
+				return s.fail(fmt.Errorf("set read deadline: %w", err))
+			}
+		}
 		line, tooLong, err := s.readLine()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Nothing read in time is served: a partial line is not a
+			// request, and the client may be trickling it on purpose.
+			if len(line) > 0 || tooLong {
+				s.logger.Warn("request line not completed in time; connection closed", "read_timeout", s.readTimeout)
+			} else {
+				s.logger.Debug("connection idle; closed", "read_timeout", s.readTimeout)
+			}
+			return io.EOF
+		}
 		if err != nil {
 			s.pendingErr = err
 		}
@@ -122,6 +151,8 @@ func (s *lineStream) fail(err error) error {
 
 // readLine reads up to and including the next '\n'. A line longer than
 // maxLine is drained chunk by chunk and reported as tooLong with no bytes.
+// The line's buffer never grows past maxLine plus its line ending, so a
+// connection holds at most that (and the reader's buffer) between lines.
 func (s *lineStream) readLine() (line []byte, tooLong bool, err error) {
 	for {
 		chunk, err := s.r.ReadSlice('\n')
@@ -129,7 +160,7 @@ func (s *lineStream) readLine() (line []byte, tooLong bool, err error) {
 			if len(line)+len(bytes.TrimRight(chunk, "\r\n")) > s.maxLine {
 				tooLong, line = true, nil
 			} else {
-				line = append(line, chunk...)
+				line = appendBounded(line, chunk, s.maxLine+2)
 			}
 		}
 		switch {
@@ -141,6 +172,20 @@ func (s *lineStream) readLine() (line []byte, tooLong bool, err error) {
 			return line, tooLong, err
 		}
 	}
+}
+
+// appendBounded appends chunk to line, growing line's buffer as append
+// would but never beyond limit bytes of capacity (unless line+chunk is
+// longer, which the caller rules out).
+func appendBounded(line, chunk []byte, limit int) []byte {
+	need := len(line) + len(chunk)
+	if need <= cap(line) {
+		return append(line, chunk...)
+	}
+	newCap := min(max(2*cap(line), need, 512), max(limit, need))
+	grown := make([]byte, len(line), newCap)
+	copy(grown, line)
+	return append(grown, chunk...)
 }
 
 // decode validates one JSON-RPC request line and returns the request in the
@@ -321,6 +366,13 @@ func (s *lineStream) writeLine(b []byte) error {
 	defer s.wmu.Unlock()
 	if s.werr != nil {
 		return s.werr
+	}
+	if s.deadlines != nil {
+		if err := s.deadlines.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+			s.werr = fmt.Errorf("set write deadline: %w", err)
+			s.setErr(s.werr)
+			return s.werr
+		}
 	}
 	if _, err := s.w.Write(line); err != nil {
 		s.werr = fmt.Errorf("write response: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,12 @@ import (
 // cancels serving and returns ServeUnix's result.
 func startUnix(t *testing.T, h Handler) (path string, stop func() error) {
 	t.Helper()
+	return startUnixWith(t, h, UnixConfig{}, testLogger(t))
+}
+
+// startUnixWith is startUnix with limits and a logger of the test's own.
+func startUnixWith(t *testing.T, h Handler, cfg UnixConfig, logger *slog.Logger) (path string, stop func() error) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "pvk") // short: sun_path holds 108 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +34,7 @@ func startUnix(t *testing.T, h Handler) (path string, stop func() error) {
 	path = filepath.Join(dir, "s.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeUnix(ctx, path, h, testLogger(t)) }()
+	go func() { done <- ServeUnix(ctx, path, h, logger, cfg) }()
 	waitForSocket(t, path, done)
 	var once sync.Once
 	var serr error
@@ -203,7 +210,7 @@ func TestServeUnixReplacesStaleSocket(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeUnix(ctx, path, &fakeHandler{}, testLogger(t)) }()
+	go func() { done <- ServeUnix(ctx, path, &fakeHandler{}, testLogger(t), UnixConfig{}) }()
 	waitForSocket(t, path, done)
 	resp, err := dialUnix(t, path).call(1, "echo", []int{1})
 	if err != nil || string(resp["result"]) != "[1]" {
@@ -230,7 +237,7 @@ func TestServeUnixRefusesToSteal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ServeUnix(context.Background(), tt.path, &fakeHandler{}, testLogger(t))
+			err := ServeUnix(context.Background(), tt.path, &fakeHandler{}, testLogger(t), UnixConfig{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("ServeUnix = %v, want error containing %q", err, tt.want)
 			}
