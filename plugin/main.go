@@ -35,7 +35,8 @@ const usage = `usage: pvekeep <command> [flags]
 commands:
   serve     answer JSON-RPC on stdin/stdout, or on --listen unix:/path
   worker    drive jobs of the servers in the config file, forever
-  migrate   create or update the mod_pvekeep_* tables
+  migrate   create or update the mod_pvekeep_* tables (serve and worker
+            also do it before answering, when the tables are behind)
   sim       run the Proxmox VE simulator (prints one JSON line, then serves)
   demo      play a client session against the simulator and a local MariaDB
   version   print the version

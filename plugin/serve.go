@@ -29,6 +29,11 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer a.close()
 
+	// Tables first, so that no call meets a schema older than the binary.
+	// A spawned process (stdio) tries once: it lives for one request.
+	if !a.migrateOnce(ctx) && (*listen != "" || transport.IsPluginLaunch()) {
+		go a.keepMigrating(ctx)
+	}
 	switch {
 	case transport.IsPluginLaunch():
 		transport.ServePlugin(a.table, a.logger)
@@ -62,6 +67,9 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	defer a.close()
 	if len(cfg.Worker.Servers) == 0 {
 		return usageError{"worker: the config file lists no [[worker.servers]]"}
+	}
+	if !a.migrateOnce(ctx) {
+		go a.keepMigrating(ctx)
 	}
 	interval := time.Duration(cfg.Worker.IntervalSeconds * float64(time.Second))
 	a.logger.Info("worker started", "servers", len(cfg.Worker.Servers), "interval", interval)

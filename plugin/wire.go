@@ -23,6 +23,7 @@ import (
 type app struct {
 	table  *api.Table
 	svc    *service.Service
+	st     *store.Store
 	close  func()
 	logger *slog.Logger
 }
@@ -69,6 +70,7 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 	return &app{
 		table:  api.New(svc, svc, logger, acfg),
 		svc:    svc,
+		st:     st,
 		close:  func() { _ = st.Close() },
 		logger: logger,
 	}, cfg, nil
@@ -98,5 +100,32 @@ func dialProxmox(logger *slog.Logger) service.Dialer {
 		c := pve.ConfigFromServer(s)
 		c.Logger = logger
 		return pve.Connect(ctx, c)
+	}
+}
+
+// migrateOnce brings the plugin's tables up to date before a process
+// answers anything (one query when they already are). A database that
+// cannot be reached now is not fatal: the calls answer a retryable
+// `unavailable`, and a long-running process tries again (keepMigrating).
+func (a *app) migrateOnce(ctx context.Context) bool {
+	if _, err := a.st.EnsureMigrated(ctx); err != nil {
+		a.logger.Warn("could not bring the database tables up to date; calls needing them will fail until it can", "err", err)
+		return false
+	}
+	return true
+}
+
+// keepMigrating runs migrateOnce again until it succeeds or ctx ends,
+// pausing longer before each try (up to a minute).
+func (a *app) keepMigrating(ctx context.Context) {
+	for pause := 2 * time.Second; ; pause = min(2*pause, time.Minute) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		if a.migrateOnce(ctx) {
+			return
+		}
 	}
 }

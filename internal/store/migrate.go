@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
 
 	sqlfiles "github.com/pvekeep/pvekeep/sql"
@@ -27,7 +28,11 @@ const versionTable = "mod_pvekeep_goose_version"
 // the lock.)
 func Migrate(ctx context.Context, dsn string, logger *slog.Logger) error {
 	logger = orDiscard(logger)
-	return withProvider(ctx, dsn, logger, func(p *goose.Provider) error {
+	return withProvider(ctx, dsn, logger, migrateUp(ctx, logger))
+}
+
+func migrateUp(ctx context.Context, logger *slog.Logger) func(p *goose.Provider) error {
+	return func(p *goose.Provider) error {
 		res, err := p.Up(ctx)
 		for _, r := range res {
 			if r.Error == nil && !r.Empty {
@@ -38,7 +43,7 @@ func Migrate(ctx context.Context, dsn string, logger *slog.Logger) error {
 			return fmt.Errorf("migrate up: %w", classify(err))
 		}
 		return nil
-	})
+	}
 }
 
 // MigrateDown rolls migrations back until the database is at version
@@ -67,11 +72,17 @@ func Version(ctx context.Context, dsn string, logger *slog.Logger) (current, lat
 }
 
 func withProvider(ctx context.Context, dsn string, logger *slog.Logger, fn func(p *goose.Provider) error) error {
-	logger = orDiscard(logger).With("component", "migrate")
 	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	return withProviderConfig(ctx, cfg, logger, fn)
+}
+
+// withProviderConfig runs fn with a goose provider on a pool of its own,
+// holding the migration lock (see Migrate).
+func withProviderConfig(ctx context.Context, cfg *mysql.Config, logger *slog.Logger, fn func(p *goose.Provider) error) error {
+	logger = orDiscard(logger).With("component", "migrate")
 	if cfg.DBName == "" {
 		return errors.New("migrate: the dsn names no database")
 	}

@@ -17,6 +17,7 @@ import (
 type Store struct {
 	db     *sqlx.DB
 	logger *slog.Logger
+	cfg    *mysql.Config // for EnsureMigrated's pool of its own
 }
 
 // Pool limits: the stdio transport runs one short process per request, the
@@ -84,6 +85,7 @@ func Connect(dsn string, logger *slog.Logger) (*Store, error) {
 	if cfg.DBName == "" {
 		return nil, errors.New("open database: the dsn names no database")
 	}
+	plain := cfg.Clone()
 	cfg.Logger = driverLogger{logger.With("component", "mysql")}
 	db, err := openDB(cfg)
 	if err != nil {
@@ -93,7 +95,7 @@ func Connect(dsn string, logger *slog.Logger) (*Store, error) {
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	return &Store{db: sqlx.NewDb(db, "mysql"), logger: logger.With("component", "store")}, nil
+	return &Store{db: sqlx.NewDb(db, "mysql"), logger: logger.With("component", "store"), cfg: plain}, nil
 }
 
 // Close closes the connection pool.
