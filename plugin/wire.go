@@ -61,6 +61,7 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 	}
 	svc := service.New(service.Deps{
 		Store: st, Dial: dialProxmox(logger), Runner: runner, Mailer: m, Clock: clock, Logger: logger,
+		NewMailer: panelMailer(time.Duration(cfg.SMTP.TimeoutSeconds*float64(time.Second)), logger),
 	}, service.Config{
 		BackupMode: cfg.Backup.Mode, Compress: cfg.Backup.Compress, LeaseFor: cfg.Lease(),
 		EmailRetryAfter: time.Duration(cfg.SMTP.RetryAfterSeconds * float64(time.Second)),
@@ -93,6 +94,17 @@ func newMailer(c config.SMTP, logger *slog.Logger) (service.Mailer, error) {
 		return nil, fmt.Errorf("load email templates: %w", err)
 	}
 	return m, nil
+}
+
+// panelMailer builds the mailer for the panel's mail settings that
+// cron.tick hands over (used only when the config file sets no [smtp]).
+func panelMailer(timeout time.Duration, logger *slog.Logger) service.MailerFactory {
+	return func(c mail.Config) (service.Mailer, error) {
+		if c.Timeout == 0 {
+			c.Timeout = timeout
+		}
+		return mail.New(c, templates.Files, lang.Files, logger)
+	}
 }
 
 func dialProxmox(logger *slog.Logger) service.Dialer {

@@ -31,11 +31,13 @@ type backend interface {
 	RestoreBackup(ctx context.Context, c service.Call, id pvekeep.BackupID, idempotencyKey string) (pvekeep.Job, error)
 	RetryRestore(ctx context.Context, c service.Call, id pvekeep.JobID) (pvekeep.Job, error)
 	Reinstall(ctx context.Context, c service.Call, failed pvekeep.JobID) (pvekeep.Job, error)
+	Overview(ctx context.Context, c service.Call) (service.AdminOverview, error)
+	SelectBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.BackupID, error)
 }
 
 // ticker drives jobs for cron.tick.
 type ticker interface {
-	Tick(ctx context.Context, servers []pvekeep.Server, budget time.Duration) (jobs.Stats, error)
+	TickWithSMTP(ctx context.Context, servers []pvekeep.Server, budget time.Duration, smtp *service.PanelSMTP) (jobs.Stats, error)
 }
 
 // Config tunes the table; the zero value works.
@@ -69,16 +71,18 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 	}
 	t := &Table{svc: svc, tick: tick, logger: logger.With("component", "api"), cfg: cfg}
 	t.methods = map[string]method{
-		"plugin.hello":      t.hello,
-		"service.status":    t.status,
-		"backups.list":      t.backupsList,
-		"backups.create":    t.backupsCreate,
-		"backups.remove":    t.backupsRemove,
-		"jobs.get":          t.jobsGet,
-		"backups.restore":   t.backupsRestore,
-		"restore.retry":     t.restoreRetry,
-		"restore.reinstall": t.restoreReinstall,
-		"cron.tick":         t.cronTick,
+		"plugin.hello":        t.hello,
+		"service.status":      t.status,
+		"backups.list":        t.backupsList,
+		"backups.create":      t.backupsCreate,
+		"backups.remove":      t.backupsRemove,
+		"jobs.get":            t.jobsGet,
+		"backups.restore":     t.backupsRestore,
+		"restore.retry":       t.restoreRetry,
+		"restore.reinstall":   t.restoreReinstall,
+		"cron.tick":           t.cronTick,
+		"admin.overview":      t.adminOverview,
+		"admin.select_backup": t.adminSelectBackup,
 	}
 	return t
 }
@@ -208,21 +212,7 @@ func (t *Table) status(ctx context.Context, params json.RawMessage) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	out := statusOut{
-		VMID:  int(st.VMID),
-		Node:  st.Node,
-		Power: st.Power,
-		Lock:  lockOut{Locked: st.Lock.Locked, Reason: st.Lock.Reason, JobID: int64(st.Lock.JobID)},
-		Quotas: quotasOut{
-			Backups:   usageOut{Used: st.Backups.Used, Max: st.Backups.Max},
-			Snapshots: usageOut{Used: st.Snapshots.Used, Max: st.Snapshots.Max},
-		},
-		ActiveJob: jobPtr(st.ActiveJob),
-	}
-	if e := st.ProxmoxError; e != nil {
-		out.ProxmoxError = &problemOut{Reason: string(e.Reason), Message: e.Message}
-	}
-	return out, nil
+	return statusFrom(st), nil
 }
 
 func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, error) {
@@ -235,6 +225,7 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		return nil, err
 	}
 	out := backupListOut{
+		Status:        statusFrom(l.Status),
 		Quota:         usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
 		Items:         make([]backupOut, 0, len(l.Items)),
 		ActiveJob:     jobPtr(l.ActiveJob),
@@ -349,6 +340,8 @@ func (t *Table) cronTick(ctx context.Context, params json.RawMessage) (any, erro
 		Actor   pvekeep.Actor    `json:"actor"`
 		Servers []pvekeep.Server `json:"servers"`
 		BudgetS float64          `json:"budget_s"`
+		// SMTP is the panel's mail settings; the config file's [smtp] wins.
+		SMTP *service.PanelSMTP `json:"smtp"`
 	}
 	if err := decode(params, &p); err != nil {
 		return nil, err
@@ -362,9 +355,40 @@ func (t *Table) cronTick(ctx context.Context, params json.RawMessage) (any, erro
 	// waits (cron.php waits budget + 30 s), so it is never killed mid-step.
 	ctx, cancel := context.WithTimeout(ctx, budget+20*time.Second)
 	defer cancel()
-	st, err := t.tick.Tick(ctx, p.Servers, budget)
+	st, err := t.tick.TickWithSMTP(ctx, p.Servers, budget, p.SMTP)
 	if err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// adminOverview is the admin's tab in WHMCS (AdminServicesTabFields):
+// database only.
+func (t *Table) adminOverview(ctx context.Context, params json.RawMessage) (any, error) {
+	var p common
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	o, err := t.svc.Overview(ctx, p.call())
+	if err != nil {
+		return nil, err
+	}
+	return overviewFrom(o), nil
+}
+
+// adminSelectBackup records which backup the admin Restore / Remove
+// buttons act on; backup_id 0 clears it.
+func (t *Table) adminSelectBackup(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		BackupID int64 `json:"backup_id"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	id, err := t.svc.SelectBackup(ctx, p.call(), pvekeep.BackupID(p.BackupID))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"selected_backup_id": int64(id)}, nil
 }

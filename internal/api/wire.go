@@ -5,6 +5,7 @@ import (
 
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/service"
+	"github.com/pvekeep/pvekeep/internal/store"
 )
 
 // The result shapes of DESIGN §3. Times are RFC 3339 UTC; sizes bytes.
@@ -32,9 +33,33 @@ type statusOut struct {
 	Lock      lockOut   `json:"lock"`
 	Quotas    quotasOut `json:"quotas"`
 	ActiveJob *jobOut   `json:"active_job"`
-	// ProxmoxError says why power is "missing" or "unknown": the rest
-	// of the status comes from the database and holds regardless.
+	// CheckedAt is when Proxmox last told node, power and its lock
+	// (RFC 3339), null when it never did (power is then "unknown").
+	CheckedAt *string `json:"checked_at"`
+	// ProxmoxError says why Proxmox could not be asked just now
+	// (service.status): node and power are then the cached ones of
+	// checked_at, or "missing" / "unknown". The rest of the status comes
+	// from the database and holds regardless.
 	ProxmoxError *problemOut `json:"proxmox_error,omitempty"`
+}
+
+func statusFrom(st service.Status) statusOut {
+	out := statusOut{
+		VMID:  int(st.VMID),
+		Node:  st.Node,
+		Power: st.Power,
+		Lock:  lockOut{Locked: st.Lock.Locked, Reason: st.Lock.Reason, JobID: int64(st.Lock.JobID)},
+		Quotas: quotasOut{
+			Backups:   usageOut{Used: st.Backups.Used, Max: st.Backups.Max},
+			Snapshots: usageOut{Used: st.Snapshots.Used, Max: st.Snapshots.Max},
+		},
+		ActiveJob: jobPtr(st.ActiveJob),
+		CheckedAt: timePtr(st.CheckedAt),
+	}
+	if e := st.ProxmoxError; e != nil {
+		out.ProxmoxError = &problemOut{Reason: string(e.Reason), Message: e.Message}
+	}
+	return out
 }
 
 // problemOut is an application error reported inside a result.
@@ -53,6 +78,9 @@ type backupOut struct {
 }
 
 type backupListOut struct {
+	// Status is service.status's shape from the database alone: one call
+	// is everything a client page view needs.
+	Status        statusOut   `json:"status"`
 	Quota         usageOut    `json:"quota"`
 	Items         []backupOut `json:"items"`
 	Schedule      any         `json:"schedule"`
@@ -93,6 +121,107 @@ func jobPtr(j *pvekeep.Job) *jobOut {
 	}
 	o := jobFrom(*j)
 	return &o
+}
+
+// adminBackupOut is a backup as the admin sees it: also its Proxmox volume.
+type adminBackupOut struct {
+	backupOut
+	Volid string `json:"volid"`
+	// Protected is Proxmox's protected flag; always false until
+	// backups.protect exists.
+	Protected bool `json:"protected"`
+}
+
+// adminJobOut is a job with its email's delivery state, when it sends one.
+type adminJobOut struct {
+	jobOut
+	Email *emailOut `json:"email"`
+}
+
+// emailOut is one client email of a job. State is queued (not sent yet:
+// last_error says why it waits), sent, failed (refused for good:
+// last_error) or skipped (not to be sent: last_error says why).
+type emailOut struct {
+	ID        int64   `json:"id"`
+	JobID     int64   `json:"job_id"`
+	Kind      string  `json:"kind"`
+	State     string  `json:"state"`
+	Attempts  int     `json:"attempts"`
+	LastError string  `json:"last_error"`
+	Recipient string  `json:"recipient"`
+	CreatedAt string  `json:"created_at"`
+	SentAt    *string `json:"sent_at"`
+}
+
+type overviewOut struct {
+	VMID             int              `json:"vmid"`
+	Node             string           `json:"node"`
+	Power            string           `json:"power"`
+	Lock             lockOut          `json:"lock"`
+	CheckedAt        *string          `json:"checked_at"`
+	Quotas           quotasOut        `json:"quotas"`
+	ActiveJob        *jobOut          `json:"active_job"`
+	SelectedBackupID int64            `json:"selected_backup_id"`
+	Backups          []adminBackupOut `json:"backups"`
+	Jobs             []adminJobOut    `json:"jobs"`
+	Emails           []emailOut       `json:"emails"`
+	FailedRestore    *jobOut          `json:"failed_restore"`
+}
+
+func overviewFrom(o service.AdminOverview) overviewOut {
+	st := statusFrom(o.Status)
+	out := overviewOut{
+		VMID: st.VMID, Node: st.Node, Power: st.Power, Lock: st.Lock, CheckedAt: st.CheckedAt,
+		Quotas: st.Quotas, ActiveJob: st.ActiveJob, SelectedBackupID: int64(o.SelectedBackupID),
+		Backups: make([]adminBackupOut, 0, len(o.Backups)), Jobs: make([]adminJobOut, 0, len(o.Jobs)),
+		Emails: make([]emailOut, 0, len(o.Emails)), FailedRestore: jobPtr(o.FailedRestore),
+	}
+	for _, b := range o.Backups {
+		out.Backups = append(out.Backups, adminBackupOut{backupOut: backupFrom(b), Volid: b.Volid})
+	}
+	byJob := map[int64]*emailOut{}
+	for _, e := range o.Emails {
+		eo := emailOut{
+			ID: e.ID, JobID: int64(e.JobID), Kind: e.Kind, State: emailState(e.Status), Attempts: e.Attempts,
+			LastError: e.Error, Recipient: e.Recipient, CreatedAt: rfc3339(e.CreatedAt), SentAt: timePtr(e.SentAt),
+		}
+		out.Emails = append(out.Emails, eo)
+		if _, ok := byJob[eo.JobID]; !ok {
+			byJob[eo.JobID] = &out.Emails[len(out.Emails)-1]
+		}
+	}
+	for _, j := range o.Jobs {
+		aj := adminJobOut{jobOut: jobFrom(j)}
+		if e, ok := byJob[int64(j.ID)]; ok {
+			c := *e
+			aj.Email = &c
+		}
+		out.Jobs = append(out.Jobs, aj)
+	}
+	return out
+}
+
+// emailState names the outbox's states for the panel: pending is "queued".
+func emailState(s store.EmailStatus) string {
+	if s == store.EmailPending {
+		return "queued"
+	}
+	return string(s)
+}
+
+func backupFrom(b pvekeep.Backup) backupOut {
+	return backupOut{
+		ID: int64(b.ID), CreatedAt: rfc3339(b.CreatedAt), Note: b.Note, SizeBytes: b.SizeBytes,
+		Status: string(b.Status), Origin: string(b.Origin),
+	}
+}
+
+func timePtr(t *time.Time) *string {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	s := rfc3339(*t)
+	return &s
 }
 
 func rfc3339(t time.Time) string {

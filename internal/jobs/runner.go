@@ -102,6 +102,13 @@ type Stats struct {
 	StillActive int `json:"still_active"`
 	// EmailsSent counts outbox emails sent after the run (see service).
 	EmailsSent int `json:"emails_sent"`
+	// EmailsWaiting counts outbox emails left pending for want of SMTP
+	// settings; EmailsSkipped those the client opted out of (see service).
+	EmailsWaiting int `json:"emails_waiting"`
+	EmailsSkipped int `json:"emails_skipped"`
+	// FactsRefreshed counts services whose VM facts the tick refreshed
+	// from Proxmox (see service).
+	FactsRefreshed int `json:"facts_refreshed"`
 }
 
 // Run drives the jobs of the given servers until none it could claim is

@@ -31,6 +31,7 @@ import (
 type Cluster interface {
 	Version(ctx context.Context) (string, error)
 	FindVM(ctx context.Context, vmid pvekeep.VMID) (VMRef, error)
+	Guests(ctx context.Context) ([]Guest, error)
 	VMStatus(ctx context.Context, node string, vmid pvekeep.VMID) (VMStatus, error)
 	VMConfig(ctx context.Context, node string, vmid pvekeep.VMID) (VMConfig, error)
 	VMConfigCurrent(ctx context.Context, node string, vmid pvekeep.VMID) (VMConfig, error)

@@ -18,8 +18,12 @@ type Usage struct {
 	Max  int
 }
 
-// BackupList is what backups.list returns.
+// BackupList is what backups.list returns: everything a client page view
+// needs, from the database alone.
 type BackupList struct {
+	// Status is the VM as Proxmox last told it (Status.CheckedAt), the
+	// plugin's own lock (current) and the quotas.
+	Status    Status
 	Quota     Usage
 	Items     []pvekeep.Backup
 	ActiveJob *pvekeep.Job
@@ -38,16 +42,15 @@ type BackupList struct {
 // on storage. Failed and removed records stay in the table as history.
 var listed = []pvekeep.BackupStatus{pvekeep.BackupCreating, pvekeep.BackupAvailable, pvekeep.BackupRemoving}
 
-// ListBackups returns the service's own backups, newest first. Only records
-// the plugin made for this service are listed: a volume on storage with the
-// same vmid (a previous owner of a reused vmid, or one made by hand) is
-// never shown.
+// ListBackups returns the service's own backups, newest first, with the
+// service's status: one call per client page view, answered from the
+// database alone, never waiting on Proxmox (the VM's facts are those
+// cached by ticks and clicks, with their age). Only records the plugin
+// made for this service are listed: a volume on storage with the same
+// vmid (a previous owner of a reused vmid, or one made by hand) is never
+// shown.
 func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	f, err := s.authorize(ctx, c, read)
-	if err != nil {
-		return BackupList{}, err
-	}
-	pl, err := plan.QuotasFromFacts(f)
 	if err != nil {
 		return BackupList{}, err
 	}
@@ -55,12 +58,11 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, dbError(err)
 	}
-	out := BackupList{Quota: Usage{Used: usedSlots(items), Max: pl.BackupsMax}, Items: items}
-	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
-		return BackupList{}, dbError(err)
-	} else if ok {
-		out.ActiveJob = &j
+	st, err := s.dbStatus(ctx, f, items)
+	if err != nil {
+		return BackupList{}, err
 	}
+	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob}
 	newest, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: f.ServiceID, Limit: 1})
 	if err != nil {
 		return BackupList{}, dbError(err)

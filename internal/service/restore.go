@@ -293,6 +293,7 @@ func (s *Service) startRestore(ctx context.Context, c Call, f pvekeep.ServiceFac
 		if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
 			return pvekeep.Job{}, err
 		}
+		s.recordFacts(ctx, store.VMFacts{ServiceID: f.ServiceID, VMID: f.VMID, Node: ref.Node, Power: ref.Status})
 		if p.MACs == nil {
 			p.MACs = macsOf(cfg)
 			p.Name = cfg["name"]

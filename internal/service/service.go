@@ -70,6 +70,11 @@ type Config struct {
 	// EmailRetryAfter is how long an unsent client email rests before the
 	// outbox tries it again.
 	EmailRetryAfter time.Duration
+	// StatusTimeout bounds service.status's look at Proxmox; past it the
+	// cached facts answer.
+	StatusTimeout time.Duration
+	// FactsTimeout bounds a tick's refresh of one server's VM facts.
+	FactsTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -100,6 +105,12 @@ func (c Config) withDefaults() Config {
 	if c.EmailRetryAfter <= 0 {
 		c.EmailRetryAfter = 5 * time.Minute
 	}
+	if c.StatusTimeout <= 0 {
+		c.StatusTimeout = defaultStatusTimeout
+	}
+	if c.FactsTimeout <= 0 {
+		c.FactsTimeout = defaultFactsTimeout
+	}
 	return c
 }
 
@@ -108,9 +119,12 @@ func (c Config) withDefaults() Config {
 type Service struct {
 	st         serviceStore
 	emails     emailStore
+	facts      factsStore
+	admin      adminStore
 	dial       Dialer
 	run        runner
 	mailer     Mailer
+	newMailer  MailerFactory
 	reconciler *reconcile.Reconciler
 	clock      pvekeep.Clock
 	logger     *slog.Logger
@@ -122,19 +136,27 @@ type Deps struct {
 	Store interface {
 		serviceStore
 		emailStore
+		factsStore
+		adminStore
 	}
 	Dial   Dialer
 	Runner runner
-	Mailer Mailer // nil: no SMTP, the restore email is skipped
-	Clock  pvekeep.Clock
-	Logger *slog.Logger
+	// Mailer sends with the config file's [smtp]; it wins over the
+	// panel's mail settings. nil: none configured.
+	Mailer Mailer
+	// NewMailer builds a Mailer from the panel's mail settings that
+	// cron.tick hands over; nil: they cannot be used, and emails wait.
+	NewMailer MailerFactory
+	Clock     pvekeep.Clock
+	Logger    *slog.Logger
 }
 
 // New returns a Service and registers its job steps with the runner that
 // Tick drives.
 func New(d Deps, cfg Config) *Service {
 	s := &Service{
-		st: d.Store, emails: d.Store, dial: d.Dial, run: d.Runner, mailer: d.Mailer,
+		st: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, run: d.Runner,
+		mailer: d.Mailer, newMailer: d.NewMailer,
 		reconciler: reconcile.New(d.Logger), clock: d.Clock,
 		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
 	}
@@ -266,7 +288,7 @@ func (s *Service) reachVM(ctx context.Context, c Call, f pvekeep.ServiceFacts) (
 	if err := s.checkNoJob(ctx, f); err != nil {
 		return nil, pve.VMRef{}, err
 	}
-	pc, ref, st, err := s.vmState(ctx, c.Server, f.VMID)
+	pc, ref, st, err := s.vmState(ctx, c.Server, f)
 	if err != nil {
 		return nil, pve.VMRef{}, err
 	}

@@ -3,10 +3,11 @@ package service
 import (
 	"context"
 	"errors"
+	"time"
 
-	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
 )
 
 // Lock is what service.status says about the VM being busy.
@@ -16,13 +17,18 @@ type Lock struct {
 	JobID  pvekeep.JobID
 }
 
-// Status is what service.status returns.
+// Status is what service.status returns, and the status backups.list
+// carries.
 type Status struct {
 	VMID  pvekeep.VMID
 	Node  string
 	Power string // running, stopped, paused…, or PowerMissing / PowerUnknown
 	Lock  Lock
-	// ProxmoxError says why Power is PowerMissing or PowerUnknown.
+	// CheckedAt is when Proxmox last told us Node, Power and its lock; nil
+	// when it never did (Power is then PowerUnknown).
+	CheckedAt *time.Time
+	// ProxmoxError says why Proxmox could not be asked just now (the rest
+	// is then the cached facts of CheckedAt).
 	ProxmoxError *pvekeep.Error
 	Backups      Usage
 	Snapshots    Usage
@@ -32,70 +38,82 @@ type Status struct {
 // Power values for a VM Proxmox could not report on.
 const (
 	PowerMissing = "missing" // no VM with the service's vmid on the cluster
-	PowerUnknown = "unknown" // Proxmox could not be asked
+	PowerUnknown = "unknown" // Proxmox could not be asked, and never was
 )
 
+// defaultStatusTimeout bounds service.status's look at Proxmox.
+const defaultStatusTimeout = 3 * time.Second
+
 // Status reports where the VM runs, whether it is busy and the quotas, so
-// the panel can grey out its own buttons while the VM is locked.
+// the panel can grey out its own buttons while the VM is locked (WHMCS's
+// PreModule hooks). It asks Proxmox, but for StatusTimeout at most: a
+// slow or dead Proxmox gets the cached facts with their CheckedAt and the
+// reason in ProxmoxError. The plugin's own job lock and the quotas come
+// from the database and hold regardless: mid-reinstall the VM does not
+// exist, and the hooks must still see the lock.
 func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	f, err := s.authorize(ctx, c, read)
 	if err != nil {
 		return Status{}, err
 	}
-	pl, err := plan.QuotasFromFacts(f)
-	if err != nil {
-		return Status{}, err
-	}
-	out := Status{VMID: f.VMID, Backups: Usage{Max: pl.BackupsMax}, Snapshots: Usage{Max: pl.SnapshotsMax}}
-
 	items, err := s.st.Backups(ctx, f.ServiceID, listed...)
 	if err != nil {
 		return Status{}, dbError(err)
 	}
-	out.Backups.Used = usedSlots(items)
-	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
-		return Status{}, dbError(err)
-	} else if ok {
-		out.ActiveJob = &j
-		out.Lock = Lock{Locked: true, Reason: lockName(j.Kind), JobID: j.ID}
+	out, err := s.dbStatus(ctx, f, items)
+	if err != nil {
+		return Status{}, err
 	}
 
-	// The database's view (a running job's lock, the quotas) holds even
-	// when Proxmox cannot say anything: mid-reinstall the VM does not
-	// exist, and the panel's hooks must still see the lock.
-	_, ref, st, err := s.vmState(ctx, c.Server, f.VMID)
+	liveCtx, cancel := context.WithTimeout(ctx, s.cfg.StatusTimeout)
+	_, ref, st, err := s.vmState(liveCtx, c.Server, f)
+	cancel()
 	if err != nil {
 		e, ok := pvekeep.AsError(err)
 		if !ok || e.Reason == pvekeep.ReasonInvalidInput {
 			return Status{}, err // the panel's own settings are wrong
 		}
-		out.Power, out.ProxmoxError = PowerUnknown, e
+		out.ProxmoxError = e
 		if errors.Is(err, pve.ErrNotFound) {
-			out.Power = PowerMissing
+			// vmState cached this: the VM is gone as of now.
+			now := s.clock.Now().UTC()
+			out.Node, out.Power, out.CheckedAt = "", PowerMissing, &now
+			if out.Lock.JobID == 0 {
+				out.Lock = Lock{}
+			}
 		}
 		return out, nil
 	}
-	out.Node, out.Power = ref.Node, st.Status
-	if !out.Lock.Locked && st.Lock != "" {
-		out.Lock = Lock{Locked: true, Reason: st.Lock}
+	now := s.clock.Now().UTC()
+	out.Node, out.Power, out.CheckedAt = ref.Node, st.Status, &now
+	if out.Lock.JobID == 0 {
+		out.Lock = Lock{}
+		if st.Lock != "" {
+			out.Lock = Lock{Locked: true, Reason: st.Lock}
+		}
 	}
 	return out, nil
 }
 
 // vmState connects to the call's Proxmox, finds the VM's node and reads
-// its status.
-func (s *Service) vmState(ctx context.Context, srv pvekeep.Server, vmid pvekeep.VMID) (pve.Cluster, pve.VMRef, pve.VMStatus, error) {
+// its status; what it learns (also that the VM is gone) is cached for the
+// service's page views.
+func (s *Service) vmState(ctx context.Context, srv pvekeep.Server, f pvekeep.ServiceFacts) (pve.Cluster, pve.VMRef, pve.VMStatus, error) {
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
 		return nil, pve.VMRef{}, pve.VMStatus{}, err
 	}
-	ref, err := s.locate(ctx, pc, vmid)
+	ref, err := s.locate(ctx, pc, f.VMID)
 	if err != nil {
+		if errors.Is(err, pve.ErrNotFound) {
+			s.recordFacts(ctx, store.VMFacts{ServiceID: f.ServiceID, VMID: f.VMID, Power: PowerMissing})
+		}
 		return nil, ref, pve.VMStatus{}, err
 	}
-	st, err := pc.VMStatus(ctx, ref.Node, vmid)
+	st, err := pc.VMStatus(ctx, ref.Node, f.VMID)
 	if err != nil {
 		return nil, ref, st, pveError("read vm status", err)
 	}
+	s.recordFacts(ctx, store.VMFacts{ServiceID: f.ServiceID, VMID: f.VMID, Node: ref.Node, Power: st.Status, Lock: st.Lock})
 	return pc, ref, st, nil
 }

@@ -34,8 +34,17 @@ func newCallOwner() string {
 const MaxTickBudget = 10 * time.Minute
 
 // Tick drives every job of the given servers as far as it can within
-// budget. Servers are what the panel's cron handed over, with their ids.
+// budget, sends what waits in the email outbox and refreshes the cached
+// VM facts of the servers' services. Servers are what the panel's cron
+// handed over, with their ids. Emails go out only through the config
+// file's [smtp]; see TickWithSMTP.
 func (s *Service) Tick(ctx context.Context, servers []pvekeep.Server, budget time.Duration) (jobs.Stats, error) {
+	return s.TickWithSMTP(ctx, servers, budget, nil)
+}
+
+// TickWithSMTP is Tick with the panel's mail settings (nil: none), which
+// this tick's emails are sent with unless the config file's [smtp] is set.
+func (s *Service) TickWithSMTP(ctx context.Context, servers []pvekeep.Server, budget time.Duration, smtp *PanelSMTP) (jobs.Stats, error) {
 	if budget < 0 || budget > MaxTickBudget {
 		return jobs.Stats{}, pvekeep.InvalidInput("budget_s", fmt.Sprintf("budget_s must be between 0 and %d", int(MaxTickBudget.Seconds())))
 	}
@@ -49,11 +58,16 @@ func (s *Service) Tick(ctx context.Context, servers []pvekeep.Server, budget tim
 		}
 		byID[srv.ID] = srv
 	}
+	ctx = s.withPanelSMTP(ctx, smtp)
 	st, err := s.run.Run(ctx, byID, budget)
 	if err != nil {
 		return st, dbError(err)
 	}
-	st.EmailsSent = s.sendPendingEmails(ctx)
+	ob := s.sendPendingEmails(ctx)
+	st.EmailsSent, st.EmailsWaiting, st.EmailsSkipped = ob.sent, ob.waiting, ob.skipped
+	// After the jobs: what they changed (a VM restored and started) is
+	// what the page shows next.
+	st.FactsRefreshed = s.refreshFacts(ctx, byID)
 	return st, nil
 }
 

@@ -17,17 +17,24 @@ const (
 	EmailPending EmailStatus = "pending" // reserved, not (yet) handed to SMTP
 	EmailSent    EmailStatus = "sent"
 	EmailFailed  EmailStatus = "failed"
+	// EmailSkipped is an email that is not to be sent: the client opted out
+	// of product emails, or has no address. Error says which.
+	EmailSkipped EmailStatus = "skipped"
 )
 
 // Email is one email a job sends (mod_pvekeep_emails), at most one per
 // (job, kind).
 type Email struct {
-	ID          int64
-	JobID       pvekeep.JobID
-	Kind        string // e.g. "backup.restored"
-	Recipient   string
-	Subject     string
-	Status      EmailStatus
+	ID        int64
+	JobID     pvekeep.JobID
+	Kind      string // e.g. "backup.restored"
+	Recipient string
+	Subject   string
+	Status    EmailStatus
+	// Attempts counts the sends begun (each claim of the row).
+	Attempts int
+	// Error is why it is not sent (yet): the last failure, or why it
+	// waits (no SMTP settings) or was skipped.
 	Error       string
 	SentAt      *time.Time
 	TblEmailsID int64 // the copy logged in WHMCS's tblemails, 0 = none
@@ -35,12 +42,12 @@ type Email struct {
 	UpdatedAt   time.Time
 }
 
-const emailColumns = `id, job_id, kind, recipient, subject, status, COALESCE(error, ''), sent_at,
+const emailColumns = `id, job_id, kind, recipient, subject, status, attempts, COALESCE(error, ''), sent_at,
 COALESCE(tblemails_id, 0), created_at, updated_at`
 
 func scanEmail(r scanner) (Email, error) {
 	var e Email
-	err := r.Scan(&e.ID, &e.JobID, &e.Kind, &e.Recipient, &e.Subject, &e.Status, &e.Error, &e.SentAt,
+	err := r.Scan(&e.ID, &e.JobID, &e.Kind, &e.Recipient, &e.Subject, &e.Status, &e.Attempts, &e.Error, &e.SentAt,
 		&e.TblEmailsID, &e.CreatedAt, &e.UpdatedAt)
 	return e, err
 }
@@ -97,6 +104,23 @@ func (s *Store) MarkEmailSent(ctx context.Context, id int64, sentAt time.Time, t
 // only by sending and calling MarkEmailSent.
 func (s *Store) MarkEmailFailed(ctx context.Context, id int64, reason string, now time.Time) error {
 	return s.markEmail(ctx, id, `status = 'failed', error = ?, updated_at = ?`, reason, dbTime(now))
+}
+
+// MarkEmailSkipped records that a pending email is not to be sent, and
+// why (the client opted out of product emails, or has no address).
+func (s *Store) MarkEmailSkipped(ctx context.Context, id int64, reason string, now time.Time) error {
+	return s.markEmail(ctx, id, `status = 'skipped', error = ?, updated_at = ?`, reason, dbTime(now))
+}
+
+// NoteEmailWaiting records why a pending email is not sent yet (no SMTP
+// settings, or a temporary failure) without releasing or taking it: it
+// stays pending for the outbox. A row no longer pending is left alone.
+func (s *Store) NoteEmailWaiting(ctx context.Context, id int64, reason string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE mod_pvekeep_emails SET error = ? WHERE id = ? AND status = 'pending'`,
+		reason, id); err != nil {
+		return fmt.Errorf("update email %d: %w", id, classify(err))
+	}
+	return nil
 }
 
 func (s *Store) markEmail(ctx context.Context, id int64, set string, args ...any) error {

@@ -1,0 +1,149 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/plan"
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// factsStore is where what Proxmox last said about each VM is kept, so
+// that a page view answers from the database alone (issue 7, item 7).
+type factsStore interface {
+	VMFacts(ctx context.Context, id pvekeep.ServiceID) (store.VMFacts, bool, error)
+	SaveVMFacts(ctx context.Context, facts ...store.VMFacts) error
+	ServicesOnServers(ctx context.Context, serverIDs []int64) ([]store.ServiceVM, error)
+}
+
+// recordFacts caches what a click just learnt from Proxmox. Best effort:
+// the click's answer does not depend on it.
+func (s *Service) recordFacts(ctx context.Context, f store.VMFacts) {
+	if f.ServiceID <= 0 {
+		return
+	}
+	if f.CheckedAt.IsZero() {
+		f.CheckedAt = s.clock.Now().UTC()
+	}
+	if err := s.facts.SaveVMFacts(ctx, f); err != nil {
+		s.logger.Warn("cache vm facts", "service_id", f.ServiceID, "vmid", f.VMID, "err", err)
+	}
+}
+
+// dbStatus is the service's status as the database knows it: the
+// plugin's own job lock (always current), the quotas, and the VM's node,
+// power state and Proxmox lock as Proxmox last told them (CheckedAt; nil
+// and power "unknown" for a VM never seen). items are the service's listed
+// backups.
+func (s *Service) dbStatus(ctx context.Context, f pvekeep.ServiceFacts, items []pvekeep.Backup) (Status, error) {
+	out := Status{VMID: f.VMID, Power: PowerUnknown}
+	pl, err := plan.QuotasFromFacts(f)
+	if err != nil {
+		return Status{}, err
+	}
+	out.Backups, out.Snapshots = Usage{Max: pl.BackupsMax}, Usage{Max: pl.SnapshotsMax}
+	out.Backups.Used = usedSlots(items)
+	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
+		return Status{}, dbError(err)
+	} else if ok {
+		out.ActiveJob = &j
+		out.Lock = Lock{Locked: true, Reason: lockName(j.Kind), JobID: j.ID}
+	}
+	cached, ok, err := s.facts.VMFacts(ctx, f.ServiceID)
+	if err != nil {
+		return Status{}, dbError(err)
+	}
+	if ok && cached.VMID == f.VMID && f.VMID > 0 {
+		applyFacts(&out, cached)
+	}
+	return out, nil
+}
+
+// applyFacts puts cached facts into a status whose job lock is already set.
+func applyFacts(out *Status, f store.VMFacts) {
+	at := f.CheckedAt.UTC()
+	out.Node, out.Power, out.CheckedAt = f.Node, f.Power, &at
+	if !out.Lock.Locked && f.Lock != "" {
+		out.Lock = Lock{Locked: true, Reason: f.Lock}
+	}
+}
+
+// refreshFacts asks each server once for all its guests
+// (/cluster/resources) and caches the facts of every Active or Suspended
+// service's VM on it, in one write per server. A server that does not
+// answer within FactsTimeout keeps its services' older facts (their
+// checked_at says how old). It returns how many services were refreshed.
+func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Server) int {
+	if len(servers) == 0 {
+		return 0
+	}
+	ids := make([]int64, 0, len(servers))
+	for id := range servers {
+		ids = append(ids, id)
+	}
+	svcs, err := s.facts.ServicesOnServers(ctx, ids)
+	if err != nil {
+		s.logger.Warn("list services to refresh", "err", err)
+		return 0
+	}
+	byServer := map[int64][]store.ServiceVM{}
+	for _, sv := range svcs {
+		byServer[sv.ServerID] = append(byServer[sv.ServerID], sv)
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		n  int
+	)
+	for id, list := range byServer {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := s.refreshServer(ctx, servers[id], list)
+			mu.Lock()
+			n += got
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return n
+}
+
+func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, list []store.ServiceVM) int {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FactsTimeout)
+	defer cancel()
+	pc, err := s.connect(ctx, srv)
+	if err != nil {
+		s.logger.Warn("refresh vm facts: connect", "server_id", srv.ID, "err", err)
+		return 0
+	}
+	guests, err := pc.Guests(ctx)
+	if err != nil {
+		s.logger.Warn("refresh vm facts: list guests", "server_id", srv.ID, "err", err)
+		return 0
+	}
+	now := s.clock.Now().UTC()
+	byVMID := make(map[pvekeep.VMID]pve.Guest, len(guests))
+	for _, g := range guests {
+		byVMID[g.VMID] = g
+	}
+	facts := make([]store.VMFacts, 0, len(list))
+	for _, sv := range list {
+		f := store.VMFacts{ServiceID: sv.ServiceID, VMID: sv.VMID, Power: PowerMissing, CheckedAt: now}
+		if g, ok := byVMID[sv.VMID]; ok {
+			f.Node, f.Power, f.Lock = g.Node, g.Status, g.Lock
+		}
+		facts = append(facts, f)
+	}
+	if err := s.facts.SaveVMFacts(ctx, facts...); err != nil {
+		s.logger.Warn("refresh vm facts: save", "server_id", srv.ID, "err", err)
+		return 0
+	}
+	return len(facts)
+}
+
+// defaultFactsTimeout bounds one server's /cluster/resources in a tick.
+const defaultFactsTimeout = 10 * time.Second
