@@ -25,7 +25,10 @@ type fakeBackend struct {
 	got    service.Call
 	note   string
 	tick   []pvekeep.Server
+	smtp   *service.PanelSMTP
 	status *service.Status // what Status answers, when set
+	// what Overview answers, when set
+	overview *service.AdminOverview
 }
 
 func (f *fakeBackend) Status(_ context.Context, c service.Call) (service.Status, error) {
@@ -74,9 +77,22 @@ func (f *fakeBackend) Reinstall(_ context.Context, c service.Call, _ pvekeep.Job
 	return pvekeep.Job{}, f.err
 }
 
-func (f *fakeBackend) Tick(_ context.Context, servers []pvekeep.Server, _ time.Duration) (jobs.Stats, error) {
-	f.tick = servers
+func (f *fakeBackend) TickWithSMTP(_ context.Context, servers []pvekeep.Server, _ time.Duration, smtp *service.PanelSMTP) (jobs.Stats, error) {
+	f.tick, f.smtp = servers, smtp
 	return jobs.Stats{Passes: 1}, f.err
+}
+
+func (f *fakeBackend) Overview(_ context.Context, c service.Call) (service.AdminOverview, error) {
+	f.got = c
+	if f.overview != nil {
+		return *f.overview, f.err
+	}
+	return service.AdminOverview{}, f.err
+}
+
+func (f *fakeBackend) SelectBackup(_ context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.BackupID, error) {
+	f.got = c
+	return id, f.err
 }
 
 func newTable(f *fakeBackend) *Table {
@@ -236,6 +252,7 @@ func TestCronTickIsForTheSystemOrAdmins(t *testing.T) {
 var contractMethods = []string{
 	"backups.create", "backups.list", "backups.remove", "backups.restore", "cron.tick",
 	"jobs.get", "plugin.hello", "restore.reinstall", "restore.retry", "service.status",
+	"admin.overview", "admin.select_backup",
 }
 
 func TestHelloListsExactlyTheMethodsTheTableServes(t *testing.T) {
