@@ -10,8 +10,12 @@ PKG_DIR   := dist/modules/servers/pvekeep
 
 .PHONY: build test demo bench compat lint package clean
 
+# Static (no libc at all, so any Linux runs it: DESIGN §9), reproducible paths.
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+ARCHES    := amd64 arm64
+
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./plugin
+	$(GOBUILD) -o $(BIN) ./plugin
 
 # The whole suite against real MariaDB, php-cli, the simulator and an SMTP server.
 # PVEKEEP_TEST_DISALLOW_SKIP turns "service not reachable" skips into failures.
@@ -19,7 +23,8 @@ build:
 # `make test PVEKEEP_TEST_REQUIRE_LIVE_PVE=1` with PVEKEEP_TEST_PVE_* set runs the live suite.
 PVEKEEP_TEST_REQUIRE_LIVE_PVE ?= 0
 # `out=$$(…) && eval` so a failing bring-up stops the target (eval "" is 0).
-test: build
+# The stand-in loads dist/, and plugin/package_test.go checks it: package first.
+test: build package
 	@out=$$($(BRINGUP)) && eval "$$out" && \
 	  PVEKEEP_TEST_DISALLOW_SKIP=1 PVEKEEP_TEST_REQUIRE_LIVE_PVE=$(PVEKEEP_TEST_REQUIRE_LIVE_PVE) \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) \
@@ -50,17 +55,35 @@ lint:
 	$(GO) vet ./...
 	@for f in $$(git ls-files '*.php'); do php -l $$f >/dev/null || exit 1; done
 
-# A WHMCS-ready modules/servers/pvekeep/ folder (and a tarball of it).
-package: build
-	rm -rf dist && mkdir -p $(PKG_DIR)/bin
-	cp hooks/pvekeep.php hooks/hooks.php $(PKG_DIR)/ 2>/dev/null || cp hooks/pvekeep.php $(PKG_DIR)/
-	cp -r hooks/lib $(PKG_DIR)/lib
-	[ ! -d templates ] || cp -r templates $(PKG_DIR)/templates
-	[ ! -d lang ] || cp -r lang $(PKG_DIR)/lang
-	[ ! -d cronjob ] || cp -r cronjob $(PKG_DIR)/cronjob
-	cp $(BIN) $(PKG_DIR)/bin/pvekeep
+# A WHMCS-ready modules/servers/pvekeep/ folder (and a tarball of it): what
+# WHMCS loads and the binaries, nothing else (no Go, no tests, no stand-in,
+# no email .tmpl: the binary embeds those). bin/ and cronjob/ are denied to
+# the web server (Apache 2.4 and 2.2 syntax); cron.php runs from the CLI.
+# plugin/package_test.go checks the result (make test).
+define DENY_HTACCESS
+# Nothing here is for the web: the binaries and the CLI cron entry.
+<IfModule mod_authz_core.c>
+    Require all denied
+</IfModule>
+<IfModule !mod_authz_core.c>
+    Order allow,deny
+    Deny from all
+</IfModule>
+endef
+export DENY_HTACCESS
+
+package:
+	rm -rf dist && mkdir -p $(PKG_DIR)/bin $(PKG_DIR)/lib $(PKG_DIR)/templates $(PKG_DIR)/lang $(PKG_DIR)/cronjob
+	for arch in $(ARCHES); do GOOS=linux GOARCH=$$arch $(GOBUILD) -o $(PKG_DIR)/bin/pvekeep-linux-$$arch ./plugin || exit 1; done
+	cp hooks/pvekeep.php hooks/hooks.php $(PKG_DIR)/
+	cp hooks/lib/*.php $(PKG_DIR)/lib/
+	cp templates/*.tpl $(PKG_DIR)/templates/
+	cp lang/*.json $(PKG_DIR)/lang/
+	cp cronjob/cron.php $(PKG_DIR)/cronjob/
+	printf '%s\n' "$$DENY_HTACCESS" > $(PKG_DIR)/bin/.htaccess
+	printf '%s\n' "$$DENY_HTACCESS" > $(PKG_DIR)/cronjob/.htaccess
 	cp LICENSE README.md $(PKG_DIR)/
-	tar -C dist -czf dist/pvekeep-$(VERSION).tar.gz modules
+	tar -C dist --owner=0 --group=0 -czf dist/pvekeep-$(VERSION).tar.gz modules
 
 clean:
 	rm -rf bin dist
