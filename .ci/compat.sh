@@ -4,6 +4,7 @@
 #
 #   .ci/compat.sh            # scan, then php -l and PHPUnit on the host's PHP and on 7.4
 #   .ci/compat.sh --scan     # the static scan only (fast; what `make test` runs)
+#   .ci/compat.sh --e2e      # also internal/e2e with its `php` being 7.4 (root; minutes)
 #
 # Three checks, cheapest first:
 #  1. a static scan (.ci/compat-scan.php, tokenizer) for syntax and functions
@@ -33,9 +34,11 @@ PKG=$SRC/dist/modules/servers/pvekeep
 log() { echo "compat: $*" >&2; }
 
 scan_only=""
+e2e=""
 for arg in "$@"; do
   case "$arg" in
     --scan) scan_only=1 ;;
+    --e2e) e2e=1 ;;
     *) log "unknown argument $arg"; exit 2 ;;
   esac
 done
@@ -101,7 +104,7 @@ lint_and_test "PHP $host_ver (host)" php phpunit "$SRC" "$host_log" env
 build_root() {
   local tmp=$ROOT.tmp t=$SECONDS
   if [ "$(id -u)" != 0 ]; then
-    log "no PHP 7.4 root at $ROOT: building it needs root once (sudo make compat), ~3 minutes"
+    log "no PHP 7.4 root at $ROOT: building it needs root once (sudo make compat), a minute or two"
     return 1
   fi
   log "building the PHP 7.4 root at $ROOT (debootstrap bullseye, once)"
@@ -112,7 +115,7 @@ build_root() {
   mkdir -p "$(dirname "$ROOT")" && rm -rf "$tmp" || return 1
   debootstrap --variant=minbase bullseye "$tmp" "$MIRROR" >"$ROOT.build.log" 2>&1 ||
     { tail -n 20 "$ROOT.build.log" >&2; return 1; }
-  # The host's extra CA certificates: outbound HTTPS may be intercepted.
+  # Name resolution for apt in the root (the mirror is plain http).
   cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null
   chroot "$tmp" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends php7.4-cli php7.4-xml php7.4-mbstring phpunit && apt-get clean && rm -rf /var/lib/apt/lists/*' >>"$ROOT.build.log" 2>&1 ||
     { tail -n 20 "$ROOT.build.log" >&2; return 1; }
@@ -145,6 +148,72 @@ trap 'rm -rf "$work"' EXIT
 [ -d "$SRC/dist/modules" ] && { tar -C "$SRC" --exclude='dist/modules/*/*/bin' -cf - dist/modules | tar -C "$work" -xf - || exit 2; }
 v74=$("${in_root[@]}" php7.4 -r 'echo PHP_VERSION;')
 lint_and_test "PHP $v74 (bullseye root)" php7.4 phpunit "/tmp/${work##*/}" "${TMPDIR:-/tmp}/pvekeep-compat-$(id -u)-phpunit-7.4.log" "${in_root[@]}"
+
+# 4. (--e2e) The Go end-to-end tests, whose every PHP run (the module's
+# entry points through driver.php, the cron, the stand-in behind `php -S`)
+# is then PHP 7.4: `php` on PATH is .ci/compat-php74, which runs php7.4 in
+# the root.
+# The checkout (read-only), a private TMPDIR and MariaDB's socket directory
+# are bind-mounted at the same paths inside, so every path the tests pass
+# works unchanged. The plugin is built static (the root's glibc is 2.31).
+# COMPAT_E2E_RUN narrows it (go test -run).
+E2E_LOG=${TMPDIR:-/tmp}/pvekeep-compat-$(id -u)-e2e-7.4.log
+run_e2e() {
+  local tmp rc i t=$SECONDS out mounted ok=1 mounts=()
+  if [ "$(id -u)" != 0 ]; then
+    log "e2e on PHP 7.4: needs root (bind mounts into $ROOT); NOT RUN"
+    return 2
+  fi
+  command -v go >/dev/null || { log "e2e on PHP 7.4: needs go; NOT RUN"; return 2; }
+  # One e2e run per root at a time: the mounts are shared.
+  exec 8>>"$(dirname "$ROOT")/.e2e.lock" && flock 8 || return 2
+  tmp=$(mktemp -d /tmp/pvekeep-compat-e2e.XXXXXX) || return 2
+  bind() { # path [ro]
+    mkdir -p "$ROOT$1" && mount --bind "$1" "$ROOT$1" || return 1
+    mounts+=("$ROOT$1")
+    [ "${2:-}" != ro ] || mount -o remount,bind,ro "$ROOT$1"
+  }
+  mount -t proc proc "$ROOT/proc" && mounts+=("$ROOT/proc") || ok=""
+  bind "$SRC" ro || ok=""
+  bind "$tmp" || ok=""
+  mkdir -p /run/mysqld && bind /run/mysqld || ok=""
+  [ ! -d /usr/share/php/smarty4 ] || bind /usr/share/php/smarty4 ro || ok=""
+  mkdir -p "$tmp/bin" && ln -s "$SRC/.ci/compat-php74" "$tmp/bin/php" || ok=""
+  if [ -z "$ok" ]; then
+    log "e2e on PHP 7.4: could not prepare the root"; rc=2
+  elif ! (cd "$SRC" && CGO_ENABLED=0 go build -trimpath -o "$tmp/pvekeep" ./plugin); then
+    rc=2
+  elif ! out=$("$SRC/.ci/bringup.sh"); then
+    rc=2
+  elif [ "$(cd "$tmp" && COMPAT_ROOT=$ROOT PATH="$tmp/bin:$PATH" php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')" != 7.4 ]; then
+    log "e2e on PHP 7.4: the php wrapper does not run 7.4"; rc=2
+  else
+    (cd "$SRC" && eval "$out" && export COMPAT_ROOT="$ROOT" && TMPDIR=$tmp PATH="$tmp/bin:$PATH" PVEKEEP_BIN=$tmp/pvekeep \
+      PVEKEEP_TEST_DISALLOW_SKIP=1 go test -count=1 -timeout 20m ${COMPAT_E2E_RUN:+-run "$COMPAT_E2E_RUN"} \
+      ./internal/e2e/ >"$E2E_LOG" 2>&1)
+    rc=$?
+  fi
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"
+  done
+  # Only once nothing is mounted from it any more.
+  mounted=$(awk -v r="$ROOT" 'index($2, r "/") == 1' /proc/mounts)
+  if [ -n "$mounted" ]; then
+    log "still mounted under $ROOT, leaving $tmp: $mounted"
+  else
+    rm -rf "$tmp"
+  fi
+  if [ "$rc" = 0 ]; then
+    log "PHP $v74 (bullseye root): internal/e2e ok in $((SECONDS - t))s"
+  else
+    [ -f "$E2E_LOG" ] && tail -n 40 "$E2E_LOG" >&2
+    log "PHP $v74 (bullseye root): internal/e2e FAILED (log $E2E_LOG)"
+  fi
+  return "$rc"
+}
+if [ -n "$e2e" ]; then
+  run_e2e || fail=1
+fi
 
 log "done in $((SECONDS - t0))s: $([ $fail = 0 ] && echo ok || echo FAILED)"
 exit $fail
