@@ -111,6 +111,9 @@ func (s *Sim) handleClusterResources(r *request) (any, error) {
 	if typ == "" || typ == "vm" {
 		for _, id := range slices.Sorted(maps.Keys(s.vms)) {
 			v := s.vms[id]
+			if !s.canLocked(r, fmt.Sprintf("/vms/%d", id), "VM.Audit") {
+				continue
+			}
 			st := s.statusJSON(v, false)
 			res := map[string]any{
 				"id": fmt.Sprintf("qemu/%d", v.vmid), "type": "qemu", "node": v.node, "vmid": v.vmid,
@@ -141,6 +144,9 @@ func (s *Sim) handleClusterResources(r *request) (any, error) {
 	if typ == "" || typ == "storage" {
 		for _, n := range s.nodes {
 			for _, d := range storageDefs {
+				if !s.canLocked(r, "/storage/"+d.id, "Datastore.Audit", "Datastore.AllocateSpace") {
+					continue
+				}
 				shared := 0
 				if d.shared {
 					shared = 1

@@ -27,6 +27,7 @@ import (
 //	GET    /_sim/vms/{vmid}/snapshots       Snapshots → ["name",…]
 //	POST   /_sim/volumes                    Volume → {"volid":…}
 //	GET    /_sim/volumes/config?volid=…     BackupConfig (also: GET /api2/json/nodes/{node}/vzdump/extractconfig)
+//	PUT    /_sim/token/privileges           {"acl":{"/vms":["VM.Audit",…],…}} (null: all), see SetTokenPrivileges
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/_sim"), "/")
 	segs := splitPath(path)
@@ -49,6 +50,15 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		controlResult(w, s.InjectTaskFault(in))
+	case (r.Method == http.MethodPut || r.Method == http.MethodPost) && path == "/token/privileges":
+		var in struct {
+			ACL map[string][]string `json:"acl"`
+		}
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		s.SetTokenPrivileges(in.ACL)
+		controlResult(w, nil)
 	case r.Method == http.MethodDelete && path == "/faults":
 		s.ClearFaults()
 		controlResult(w, nil)

@@ -101,6 +101,7 @@ func (s *Sim) buildRoutes() []route {
 	}{
 		{"GET", "/version", s.handleVersion},
 		{"POST", "/access/ticket", s.handleTicket},
+		{"GET", "/access/permissions", s.handlePermissions},
 		{"GET", "/cluster/resources", s.handleClusterResources},
 		{"GET", "/cluster/status", s.handleClusterStatus},
 		{"GET", "/nodes", s.handleNodes},

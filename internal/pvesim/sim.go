@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	// TaskVisibleAfter is how long a new task's status answers 400 "no such
 	// task", as a just-forked PVE worker does (default 50ms; negative: never).
 	TaskVisibleAfter time.Duration
+	// TokenPrivileges is the API token's ACL (see SetTokenPrivileges); nil:
+	// the token may do everything, as root@pam's without privilege
+	// separation.
+	TokenPrivileges map[string][]string
 }
 
 // TemplateVMID is the vmid of the template seeded on pve1; pveN has
@@ -127,12 +132,15 @@ type Sim struct {
 	nextPID    int
 	lastBackup map[int]time.Time
 	nodeLocks  map[string]chan struct{}
+	tokenACL   map[string][]string // nil: every privilege everywhere
 
 	bootTime time.Time // simulated time the simulator was made
 
 	srv    *http.Server
 	serveW sync.WaitGroup
 	info   Info
+	cert   *x509.Certificate
+	conns  atomic.Int64 // TCP (TLS) connections accepted
 }
 
 // New builds a simulator with its inventory; Start serves it.
@@ -174,6 +182,9 @@ func New(opts Options) *Sim {
 		for i, n := range s.nodes {
 			s.addVM(newTemplate(TemplateVMID+i, n, now))
 		}
+	}
+	if opts.TokenPrivileges != nil {
+		s.SetTokenPrivileges(opts.TokenPrivileges)
 	}
 	s.routes = s.buildRoutes()
 	return s
@@ -277,7 +288,13 @@ func (s *Sim) Start(listen string) (Info, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		},
 	}
+	s.cert, _ = x509.ParseCertificate(cert.Certificate[0])
 	srv := s.srv
 	s.mu.Unlock()
 
@@ -290,6 +307,20 @@ func (s *Sim) Start(listen string) (Info, error) {
 	}()
 	s.log.Info("pvesim started", "url", info.URL, "nodes", len(s.nodes), "vms", s.opts.VMs, "speed", s.opts.Speed)
 	return info, nil
+}
+
+// Connections is how many TCP connections (each with its TLS handshake)
+// clients have opened so far: what a client that reuses its connections
+// keeps low.
+func (s *Sim) Connections() int64 { return s.conns.Load() }
+
+// Certificate is the server's self-signed certificate (valid for
+// localhost, 127.0.0.1, ::1 and the node names), for tests that trust it
+// as a CA; nil before Start.
+func (s *Sim) Certificate() *x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
 }
 
 // Close stops the server and every task goroutine and waits for them.

@@ -104,6 +104,9 @@ func (s *Sim) handleStorageList(r *request) (any, error) {
 		if r.has("storage") && r.str("storage") != d.id {
 			continue
 		}
+		if !s.canLocked(r, "/storage/"+d.id, "Datastore.Audit", "Datastore.AllocateSpace") {
+			continue // "Only list entries where you have 'Datastore.Audit' or 'Datastore.AllocateSpace'"
+		}
 		if len(want) > 0 && !slices.ContainsFunc(want, d.hasContent) {
 			continue
 		}
@@ -154,6 +157,9 @@ func (s *Sim) handleContentList(r *request) (any, error) {
 	d, ok := findStorage(storage)
 	if !ok {
 		return nil, errDie("storage '%s' does not exist\n", storage)
+	}
+	if !s.can(r, "/storage/"+storage, "Datastore.Audit", "Datastore.AllocateSpace") {
+		return nil, errPerm("/storage/"+storage, "Datastore.Audit", "Datastore.AllocateSpace")
 	}
 	content := r.str("content")
 	if content != "" && !d.hasContent(content) {
