@@ -55,6 +55,12 @@ type Cluster interface {
 	DeleteVolume(ctx context.Context, node, storage, volid string) (pvekeep.UPID, error)
 	SetVolumeNotes(ctx context.Context, node, storage, volid, notes string) error
 	SetVolumeProtected(ctx context.Context, node, storage, volid string, protected bool) error
+
+	// About the server itself (server.test, server.options).
+	Permissions(ctx context.Context, path string) (map[string]bool, error)
+	Nodes(ctx context.Context) ([]Node, error)
+	Storages(ctx context.Context, node string) ([]Storage, error)
+	Bridges(ctx context.Context, node string) ([]string, error)
 }
 
 var _ Cluster = (*Client)(nil)
@@ -76,27 +82,35 @@ type Client struct {
 
 // Connect validates cfg, builds the HTTP client (TLS policy, timeouts, no
 // transport retries) and, for password auth, logs in to get a ticket. With
-// a token no request is made.
+// a token no request is made. Settings that cannot work — including a
+// server that cannot be authenticated (no pin, no verification) — are a
+// *ConfigError and nothing is sent. Each call makes its own connections;
+// a long-lived process uses a Pool to reuse them.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With(slog.String("component", "pve"), slog.String("host", cfg.Host))
+	return connect(ctx, cfg, newTransport(cfg))
+}
 
-	tlsConf, err := tlsConfig(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	base := &http.Transport{
+// newTransport is the HTTP transport for one server identity: its TLS
+// policy is built from cfg, so it must not serve another identity.
+func newTransport(cfg Config) *http.Transport {
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsConf,
+		TLSClientConfig:       tlsConfig(cfg),
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: cfg.Timeout,
 	}
+}
+
+// connect builds a Client over base; cfg is validated and defaulted.
+func connect(ctx context.Context, cfg Config, base http.RoundTripper) (*Client, error) {
+	log := cfg.Logger.With(slog.String("component", "pve"), slog.String("host", cfg.Host))
 	c := &Client{
 		cfg:         cfg,
 		log:         log,
@@ -109,7 +123,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		Transport: &captureTransport{base: base, secrets: c.secrets},
 		Timeout:   cfg.Timeout,
 	}
-	baseURL := "https://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)) + "/api2/json"
+	baseURL := "https://" + net.JoinHostPort(dialHost(cfg.Host), strconv.Itoa(cfg.Port)) + "/api2/json"
 	opts := []proxmox.Option{
 		// Our own *http.Client: go-proxmox then installs no retry
 		// RoundTripper (only WithRetry does), so nothing below us can
@@ -145,22 +159,32 @@ func secretsOf(cfg Config) []string {
 	return s
 }
 
-// tlsConfig applies the TLS policy described in doc.go.
-func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Host}
-	var pin []byte
-	if cfg.Fingerprint != "" {
-		var err error
-		if pin, err = parseFingerprint(cfg.Fingerprint); err != nil {
-			return nil, err
-		}
+// CertError is a server certificate the TLS policy refused: not the
+// pinned one, or (with VerifyTLS) not trusted by the roots. Fingerprint is
+// the SHA-256 of the certificate the server presented, as PVE shows it, so
+// the admin can compare it with the node's and pin it.
+type CertError struct {
+	Fingerprint string // presented
+	Pinned      string // "" unless the pin did not match
+	Err         error  // the chain verification error, when that failed
+}
+
+func (e *CertError) Error() string {
+	if e.Pinned != "" {
+		return fmt.Sprintf("pve certificate fingerprint %s does not match the pinned %s", e.Fingerprint, e.Pinned)
 	}
-	if pin == nil && cfg.VerifyTLS {
-		return tc, nil // the standard chain + host name check
-	}
-	// Either a pin or no verification at all: we verify ourselves.
-	tc.InsecureSkipVerify = true
-	var warnOnce sync.Once
+	return fmt.Sprintf("verify pve certificate (fingerprint %s): %v", e.Fingerprint, e.Err)
+}
+
+func (e *CertError) Unwrap() error { return e.Err }
+
+// tlsConfig applies the TLS policy described in doc.go. The certificate is
+// always checked by VerifyConnection, so a refusal carries the presented
+// fingerprint; validate has made sure a pin or VerifyTLS is set.
+func tlsConfig(cfg Config) *tls.Config {
+	pin, _ := parseFingerprint(cfg.Fingerprint) // validated; nil when unset
+	host := dialHost(cfg.Host)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: true}
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("pve presented no certificate")
@@ -168,28 +192,31 @@ func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 		leaf := cs.PeerCertificates[0]
 		sum := sha256.Sum256(leaf.Raw)
 		if cfg.VerifyTLS {
-			inter := x509.NewCertPool()
-			for _, ic := range cs.PeerCertificates[1:] {
-				inter.AddCert(ic)
-			}
-			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: cfg.Host, Intermediates: inter}); err != nil {
-				return fmt.Errorf("verify pve certificate: %w", err)
+			if err := verifyChain(cs.PeerCertificates, host, cfg.RootCAs); err != nil {
+				return &CertError{Fingerprint: formatFingerprint(sum[:]), Err: err}
 			}
 		}
-		if pin != nil {
-			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
-				return fmt.Errorf("pve certificate fingerprint %s does not match the pinned %s",
-					formatFingerprint(sum[:]), formatFingerprint(pin))
-			}
-			return nil
+		if cfg.Fingerprint != "" && subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+			return &CertError{Fingerprint: formatFingerprint(sum[:]), Pinned: formatFingerprint(pin)}
 		}
-		warnOnce.Do(func() {
-			log.Warn("pve certificate not verified: set verify_tls or pin this fingerprint",
-				slog.String("fingerprint", formatFingerprint(sum[:])))
-		})
+		if cfg.Fingerprint == "" && !cfg.VerifyTLS {
+			// validate refuses this; never talk to an unauthenticated peer.
+			return &CertError{Fingerprint: formatFingerprint(sum[:]), Err: errors.New("neither verified nor pinned")}
+		}
 		return nil
 	}
-	return tc, nil
+	return tc
+}
+
+// verifyChain checks a presented chain against roots (nil: the system's)
+// and the host name.
+func verifyChain(certs []*x509.Certificate, host string, roots *x509.CertPool) error {
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{DNSName: host, Intermediates: inter, Roots: roots})
+	return err
 }
 
 // exchangeKey carries a per-call *exchange through the request context to
@@ -307,6 +334,10 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 	if status != 0 {
 		// An answer came (2xx) but could not be decoded.
 		return fmt.Errorf("%s %s: decode answer: %s", method, path, scrub(err.Error(), c.secrets))
+	}
+	var ce *CertError
+	if errors.As(err, &ce) {
+		return &transportError{method: method, path: path, err: ce}
 	}
 	return &transportError{method: method, path: path,
 		err: errors.New(scrub(err.Error(), c.secrets)), transient: !isTLSRefusal(err)}

@@ -17,32 +17,52 @@ const upid100 = "UPID:pve1:000A1B2C:0098F6E1:66310F2A:vzdump:100:whmcs@pve!pveke
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	good := pve.Config{Host: "pve.example.net", TokenID: "a@pve!b", TokenSecret: "s3cr3t-value"}
+	good := pve.Config{Host: "pve.example.net", TokenID: "a@pve!b", TokenSecret: "s3cr3t-value", VerifyTLS: true}
 	tests := []struct {
 		name   string
 		mutate func(*pve.Config)
-		ok     bool
+		field  string // "" when the config is fine
 	}{
-		{"token is enough", func(*pve.Config) {}, true},
-		{"https prefix tolerated", func(c *pve.Config) { c.Host = "https://pve.example.net/" }, true},
-		{"missing host", func(c *pve.Config) { c.Host = "" }, false},
-		{"token id without secret", func(c *pve.Config) { c.TokenSecret = "" }, false},
-		{"token id not user@realm!name", func(c *pve.Config) { c.TokenID = "pvekeep" }, false},
-		{"no credentials", func(c *pve.Config) { c.TokenID, c.TokenSecret = "", "" }, false},
-		{"user without password", func(c *pve.Config) { c.TokenID, c.TokenSecret, c.Username = "", "", "root@pam" }, false},
-		{"bad port", func(c *pve.Config) { c.Port = 70000 }, false},
-		{"fingerprint of wrong length", func(c *pve.Config) { c.Fingerprint = "AB:CD" }, false},
-		{"fingerprint lower case without colons", func(c *pve.Config) { c.Fingerprint = strings.Repeat("ab", 32) }, true},
+		{"token is enough", func(*pve.Config) {}, ""},
+		{"IPv4 address", func(c *pve.Config) { c.Host = "10.0.0.5" }, ""},
+		{"IPv6 literal", func(c *pve.Config) { c.Host = "2001:db8::5" }, ""},
+		{"IPv6 literal in brackets", func(c *pve.Config) { c.Host = "[2001:db8::5]" }, ""},
+		{"https scheme", func(c *pve.Config) { c.Host = "https://pve.example.net/" }, "server.host"},
+		{"http scheme", func(c *pve.Config) { c.Host = "http://pve.example.net" }, "server.host"},
+		{"user info before the host", func(c *pve.Config) { c.Host = "x@127.0.0.2" }, "server.host"},
+		{"a path", func(c *pve.Config) { c.Host = "a/b" }, "server.host"},
+		{"a space", func(c *pve.Config) { c.Host = "pve .example.net" }, "server.host"},
+		{"a trailing space", func(c *pve.Config) { c.Host = "pve.example.net " }, "server.host"},
+		{"a port in the host", func(c *pve.Config) { c.Host = "pve.example.net:8006" }, "server.host"},
+		{"missing host", func(c *pve.Config) { c.Host = "" }, "server.host"},
+		{"token id without secret", func(c *pve.Config) { c.TokenSecret = "" }, "server.token_secret"},
+		{"token id not user@realm!name", func(c *pve.Config) { c.TokenID = "pvekeep" }, "server.token_id"},
+		{"secret with a newline", func(c *pve.Config) { c.TokenSecret = "s3cr3t-value\n" }, "server.token_secret"},
+		{"password with a NUL", func(c *pve.Config) { c.TokenID, c.TokenSecret, c.Username, c.Password = "", "", "root@pam", "pw\x00d" }, "server.password"},
+		{"no credentials", func(c *pve.Config) { c.TokenID, c.TokenSecret = "", "" }, "server"},
+		{"user without password", func(c *pve.Config) { c.TokenID, c.TokenSecret, c.Username = "", "", "root@pam" }, "server.password"},
+		{"bad port", func(c *pve.Config) { c.Port = 70000 }, "server.port"},
+		{"fingerprint of wrong length", func(c *pve.Config) { c.Fingerprint = "AB:CD" }, "server.fingerprint"},
+		{"fingerprint lower case without colons", func(c *pve.Config) { c.Fingerprint = strings.Repeat("ab", 32) }, ""},
+		{"pin without verification", func(c *pve.Config) { c.VerifyTLS, c.Fingerprint = false, strings.Repeat("ab", 32) }, ""},
+		{"neither verification nor pin", func(c *pve.Config) { c.VerifyTLS = false }, "server.fingerprint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
 			tt.mutate(&cfg)
 			_, err := pve.Connect(context.Background(), cfg)
-			if (err == nil) != tt.ok {
-				t.Fatalf("Connect err = %v, want ok=%v", err, tt.ok)
+			if (err == nil) != (tt.field == "") {
+				t.Fatalf("Connect err = %v, want field %q", err, tt.field)
 			}
-			if err != nil && strings.Contains(err.Error(), cfg.TokenSecret) && cfg.TokenSecret != "" {
+			if err == nil {
+				return
+			}
+			var ce *pve.ConfigError
+			if !errors.As(err, &ce) || ce.Field != tt.field || !errors.Is(err, pve.ErrInvalidConfig) {
+				t.Errorf("Connect err = %#v, want a *ConfigError for %s", err, tt.field)
+			}
+			if cfg.TokenSecret != "" && strings.Contains(err.Error(), cfg.TokenSecret) {
 				t.Errorf("error leaks the secret: %v", err)
 			}
 		})
@@ -144,21 +164,19 @@ func TestTLSPolicy(t *testing.T) {
 		fingerprint string
 		ok          bool
 		wantInErr   string
-		wantWarning bool
+		wantPinned  string // the pin a mismatch reports
 	}{
-		{"pinned self-signed without verification", false, f.fingerprint(), true, "", false},
-		{"pin matches case and colon insensitively", false, strings.ToLower(strings.ReplaceAll(f.fingerprint(), ":", "")), true, "", false},
-		{"pin mismatch is refused", false, other, false, "does not match", false},
-		{"verification of a self-signed cert fails", true, "", false, "certificate", false},
-		{"verification and pin both must hold", true, f.fingerprint(), false, "certificate", false},
-		{"neither: connects and warns with the fingerprint", false, "", true, "", true},
+		{"pinned self-signed without verification", false, f.fingerprint(), true, "", ""},
+		{"pin matches case and colon insensitively", false, strings.ToLower(strings.ReplaceAll(f.fingerprint(), ":", "")), true, "", ""},
+		{"pin mismatch is refused", false, other, false, "does not match", other},
+		{"verification of a self-signed cert fails", true, "", false, "certificate", ""},
+		{"verification and pin both must hold", true, f.fingerprint(), false, "certificate", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &logBuffer{}
 			cfg := f.config()
-			cfg.VerifyTLS, cfg.Fingerprint, cfg.Logger = tt.verify, tt.fingerprint, logs.logger()
+			cfg.VerifyTLS, cfg.Fingerprint = tt.verify, tt.fingerprint
 			c, err := pve.Connect(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
@@ -167,16 +185,18 @@ func TestTLSPolicy(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("Version err = %v, want ok=%v", err, tt.ok)
 			}
-			if err != nil {
-				if !strings.Contains(err.Error(), tt.wantInErr) {
-					t.Errorf("err = %v, want it to mention %q", err, tt.wantInErr)
-				}
-				if errors.Is(err, pve.ErrTransient) {
-					t.Errorf("a TLS refusal must not be transient: %v", err)
-				}
+			if err == nil {
+				return
 			}
-			if warned := strings.Contains(logs.String(), f.fingerprint()); warned != tt.wantWarning {
-				t.Errorf("warning with fingerprint logged = %v, want %v; logs: %s", warned, tt.wantWarning, logs)
+			if !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Errorf("err = %v, want it to mention %q", err, tt.wantInErr)
+			}
+			if errors.Is(err, pve.ErrTransient) {
+				t.Errorf("a TLS refusal must not be transient: %v", err)
+			}
+			var ce *pve.CertError
+			if !errors.As(err, &ce) || ce.Fingerprint != f.fingerprint() || ce.Pinned != tt.wantPinned {
+				t.Errorf("err = %#v, want a *CertError with the presented fingerprint %s and pin %q", err, f.fingerprint(), tt.wantPinned)
 			}
 		})
 	}

@@ -49,12 +49,30 @@
 // Fingerprint pins the SHA-256 of the leaf certificate (as PVE shows it,
 // "AB:CD:…", case and separators ignored) and works with the self-signed
 // certificate every PVE node ships with; when both are set both must hold.
-// When neither is set — the common case of a hosting provider whose panel
-// has verify_tls off and no fingerprint entered — the gateway connects
-// anyway, encrypted but unauthenticated, as every PVE client does with
-// verification off, and logs a warning once per client naming the
-// fingerprint it saw so the operator can pin it. Refusing would break the
-// common case; silently accepting would hide the risk.
+// One of them is required: credentials are never sent over a connection
+// whose peer is not authenticated, so verify_tls off with no fingerprint
+// is a *ConfigError for server.fingerprint and nothing is sent. A refused
+// certificate is a *CertError carrying the fingerprint the server
+// presented (and the pin it missed), never transient. ProbeTLS reads a
+// server's certificate with a bare handshake — no HTTP request, no
+// credential — so a connection test can show the fingerprint to pin
+// before anything is trusted.
+//
+// # Settings
+//
+// Config.validate refuses what cannot work before any request, each as a
+// *ConfigError naming the panel's field: a host that is not a plain host
+// name or IP address (a scheme, "user@", a path, a port, spaces: net/url
+// would otherwise connect to the part after "@"), a token id not shaped
+// user@realm!name, a secret or password with a control character (it
+// would break the HTTP header), a malformed fingerprint.
+//
+// # Connection reuse
+//
+// Connect builds a fresh transport each time (a spawned plugin makes one
+// call). Pool.Connect shares one http.Transport per server identity (host,
+// port, TLS policy, a hash of the credentials), bounded and LRU, so the
+// warm socket process keeps its TLS connections between calls.
 //
 // # Tasks
 //
