@@ -107,11 +107,15 @@ func panelMailer(timeout time.Duration, logger *slog.Logger) service.MailerFacto
 	}
 }
 
+// dialProxmox connects through one pool per process, so a warm process
+// (serve --listen unix:…, worker) reuses its TLS connections to each
+// Proxmox server across calls.
 func dialProxmox(logger *slog.Logger) service.Dialer {
+	pool := pve.NewPool(0)
 	return func(ctx context.Context, s pvekeep.Server) (pve.Cluster, error) {
 		c := pve.ConfigFromServer(s)
 		c.Logger = logger
-		return pve.Connect(ctx, c)
+		return pool.Connect(ctx, c)
 	}
 }
 

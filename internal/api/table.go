@@ -33,6 +33,8 @@ type backend interface {
 	Reinstall(ctx context.Context, c service.Call, failed pvekeep.JobID) (pvekeep.Job, error)
 	Overview(ctx context.Context, c service.Call) (service.AdminOverview, error)
 	SelectBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.BackupID, error)
+	TestServer(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, storage string) (service.ServerReport, error)
+	ServerOptions(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, kind string) ([]service.Option, error)
 }
 
 // ticker drives jobs for cron.tick.
@@ -83,6 +85,8 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 		"cron.tick":           t.cronTick,
 		"admin.overview":      t.adminOverview,
 		"admin.select_backup": t.adminSelectBackup,
+		"server.test":         t.serverTest,
+		"server.options":      t.serverOptions,
 	}
 	return t
 }
@@ -391,4 +395,48 @@ func (t *Table) adminSelectBackup(ctx context.Context, params json.RawMessage) (
 		return nil, err
 	}
 	return map[string]any{"selected_backup_id": int64(id)}, nil
+}
+
+// serverTest is the panel's TestConnection: every check is in the result,
+// a failed one with ok=false and an actionable detail.
+func (t *Table) serverTest(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Actor   pvekeep.Actor  `json:"actor"`
+		Server  pvekeep.Server `json:"server"`
+		Storage string         `json:"storage"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	rep, err := t.svc.TestServer(ctx, p.Actor, p.Server, p.Storage)
+	if err != nil {
+		return nil, err
+	}
+	out := serverTestOut{OK: rep.OK, ProxmoxVersion: rep.ProxmoxVersion, Fingerprint: rep.Fingerprint,
+		Checks: make([]serverCheckOut, 0, len(rep.Checks))}
+	for _, c := range rep.Checks {
+		out.Checks = append(out.Checks, serverCheckOut{Name: c.Name, OK: c.OK, Detail: c.Detail})
+	}
+	return out, nil
+}
+
+// serverOptions fills the module settings' Loader dropdowns.
+func (t *Table) serverOptions(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Actor  pvekeep.Actor  `json:"actor"`
+		Server pvekeep.Server `json:"server"`
+		Kind   string         `json:"kind"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	opts, err := t.svc.ServerOptions(ctx, p.Actor, p.Server, p.Kind)
+	if err != nil {
+		return nil, err
+	}
+	out := serverOptionsOut{Items: make([]optionOut, 0, len(opts))}
+	for _, o := range opts {
+		out.Items = append(out.Items, optionOut{Value: o.Value, Label: o.Label})
+	}
+	return out, nil
 }

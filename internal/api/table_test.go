@@ -77,6 +77,16 @@ func (f *fakeBackend) Reinstall(_ context.Context, c service.Call, _ pvekeep.Job
 	return pvekeep.Job{}, f.err
 }
 
+func (f *fakeBackend) TestServer(_ context.Context, _ pvekeep.Actor, srv pvekeep.Server, _ string) (service.ServerReport, error) {
+	f.got = service.Call{Server: srv}
+	return service.ServerReport{}, f.err
+}
+
+func (f *fakeBackend) ServerOptions(_ context.Context, _ pvekeep.Actor, srv pvekeep.Server, _ string) ([]service.Option, error) {
+	f.got = service.Call{Server: srv}
+	return nil, f.err
+}
+
 func (f *fakeBackend) TickWithSMTP(_ context.Context, servers []pvekeep.Server, _ time.Duration, smtp *service.PanelSMTP) (jobs.Stats, error) {
 	f.tick, f.smtp = servers, smtp
 	return jobs.Stats{Passes: 1}, f.err
@@ -252,7 +262,7 @@ func TestCronTickIsForTheSystemOrAdmins(t *testing.T) {
 var contractMethods = []string{
 	"backups.create", "backups.list", "backups.remove", "backups.restore", "cron.tick",
 	"jobs.get", "plugin.hello", "restore.reinstall", "restore.retry", "service.status",
-	"admin.overview", "admin.select_backup",
+	"admin.overview", "admin.select_backup", "server.test", "server.options",
 }
 
 func TestHelloListsExactlyTheMethodsTheTableServes(t *testing.T) {

@@ -102,6 +102,30 @@ type jobOut struct {
 	NextActions []string `json:"next_actions"`
 }
 
+// serverTestOut is server.test's result.
+type serverTestOut struct {
+	OK             bool             `json:"ok"`
+	ProxmoxVersion string           `json:"proxmox_version"`
+	Fingerprint    string           `json:"fingerprint"`
+	Checks         []serverCheckOut `json:"checks"`
+}
+
+type serverCheckOut struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// serverOptionsOut is server.options' result.
+type serverOptionsOut struct {
+	Items []optionOut `json:"items"`
+}
+
+type optionOut struct {
+	Value string `json:"value"`
+	Label string `json:"label"`
+}
+
 func jobFrom(j pvekeep.Job) jobOut {
 	out := jobOut{
 		ID: int64(j.ID), Kind: string(j.Kind), State: string(j.State), Step: j.Step,

@@ -122,6 +122,7 @@ type Service struct {
 	facts      factsStore
 	admin      adminStore
 	dial       Dialer
+	probe      Prober
 	run        runner
 	mailer     Mailer
 	newMailer  MailerFactory
@@ -139,7 +140,10 @@ type Deps struct {
 		factsStore
 		adminStore
 	}
-	Dial   Dialer
+	Dial  Dialer
+	Probe Prober // nil: pve.ProbeTLS
+	// Runner drives the job steps; nil: none (a process that only
+	// answers server.*).
 	Runner runner
 	// Mailer sends with the config file's [smtp]; it wins over the
 	// panel's mail settings. nil: none configured.
@@ -155,10 +159,16 @@ type Deps struct {
 // Tick drives.
 func New(d Deps, cfg Config) *Service {
 	s := &Service{
-		st: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, run: d.Runner,
+		st: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
 		mailer: d.Mailer, newMailer: d.NewMailer,
 		reconciler: reconcile.New(d.Logger), clock: d.Clock,
 		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
+	}
+	if s.probe == nil {
+		s.probe = defaultProber
+	}
+	if d.Runner == nil {
+		return s
 	}
 	d.Runner.Handle(pvekeep.KindBackupCreate, s.stepBackupCreate)
 	d.Runner.Handle(pvekeep.KindBackupRemove, s.stepBackupRemove)
@@ -229,12 +239,6 @@ func (s *Service) connect(ctx context.Context, srv pvekeep.Server) (pve.Cluster,
 		return nil, pvekeep.InvalidInput("server", "the Proxmox server has neither an API token nor a username")
 	}
 	c, err := s.dial(ctx, srv)
-	if errors.Is(err, pve.ErrInvalidConfig) {
-		// The panel's server settings are wrong; Proxmox was never asked.
-		e := pvekeep.InvalidInput("server", "the Proxmox server settings are invalid: "+strings.TrimPrefix(err.Error(), pve.ErrInvalidConfig.Error()+": "))
-		e.Err = err
-		return nil, e
-	}
 	if err != nil {
 		return nil, pveError("connect to proxmox", err)
 	}
@@ -333,6 +337,9 @@ func pveError(what string, err error) error {
 	if _, ok := pvekeep.AsError(err); ok {
 		return err
 	}
+	if e := configError(err); e != nil {
+		return e
+	}
 	var le *pve.LockedError
 	switch {
 	case errors.As(err, &le):
@@ -344,6 +351,33 @@ func pveError(what string, err error) error {
 	default:
 		return pvekeep.Upstream(upstreamDetail(err), fmt.Errorf("%s: %w", what, err))
 	}
+}
+
+// configError turns a connection setting that cannot work into a
+// permanent invalid_input naming the panel's field: settings the gateway
+// refused before sending anything (*pve.ConfigError), and a certificate
+// the TLS policy refused (*pve.CertError), whose message gives the
+// fingerprint the server presented. nil for anything else.
+func configError(err error) error {
+	var ce *pve.ConfigError
+	var cert *pve.CertError
+	var e *pvekeep.Error
+	switch {
+	case errors.As(err, &ce):
+		e = pvekeep.InvalidInput(ce.Field, ce.Message)
+	case errors.As(err, &cert) && cert.Pinned != "":
+		e = pvekeep.InvalidInput("server.fingerprint", fmt.Sprintf(
+			"the Proxmox server presented a certificate with fingerprint %s, not the one in the server's Access Hash (%s): "+
+				"if the node's certificate was renewed on purpose, set the Access Hash to %s", cert.Fingerprint, cert.Pinned, cert.Fingerprint))
+	case errors.As(err, &cert):
+		e = pvekeep.InvalidInput("server.fingerprint", fmt.Sprintf(
+			"the Proxmox server's certificate is not trusted (%s); its fingerprint is %s: set it in the server's Access Hash to pin it",
+			rootCause(cert.Err), cert.Fingerprint))
+	default:
+		return nil
+	}
+	e.Err = err
+	return e
 }
 
 // submitError classifies the failure of a non-idempotent POST (vzdump,
