@@ -40,8 +40,10 @@ type Serve struct {
 	WriteTimeoutSeconds float64 `toml:"write_timeout_seconds"`
 }
 
-// SMTP is where client emails go. Without a host no email is sent (the
-// restore still completes; the log says so).
+// SMTP is where client emails go; it wins over the panel's mail settings
+// that cron.tick hands over. Without a host those are used; with neither,
+// emails wait in the outbox (the restore still completes; the admin tab
+// says why).
 type SMTP struct {
 	Host           string  `toml:"host"`
 	Port           int     `toml:"port"`     // default 587

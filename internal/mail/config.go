@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ type Config struct {
 	Timeout time.Duration `toml:"timeout"`
 	// HeloName is the name sent in EHLO; "" means this host's name.
 	HeloName string `toml:"helo_name"`
+	// RootCAs, when set, replaces the system's roots for verifying the
+	// server (tests; a private CA).
+	RootCAs *x509.CertPool `toml:"-"`
 }
 
 func (c Config) withDefaults() Config {

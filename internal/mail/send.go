@@ -157,7 +157,7 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 }
 
 func (s *Sender) options(ctx context.Context, conns *connCloser) []gomail.Option {
-	tlsCfg := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12, RootCAs: s.cfg.RootCAs}
 	opts := []gomail.Option{
 		gomail.WithPort(s.cfg.Port),
 		gomail.WithTimeout(s.cfg.Timeout),

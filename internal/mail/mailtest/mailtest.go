@@ -1,5 +1,7 @@
 // Package mailtest runs an in-process SMTP server for tests, built on
-// github.com/emersion/go-smtp: it listens on 127.0.0.1 without TLS, takes
+// github.com/emersion/go-smtp: it listens on 127.0.0.1 without TLS (or,
+// with StartWith, offering STARTTLS or speaking TLS from the first byte,
+// with a certificate of its own that CertPool trusts), takes
 // any AUTH PLAIN login (or only one, with RequireAuth), keeps every message
 // it accepts, decoded, and can be told to refuse the next delivery with a
 // chosen reply code or to hold it until the test lets it go.
@@ -7,9 +9,16 @@ package mailtest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"io"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -29,6 +38,7 @@ type Received struct {
 	From     string   // envelope sender (MAIL FROM)
 	To       []string // envelope recipients (RCPT TO)
 	Username string   // the AUTH login, "" without AUTH
+	TLS      bool     // the session ran over TLS (implicit or STARTTLS)
 	Data     []byte   // the message as sent, headers and all
 	Header   mail.Header
 	Subject  string // decoded
@@ -55,6 +65,7 @@ type Server struct {
 	user     string
 	pass     string
 	authOnly bool
+	pool     *x509.CertPool
 }
 
 type hold struct {
@@ -62,8 +73,24 @@ type hold struct {
 	release chan struct{}
 }
 
-// Start starts a server on 127.0.0.1:0 and closes it when t ends.
-func Start(t testing.TB) *Server {
+// TLS modes of Options.TLS.
+const (
+	TLSNone     = ""         // plain SMTP, no STARTTLS offered
+	TLSStartTLS = "starttls" // plain connect, STARTTLS offered
+	TLSImplicit = "implicit" // TLS from the first byte ("SMTPS")
+)
+
+// Options choose how a server speaks.
+type Options struct {
+	TLS string // TLSNone, TLSStartTLS or TLSImplicit
+}
+
+// Start starts a plain server on 127.0.0.1:0 and closes it when t ends.
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith starts a server on 127.0.0.1:0 as opts say and closes it when
+// t ends. With TLS its certificate is for 127.0.0.1, trusted by CertPool.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,9 +100,27 @@ func Start(t testing.TB) *Server {
 	addr := ln.Addr().(*net.TCPAddr)
 	s.host, s.port = addr.IP.String(), addr.Port
 
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &session{s: s}, nil
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &session{s: s, conn: c}, nil
 	}))
+	switch opts.TLS {
+	case TLSNone:
+	case TLSStartTLS, TLSImplicit:
+		cfg, pool, err := selfSigned(s.host)
+		if err != nil {
+			_ = ln.Close()
+			t.Fatalf("mailtest: certificate: %v", err)
+		}
+		s.pool = pool
+		if opts.TLS == TLSStartTLS {
+			s.srv.TLSConfig = cfg
+		} else {
+			ln = tls.NewListener(ln, cfg)
+		}
+	default:
+		_ = ln.Close()
+		t.Fatalf("mailtest: unknown TLS mode %q", opts.TLS)
+	}
 	s.srv.Domain = "mailtest.invalid"
 	s.srv.AllowInsecureAuth = true
 	s.srv.ReadTimeout = 30 * time.Second
@@ -101,6 +146,39 @@ func Start(t testing.TB) *Server {
 
 // Addr is where the server listens.
 func (s *Server) Addr() (host string, port int) { return s.host, s.port }
+
+// CertPool trusts the server's certificate; nil for a plain server.
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// selfSigned makes a certificate for ip and a pool that trusts it.
+func selfSigned(ip string) (*tls.Config, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mailtest"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP(ip)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
+		MinVersion: tls.VersionTLS12}, pool, nil
+}
 
 // RequireAuth makes the server accept only this AUTH PLAIN login and
 // refuse mail without it (530); any other login gets 535.
@@ -205,6 +283,7 @@ func (s *Server) deliver(r Received) error {
 
 type session struct {
 	s        *Server
+	conn     *smtp.Conn
 	username string
 	from     string
 	to       []string
@@ -253,6 +332,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	rec := parse(data)
 	rec.From, rec.To, rec.Username = ss.from, append([]string(nil), ss.to...), ss.username
+	_, rec.TLS = ss.conn.TLSConnectionState()
 	return ss.s.deliver(rec)
 }
 
