@@ -66,8 +66,11 @@ func (s *Sim) authenticate(hr *http.Request, rel string) (string, bool, *apiErro
 			return "", false, &apiError{status: http.StatusUnauthorized, message: "Authentication failed!\n"}
 		}
 		id, secret := token[:i], token[i+1:]
+		s.mu.Lock()
+		want := s.opts.TokenSecret
+		s.mu.Unlock()
 		if subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.TokenID)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.TokenSecret)) != 1 {
+			subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			s.log.Info("authentication failure", "reason", "invalid token", "token_id", id)
 			return "", false, &apiError{status: http.StatusUnauthorized, message: "Authentication failed!\n"}
 		}
@@ -140,4 +143,18 @@ func randomBase64(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// SetTokenSecret replaces the API token's secret, as regenerating it in
+// PVE does: clients still sending the old one get 401 "Authentication
+// failed!" (the wrong-token case of a connection test). "" revokes the
+// token: no secret matches.
+func (s *Sim) SetTokenSecret(secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if secret == "" {
+		secret = "\x00revoked\x00" + randomHex(16)
+	}
+	s.opts.TokenSecret = secret
+	s.info.TokenSecret = secret
 }

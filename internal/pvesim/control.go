@@ -28,6 +28,7 @@ import (
 //	POST   /_sim/volumes                    Volume → {"volid":…}
 //	GET    /_sim/volumes/config?volid=…     BackupConfig (also: GET /api2/json/nodes/{node}/vzdump/extractconfig)
 //	PUT    /_sim/token/privileges           {"acl":{"/vms":["VM.Audit",…],…}} (null: all), see SetTokenPrivileges
+//	PUT    /_sim/token/secret               {"secret":"…"} ("" revokes the token), see SetTokenSecret
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/_sim"), "/")
 	segs := splitPath(path)
@@ -58,6 +59,15 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.SetTokenPrivileges(in.ACL)
+		controlResult(w, nil)
+	case (r.Method == http.MethodPut || r.Method == http.MethodPost) && path == "/token/secret":
+		var in struct {
+			Secret string `json:"secret"`
+		}
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		s.SetTokenSecret(in.Secret)
 		controlResult(w, nil)
 	case r.Method == http.MethodDelete && path == "/faults":
 		s.ClearFaults()

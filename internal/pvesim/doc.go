@@ -13,6 +13,17 @@
 //     with PVE's status line ("No ticket", "Authentication failed!") after
 //     PVE's 3-second delay, divided by Speed.
 //
+//   - Permissions: GET /access/permissions answers the caller's effective
+//     privileges per path as pve-access-control does. The token is
+//     root@pam's without privilege separation (everything) unless given
+//     an ACL (Options.TokenPrivileges, SetTokenPrivileges): then the most
+//     specific path wins, storage lists and /cluster/resources hide what
+//     it may not audit, and storage content answers 403 "Permission check
+//     failed (path, privs)". Only those checks are enforced; other
+//     endpoints let a restricted token through. SetTokenSecret regenerates
+//     (or revokes) the token's secret. Connections counts the TCP/TLS
+//     connections clients opened.
+//
 //   - Answers: {"data":…}; errors carry their text in the HTTP reason
 //     phrase and as "message" in the body; parameter errors are 400
 //     "Parameter verification failed." with {"errors":{param:reason}}.

@@ -107,3 +107,22 @@ func TestConnectionsCountsNewConnectionsNotRequests(t *testing.T) {
 		t.Errorf("Connections() = %d after three requests on a kept-alive connection, want 1", n)
 	}
 }
+
+func TestARegeneratedTokenSecretRefusesTheOldOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	req, _ := http.NewRequest(http.MethodPut, b.info.ControlURL+"/token/secret", bytes.NewBufferString(`{"secret":""}`))
+	res, err := b.http.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("PUT /_sim/token/secret: %v %v", res, err)
+	}
+	res.Body.Close()
+	if r := b.raw(t, "GET", "/version", nil, nil); r.status != "401 Authentication failed!" {
+		t.Errorf("GET /version with a revoked token = %q, want 401 Authentication failed!", r.status)
+	}
+	b.sim.SetTokenSecret("new-secret-0001")
+	b.info.TokenSecret = "new-secret-0001"
+	if r := b.raw(t, "GET", "/version", nil, nil); r.code != 200 {
+		t.Errorf("GET /version with the new secret = %q", r.status)
+	}
+}
