@@ -355,8 +355,35 @@ func (r *report) storage(ctx context.Context, pc pve.Cluster, subject, storage s
 		if st.Shared {
 			kind += ", shared"
 		}
-		r.pass(CheckStorage, fmt.Sprintf("the storage %q (%s) holds backups", storage, kind))
+		node, n, err := countBackups(ctx, pc, storage)
+		if err != nil {
+			r.fail(CheckStorage, fmt.Sprintf("the storage %q (%s) takes backups, but its backups cannot be listed (%s): grant Datastore.AllocateSpace on /storage/%s to %s and check the storage is online",
+				storage, kind, upstreamDetail(err), storage, subject))
+			return
+		}
+		r.pass(CheckStorage, fmt.Sprintf("the storage %q (%s) takes backups and can be read (%d backups on %s now)", storage, kind, n, node))
 	}
+}
+
+// countBackups lists the backups on storage from the first online node
+// that can: the proof the module will find the archives it makes.
+func countBackups(ctx context.Context, pc pve.Cluster, storage string) (string, int, error) {
+	nodes, err := pc.Nodes(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	err = fmt.Errorf("no node of the cluster is online: %w", pve.ErrTransient)
+	for _, n := range nodes {
+		if !n.Online {
+			continue
+		}
+		vols, lerr := pc.ListBackups(ctx, n.Name, storage, 0)
+		if lerr == nil {
+			return n.Name, len(vols), nil
+		}
+		err = lerr
+	}
+	return "", 0, err
 }
 
 func holdingBackups(ids []string) string {

@@ -77,6 +77,7 @@ func TestServerTestReportsEachProblemAtItsCheck(t *testing.T) {
 		acl     map[string][]string
 		mutate  func(t *testing.T, s *pvekeep.Server)
 		storage string
+		fault   *pvesim.HTTPFault
 		failed  string // the first failed check; "" when all pass
 		detail  []string
 	}{
@@ -105,6 +106,9 @@ func TestServerTestReportsEachProblemAtItsCheck(t *testing.T) {
 			failed: service.CheckPrivileges, detail: []string{"grant Datastore.AllocateSpace, Datastore.Allocate on /storage/backup"}},
 		{name: "missing storage", storage: "nosuch",
 			failed: service.CheckStorage, detail: []string{`there is no storage "nosuch"`, "holding backups: backup"}},
+		{name: "storage offline", storage: "backup",
+			fault:  &pvesim.HTTPFault{Method: "GET", PathRegex: "/storage/backup/content$", Status: 500, Message: "storage 'backup' is not online"},
+			failed: service.CheckStorage, detail: []string{"cannot be listed (storage 'backup' is not online)", "check the storage is online"}},
 		{name: "storage without backups", storage: "local-lvm",
 			failed: service.CheckStorage, detail: []string{`"local-lvm" does not hold backups`, "VZDump backup file"}},
 	}
@@ -113,6 +117,11 @@ func TestServerTestReportsEachProblemAtItsCheck(t *testing.T) {
 			t.Parallel()
 			svc, sim, srv := serverSetup(t, pvesim.Options{TokenPrivileges: tt.acl})
 			fingerprint := srv.Fingerprint
+			if tt.fault != nil {
+				if err := sim.InjectHTTPFault(*tt.fault); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tt.mutate != nil {
 				tt.mutate(t, &srv)
 			}
