@@ -190,6 +190,9 @@ type overviewOut struct {
 	Jobs             []adminJobOut    `json:"jobs"`
 	Emails           []emailOut       `json:"emails"`
 	FailedRestore    *jobOut          `json:"failed_restore"`
+	// SettingsError says why the product's settings cannot be read
+	// (quotas then show max 0); absent when they can.
+	SettingsError string `json:"settings_error,omitempty"`
 }
 
 func overviewFrom(o service.AdminOverview) overviewOut {
@@ -199,6 +202,7 @@ func overviewFrom(o service.AdminOverview) overviewOut {
 		Quotas: st.Quotas, ActiveJob: st.ActiveJob, SelectedBackupID: int64(o.SelectedBackupID),
 		Backups: make([]adminBackupOut, 0, len(o.Backups)), Jobs: make([]adminJobOut, 0, len(o.Jobs)),
 		Emails: make([]emailOut, 0, len(o.Emails)), FailedRestore: jobPtr(o.FailedRestore),
+		SettingsError: o.SettingsError,
 	}
 	for _, b := range o.Backups {
 		out.Backups = append(out.Backups, adminBackupOut{backupOut: backupFrom(b), Volid: b.Volid})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/store"
 )
@@ -38,6 +39,10 @@ type AdminOverview struct {
 	// still matters (as backups.list shows it to the client): what an
 	// admin Reinstall is offered for.
 	FailedRestore *pvekeep.Job
+	// SettingsError says why the product's settings cannot be read (the
+	// quotas' maxima are then 0); "" when they can. The client's page
+	// fails on it; the admin must see why.
+	SettingsError string
 }
 
 // overviewJobs and overviewEmails bound the admin tab's lists.
@@ -80,11 +85,20 @@ func (s *Service) Overview(ctx context.Context, c Call) (AdminOverview, error) {
 	if err != nil {
 		return AdminOverview{}, dbError(err)
 	}
-	st, err := s.dbStatus(ctx, f, items)
+	st, err := s.dbStatus(ctx, f, items, true)
 	if err != nil {
 		return AdminOverview{}, err
 	}
 	out := AdminOverview{Status: st, Backups: items}
+	if _, err := plan.QuotasFromFacts(f); err != nil {
+		out.SettingsError = err.Error()
+		if e, ok := pvekeep.AsError(err); ok {
+			out.SettingsError = e.Message
+			if e.Err != nil {
+				out.SettingsError += ": " + e.Err.Error() // the setting's own value: no secret
+			}
+		}
+	}
 	sel, err := s.admin.SelectedBackup(ctx, f.ServiceID)
 	if err != nil {
 		return AdminOverview{}, dbError(err)

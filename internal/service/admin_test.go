@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
@@ -134,5 +135,22 @@ func TestOverviewShowsJobsBackupsAndAFailedRestore(t *testing.T) {
 	}
 	if o.FailedRestore == nil || o.FailedRestore.ID != job.ID {
 		t.Errorf("failed restore = %+v, want %d", o.FailedRestore, job.ID)
+	}
+}
+
+// A product whose settings cannot be read fails the client's page, but
+// the admin's overview still shows the service, and why.
+func TestOverviewShowsAServiceWhoseProductIsMisconfigured(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 2, "many"))
+	if _, err := b.svc.ListBackups(ctx, b.call()); err == nil {
+		t.Fatal("backups.list of a misconfigured product answered")
+	}
+	o, err := b.svc.Overview(ctx, b.as(anAdmin))
+	must(t, err)
+	if o.Status.VMID != 100 || !strings.Contains(o.SettingsError, "many") {
+		t.Errorf("overview = vmid %d, settings error %q; want vm 100 and the setting's problem", o.Status.VMID, o.SettingsError)
 	}
 }

@@ -58,7 +58,7 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, dbError(err)
 	}
-	st, err := s.dbStatus(ctx, f, items)
+	st, err := s.dbStatus(ctx, f, items, false)
 	if err != nil {
 		return BackupList{}, err
 	}

@@ -37,11 +37,13 @@ func (s *Service) recordFacts(ctx context.Context, f store.VMFacts) {
 // plugin's own job lock (always current), the quotas, and the VM's node,
 // power state and Proxmox lock as Proxmox last told them (CheckedAt; nil
 // and power "unknown" for a VM never seen). items are the service's listed
-// backups.
-func (s *Service) dbStatus(ctx context.Context, f pvekeep.ServiceFacts, items []pvekeep.Backup) (Status, error) {
+// backups. A product whose quota settings cannot be read is an error,
+// unless lenient (the admin's view, which must show the rest regardless:
+// the quotas' maxima are then 0).
+func (s *Service) dbStatus(ctx context.Context, f pvekeep.ServiceFacts, items []pvekeep.Backup, lenient bool) (Status, error) {
 	out := Status{VMID: f.VMID, Power: PowerUnknown}
 	pl, err := plan.QuotasFromFacts(f)
-	if err != nil {
+	if err != nil && !lenient {
 		return Status{}, err
 	}
 	out.Backups, out.Snapshots = Usage{Max: pl.BackupsMax}, Usage{Max: pl.SnapshotsMax}
