@@ -33,22 +33,31 @@ final class PvekeepClient
     /** Seconds to wait for the child to exit after it has answered. */
     private const EXIT_GRACE = 2.0;
 
-    private string $mode;
-    private string $binary;
+    /** @var string */
+    private $mode;
+    /** @var string */
+    private $binary;
     /** @var list<string> */
-    private array $args;
-    private string $socket;
-    private float $timeout;
-    private float $connectTimeout;
+    private $args;
+    /** @var string */
+    private $socket;
+    /** @var float */
+    private $timeout;
+    /** @var float */
+    private $connectTimeout;
     /** @var array<string, string> */
-    private array $env;
+    private $env;
 
-    private int $nextId = 1;
+    /** @var int */
+    private $nextId = 1;
     /** @var resource|null */
     private $conn = null;
-    private string $connBuffer = '';
-    private string $lastStderr = '';
-    private ?int $lastExitCode = null;
+    /** @var string */
+    private $connBuffer = '';
+    /** @var string */
+    private $lastStderr = '';
+    /** @var int|null */
+    private $lastExitCode = null;
 
     /**
      * Options:
@@ -156,7 +165,8 @@ final class PvekeepClient
      */
     public function call(string $method, array $params = []): array
     {
-        if ($params !== [] && array_is_list($params)) {
+        // A list would go out as a JSON array (array_is_list is PHP 8.1+).
+        if ($params !== [] && array_keys($params) === range(0, count($params) - 1)) {
             throw new \InvalidArgumentException('pvekeep: params of ' . $method . ' must be an object (string keys)');
         }
         $id = $this->nextId++;
@@ -175,6 +185,12 @@ final class PvekeepClient
         $this->lastExitCode = null;
         $answer = $this->mode === self::MODE_SOCKET ? $this->exchangeSocket($line) : $this->exchangeSpawn($line);
         return $this->decode($answer, $id, $method);
+    }
+
+    /** Whether calls go to a socket (no binary is spawned). */
+    public function usesSocket(): bool
+    {
+        return $this->mode === self::MODE_SOCKET;
     }
 
     /** The tail of the plugin's stderr from the last spawned call. */

@@ -10,7 +10,8 @@ final class PvekeepRpcException extends PvekeepException
     /** @var mixed */
     private $data;
 
-    private string $method;
+    /** @var string */
+    private $method;
 
     /**
      * @param mixed $data the error's data member, null when absent

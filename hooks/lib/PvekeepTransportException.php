@@ -8,9 +8,11 @@
  */
 final class PvekeepTransportException extends PvekeepException
 {
-    private string $stderr;
+    /** @var string */
+    private $stderr;
 
-    private ?int $exitCode;
+    /** @var int|null */
+    private $exitCode;
 
     public function __construct(
         string $message,
