@@ -1,16 +1,55 @@
-{* pvekeep client area: the service's backups.
-   pvekeep_clientarea_view() (hooks/pvekeep.php) hands over the plugin's facts
-   and display-ready strings in the client's language; every other string
-   comes from lang/<language>.json through $pvekeep_lang. This file only
-   prints them, each one escaped (notes are the client's own text). The
-   data-pvekeep attributes and pvekeep-* classes are stable: the browser
-   tests (internal/e2e/clientarea_test.go) and themes rely on them. A
-   button that destroys something asks first: its data-confirm text. *}
-<div class="pvekeep" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">
-  <h3 class="pvekeep-title">{$pvekeep_lang['backups.title']|escape}</h3>
+{*
+  pvekeep: the service's backups, added to WHMCS's product details overview
+  (tabOverviewModuleOutputTemplate: the billing details stay WHMCS's).
+  ClientAreaView (hooks/lib/ClientAreaView.php) hands over the plugin's facts
+  and display-ready strings in the client's language; every other string
+  comes from lang/<language>.json as $pvekeep_lang. Every variable is
+  escaped here, and only here.
+
+  Markup fits both themes: Bootstrap 4 (twenty-one: .card, .badge) and
+  Bootstrap 3 (six: .panel, .label) classes side by side; tables in
+  .table-responsive; the theme's own .progress/.progress-bar.
+
+  Every form POSTs with WHMCS's CSRF token; the module answers with a 303
+  back here and a one-time flash message. While a job runs, the inline
+  script polls GET ...&pvekeep_poll=JOB (JSON, read-only) and moves the
+  progress bar; when the job ends it loads the page once more.
+
+  Stable selectors (browser tests and themes rely on them):
+    #pvekeep                         the whole block; [lang] is the language used
+    #pvekeep-flash                   the outcome of the last form (data-kind success|danger)
+    #pvekeep-status                  VM facts; .pvekeep-checked = their age
+    #pvekeep-job                     running job (data-job-id, data-job-state, data-poll-url)
+    #pvekeep-job-progress .progress-bar   its progress (aria-valuenow)
+    #pvekeep-job .pvekeep-job-state  its state in words
+    #pvekeep-lock                    why nothing can be done now
+    #pvekeep-notice                  quota full / backups off (data-notice)
+    #pvekeep-quota                   "n of m backups used" (data-used, data-max)
+    #pvekeep-failed-restore          failed restore (data-job-id); buttons [data-pvekeep=restore-retry|restore-reinstall]
+    #pvekeep-failed-backup           failed backup or removal
+    table#pvekeep-backups            backups; rows tr[data-pvekeep-backup-id] (data-status)
+      form.pvekeep-backup-actions    per row: [data-pvekeep=backup-restore], [data-pvekeep=backup-remove]
+    form#pvekeep-backup-create       Backup now: input#pvekeep-note[name=pvekeep_note], [data-pvekeep=backup-create-submit]
+  (the older [data-pvekeep=…] names stay on the same elements.)
+*}
+<div id="pvekeep" class="pvekeep text-left" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">
+  <div class="card panel panel-default pvekeep-card">
+    <div class="card-header panel-heading">
+      <h3 class="card-title panel-title pvekeep-title">{$pvekeep_lang['backups.title']|escape}</h3>
+    </div>
+    <div class="card-body panel-body">
+
+  {if $pvekeep_flash}
+    <div id="pvekeep-flash" class="alert alert-{$pvekeep_flash.kind|escape} pvekeep-flash" role="alert" data-pvekeep="flash" data-kind="{$pvekeep_flash.kind|escape}">{$pvekeep_flash.text|escape}</div>
+  {/if}
+
+  <p id="pvekeep-status" class="small text-muted pvekeep-status" data-pvekeep="status" data-power="{$pvekeep_status.power|escape}" data-checked-at="{$pvekeep_status.checked_at|escape}">
+    {if $pvekeep_status.power_text}<span class="pvekeep-power">{$pvekeep_status.power_text|escape}</span> &middot; {/if}
+    <span class="pvekeep-checked">{$pvekeep_status.checked_text|escape}</span>
+  </p>
 
   {if $pvekeep_failed_restore}
-    <div class="alert alert-danger pvekeep-failed" data-pvekeep="failed-restore" data-job-id="{$pvekeep_failed_restore.id|escape}">
+    <div id="pvekeep-failed-restore" class="alert alert-danger pvekeep-failed" data-pvekeep="failed-restore" data-job-id="{$pvekeep_failed_restore.id|escape}">
       <p class="pvekeep-failed-message">{$pvekeep_failed_restore.message|escape}</p>
       {if $pvekeep_failed_restore.error_text}
         <p class="pvekeep-failed-error"><small>{$pvekeep_failed_restore.error_text|escape}</small></p>
@@ -19,16 +58,17 @@
         <p class="pvekeep-failed-time"><small><time datetime="{$pvekeep_failed_restore.finished_at|escape}">{$pvekeep_failed_restore.finished_text|escape}</time></small></p>
       {/if}
       {if $pvekeep_failed_restore.can_retry || $pvekeep_failed_restore.can_reinstall}
-        <form method="post" action="clientarea.php?action=productdetails&amp;id={$serviceid|escape:'url'}" class="pvekeep-failed-actions">
+        <form method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-failed-actions">
+          <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
           <input type="hidden" name="modop" value="custom">
           <input type="hidden" name="pvekeep_job_id" value="{$pvekeep_failed_restore.id|escape}">
           {if $pvekeep_failed_restore.can_retry}
             <button type="submit" name="a" value="restoreRetry" class="btn btn-warning" data-pvekeep="restore-retry"
-              data-confirm="{$pvekeep_failed_restore.retry_warning|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_failed_restore.retry_label|escape}</button>
+              data-confirm="{$pvekeep_failed_restore.retry_warning|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_failed_restore.retry_label|escape}</button>
           {/if}
           {if $pvekeep_failed_restore.can_reinstall}
             <button type="submit" name="a" value="restoreReinstall" class="btn btn-danger" data-pvekeep="restore-reinstall"
-              data-confirm="{$pvekeep_lang['reinstall.warning']|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_lang['button.reinstall']|escape}</button>
+              data-confirm="{$pvekeep_lang['reinstall.warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.reinstall']|escape}</button>
           {/if}
         </form>
       {/if}
@@ -36,7 +76,7 @@
   {/if}
 
   {if $pvekeep_failed_backup}
-    <div class="alert alert-warning pvekeep-failed-backup" data-pvekeep="failed-backup" data-job-id="{$pvekeep_failed_backup.id|escape}">
+    <div id="pvekeep-failed-backup" class="alert alert-warning pvekeep-failed-backup" data-pvekeep="failed-backup" data-job-id="{$pvekeep_failed_backup.id|escape}">
       <p class="pvekeep-failed-message">{$pvekeep_failed_backup.message|escape}</p>
       {if $pvekeep_failed_backup.error_text}
         <p class="pvekeep-failed-error"><small>{$pvekeep_failed_backup.error_text|escape}</small></p>
@@ -48,81 +88,131 @@
   {/if}
 
   {if $pvekeep_active_job}
-    <div class="alert alert-info pvekeep-job" data-pvekeep="active-job" data-job-id="{$pvekeep_active_job.id|escape}"
-      data-job-kind="{$pvekeep_active_job.kind|escape}" data-job-state="{$pvekeep_active_job.state|escape}">
+    <div id="pvekeep-job" class="alert alert-info pvekeep-job" data-pvekeep="active-job" data-job-id="{$pvekeep_active_job.id|escape}"
+      data-job-kind="{$pvekeep_active_job.kind|escape}" data-job-state="{$pvekeep_active_job.state|escape}"
+      data-poll-url="{$pvekeep_poll_url|escape}" data-page-url="{$pvekeep_page_url|escape}" data-poll-ms="2000">
       <p>
         <strong class="pvekeep-job-kind">{$pvekeep_active_job.kind_text|escape}</strong>
         <span class="pvekeep-job-state">{$pvekeep_active_job.state_text|escape}</span>
       </p>
-      <progress class="pvekeep-job-progress" max="100" value="{$pvekeep_active_job.progress|escape}"
-        aria-label="{$pvekeep_active_job.progress_text|escape}">{$pvekeep_active_job.progress_text|escape}</progress>
-      <span class="pvekeep-job-percent">{$pvekeep_active_job.progress_text|escape}</span>
-      <p><small class="pvekeep-job-started">{$pvekeep_active_job.started_text|escape}</small>
-        <a href="clientarea.php?action=productdetails&amp;id={$serviceid|escape:'url'}" class="pvekeep-refresh" data-pvekeep="refresh">{$pvekeep_lang['job.refresh']|escape}</a></p>
+      <div id="pvekeep-job-progress" class="progress pvekeep-job-progress">
+        <div class="progress-bar progress-bar-striped progress-bar-animated active" role="progressbar"
+          style="width: {$pvekeep_active_job.progress|escape}%;" aria-valuenow="{$pvekeep_active_job.progress|escape}"
+          aria-valuemin="0" aria-valuemax="100">{$pvekeep_active_job.progress_text|escape}</div>
+      </div>
+      {if $pvekeep_active_job.started_text}
+        <p><small class="pvekeep-job-started">{$pvekeep_active_job.started_text|escape}</small></p>
+      {/if}
     </div>
   {/if}
 
   {if $pvekeep_lock.locked}
-    <div class="alert alert-warning pvekeep-lock" data-pvekeep="lock" data-lock-reason="{$pvekeep_lock.reason|escape}">{$pvekeep_lock.text|escape}</div>
-  {/if}
-
-  {if $pvekeep_quota.enabled}
-    <p class="pvekeep-quota" data-pvekeep="quota" data-used="{$pvekeep_quota.used|escape}" data-max="{$pvekeep_quota.max|escape}">{$pvekeep_quota.text|escape}</p>
+    <div id="pvekeep-lock" class="alert alert-warning pvekeep-lock" data-pvekeep="lock" data-lock-reason="{$pvekeep_lock.reason|escape}">{$pvekeep_lock.text|escape}</div>
   {/if}
 
   {if $pvekeep_notice.kind}
-    <div class="alert alert-info pvekeep-notice" data-pvekeep="notice" data-notice="{$pvekeep_notice.kind|escape}">{$pvekeep_notice.text|escape}</div>
+    <div id="pvekeep-notice" class="alert alert-info pvekeep-notice" data-pvekeep="notice" data-notice="{$pvekeep_notice.kind|escape}">{$pvekeep_notice.text|escape}</div>
+  {/if}
+
+  {if $pvekeep_quota.enabled}
+    <p id="pvekeep-quota" class="pvekeep-quota" data-pvekeep="quota" data-used="{$pvekeep_quota.used|escape}" data-max="{$pvekeep_quota.max|escape}">{$pvekeep_quota.text|escape}</p>
   {/if}
 
   {if $pvekeep_backups}
-    <table class="table pvekeep-backups" data-pvekeep="backups">
-      <thead>
-        <tr>
-          <th>{$pvekeep_lang['backups.column.created']|escape}</th>
-          <th>{$pvekeep_lang['backups.column.note']|escape}</th>
-          <th>{$pvekeep_lang['backups.column.size']|escape}</th>
-          <th>{$pvekeep_lang['backups.column.status']|escape}</th>
-          <th>{$pvekeep_lang['backups.column.actions']|escape}</th>
-        </tr>
-      </thead>
-      <tbody>
-      {foreach $pvekeep_backups as $b}
-        <tr class="pvekeep-backup" data-pvekeep="backup" data-backup-id="{$b.id|escape}" data-status="{$b.status|escape}">
-          <td class="text-nowrap"><time class="pvekeep-backup-created" datetime="{$b.created_at|escape}">{$b.created_text|escape}</time></td>
-          <td><span class="pvekeep-backup-note">{$b.note|escape}</span>
-            {if $b.origin_text}<span class="label label-default pvekeep-backup-origin">{$b.origin_text|escape}</span>{/if}</td>
-          <td class="pvekeep-backup-size text-nowrap" data-bytes="{$b.size_bytes|escape}">{$b.size_text|escape}</td>
-          <td class="pvekeep-backup-status">{$b.status_text|escape}</td>
-          <td class="pvekeep-backup-actions">
-            {if $b.can_act}
-              <form method="post" action="clientarea.php?action=productdetails&amp;id={$serviceid|escape:'url'}">
-                <input type="hidden" name="modop" value="custom">
-                <input type="hidden" name="pvekeep_backup_id" value="{$b.id|escape}">
-                <input type="hidden" name="pvekeep_token" value="{$b.restore_token|escape}">
-                <button type="submit" name="a" value="backupRestore" class="btn btn-warning btn-sm" data-pvekeep="backup-restore"
-                  data-confirm="{$pvekeep_lang['restore.warning']|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_lang['button.backup_restore']|escape}</button>
-                <button type="submit" name="a" value="backupRemove" class="btn btn-default btn-sm" data-pvekeep="backup-remove"
-                  data-confirm="{$pvekeep_lang['remove.warning']|escape}" onclick="return confirm(this.dataset.confirm)">{$pvekeep_lang['button.backup_remove']|escape}</button>
-              </form>
-            {/if}
-          </td>
-        </tr>
-      {/foreach}
-      </tbody>
-    </table>
+    <div class="table-responsive">
+      <table id="pvekeep-backups" class="table table-striped table-sm table-condensed pvekeep-backups" data-pvekeep="backups">
+        <thead>
+          <tr>
+            <th>{$pvekeep_lang['backups.column.created']|escape}</th>
+            <th>{$pvekeep_lang['backups.column.note']|escape}</th>
+            <th>{$pvekeep_lang['backups.column.size']|escape}</th>
+            <th>{$pvekeep_lang['backups.column.status']|escape}</th>
+            <th>{$pvekeep_lang['backups.column.actions']|escape}</th>
+          </tr>
+        </thead>
+        <tbody>
+        {foreach $pvekeep_backups as $b}
+          <tr class="pvekeep-backup" data-pvekeep="backup" data-pvekeep-backup-id="{$b.id|escape}" data-backup-id="{$b.id|escape}" data-status="{$b.status|escape}">
+            <td class="text-nowrap"><time class="pvekeep-backup-created" datetime="{$b.created_at|escape}">{$b.created_text|escape}</time></td>
+            <td><span class="pvekeep-backup-note">{$b.note|escape}</span>
+              {if $b.origin_text}<span class="badge badge-secondary label label-default pvekeep-backup-origin">{$b.origin_text|escape}</span>{/if}</td>
+            <td class="pvekeep-backup-size text-nowrap" data-bytes="{$b.size_bytes|escape}">{$b.size_text|escape}</td>
+            <td class="pvekeep-backup-status">{$b.status_text|escape}</td>
+            <td class="pvekeep-backup-actions text-nowrap">
+              {if $b.can_act}
+                <form method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-backup-actions">
+                  <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+                  <input type="hidden" name="modop" value="custom">
+                  <input type="hidden" name="pvekeep_backup_id" value="{$b.id|escape}">
+                  <input type="hidden" name="pvekeep_token" value="{$b.restore_token|escape}">
+                  <button type="submit" name="a" value="backupRestore" class="btn btn-warning btn-sm" data-pvekeep="backup-restore"
+                    data-confirm="{$pvekeep_lang['restore.warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.backup_restore']|escape}</button>
+                  <button type="submit" name="a" value="backupRemove" class="btn btn-default btn-outline-secondary btn-sm" data-pvekeep="backup-remove"
+                    data-confirm="{$pvekeep_lang['remove.warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.backup_remove']|escape}</button>
+                </form>
+              {/if}
+            </td>
+          </tr>
+        {/foreach}
+        </tbody>
+      </table>
+    </div>
   {elseif $pvekeep_quota.enabled}
     <p class="pvekeep-empty" data-pvekeep="empty">{$pvekeep_lang['backups.none']|escape}</p>
   {/if}
 
   {if $pvekeep_can_backup}
-    <form method="post" action="clientarea.php?action=productdetails&amp;id={$serviceid|escape:'url'}" class="pvekeep-create" data-pvekeep="backup-create">
+    <form id="pvekeep-backup-create" method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-create" data-pvekeep="backup-create">
+      <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
       <input type="hidden" name="modop" value="custom">
       <input type="hidden" name="a" value="backupCreate">
       <input type="hidden" name="pvekeep_token" value="{$pvekeep_form_token|escape}">
-      <label for="pvekeep-note">{$pvekeep_lang['backups.note_label']|escape}</label>
-      <input type="text" id="pvekeep-note" name="pvekeep_note" maxlength="512" class="form-control"
-        placeholder="{$pvekeep_lang['backups.note_placeholder']|escape}">
+      <div class="form-group">
+        <label for="pvekeep-note">{$pvekeep_lang['backups.note_label']|escape}</label>
+        <input type="text" id="pvekeep-note" name="pvekeep_note" maxlength="512" class="form-control"
+          placeholder="{$pvekeep_lang['backups.note_placeholder']|escape}">
+      </div>
       <button type="submit" class="btn btn-primary" data-pvekeep="backup-create-submit">{$pvekeep_lang['button.backup_create']|escape}</button>
     </form>
   {/if}
+
+    </div>
+  </div>
 </div>
+{if $pvekeep_active_job}
+<script>
+{literal}
+(function () {
+  var box = document.getElementById('pvekeep-job');
+  if (!box || !window.fetch || !box.getAttribute('data-poll-url')) {
+    return;
+  }
+  var bar = box.querySelector('.progress-bar');
+  var state = box.querySelector('.pvekeep-job-state');
+  var every = parseInt(box.getAttribute('data-poll-ms'), 10) || 2000;
+  var ended = false;
+  function tick() {
+    fetch(box.getAttribute('data-poll-url'), {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (ended || !d || !d.job) {
+          return;
+        }
+        bar.style.width = d.job.progress + '%';
+        bar.setAttribute('aria-valuenow', String(d.job.progress));
+        bar.textContent = d.job.progress_text;
+        state.textContent = d.job.state_text;
+        box.setAttribute('data-job-state', d.job.state);
+        if (d.job.done) {
+          ended = true;
+          window.clearInterval(timer);
+          window.location.replace(box.getAttribute('data-page-url'));
+        }
+      })
+      .catch(function () {});
+  }
+  var timer = window.setInterval(tick, every);
+})();
+{/literal}
+</script>
+{/if}

@@ -1,84 +1,34 @@
 <?php
 
 /**
- * What the client-area page is handed (pvekeep_clientarea_view) and the
- * helpers that make the plugin's facts readable: sizes, times, lock
- * reasons. The page itself is rendered by Smarty and checked in Chromium
- * by internal/e2e/clientarea_test.go.
+ * What the client-area page is handed (ClientAreaView::build) from one
+ * backups.list answer, and the language it speaks. The page itself is
+ * rendered by Smarty inside the stand-in's theme and checked in Chromium
+ * (internal/e2e).
  */
 
 use PHPUnit\Framework\TestCase;
+use WHMCS\Module\Server\Pvekeep\ClientAreaView;
+use WHMCS\Module\Server\Pvekeep\Format;
+use WHMCS\Module\Server\Pvekeep\Lang;
 
-require_once dirname(__DIR__) . '/demo/whmcs_stubs.php';
-require_once dirname(__DIR__) . '/pvekeep.php';
+require_once __DIR__ . '/bootstrap.php';
 
 final class ClientAreaViewTest extends TestCase
 {
-    public static function sizes(): array
+    /** The logged-in client owns service 42 and it is Active. */
+    private const PARAMS = ['serviceid' => 42, 'userid' => 7, 'status' => 'Active'];
+
+    protected function setUp(): void
     {
-        return [
-            'nothing' => [0, '.', '0 B'],
-            'bytes' => [1023, '.', '1023 B'],
-            'one KiB' => [1024, '.', '1.0 KiB'],
-            'one and a half GiB' => [1610612736, '.', '1.5 GiB'],
-            'rounds up into the next unit' => [1073700000, '.', '1.0 GiB'],
-            'just below the rounding' => [1073636966, '.', '1023.9 MiB'],
-            'German decimal comma' => [1610612736, ',', '1,5 GiB'],
-            'large' => [5 * 1024 ** 4 + 512 * 1024 ** 3, '.', '5.5 TiB'],
-            'numeric string' => ['2048', '.', '2.0 KiB'],
-            'negative' => [-5, '.', '0 B'],
-            'not a number' => ['lots', '.', '0 B'],
-        ];
+        $_SESSION = ['uid' => 7];
+        $GLOBALS['CONFIG'] = [];
     }
 
-    /**
-     * @dataProvider sizes
-     */
-    public function testFormatSize($bytes, string $point, string $want): void
+    protected function tearDown(): void
     {
-        $this->assertSame($want, pvekeep_format_size($bytes, $point));
-    }
-
-    public static function times(): array
-    {
-        return [
-            'UTC' => ['2026-11-22T10:15:42Z', '2026-11-22 10:15 UTC'],
-            'offset is converted to UTC' => ['2026-11-22T12:15:42+02:00', '2026-11-22 10:15 UTC'],
-            'across midnight' => ['2026-11-22T00:30:00-01:00', '2026-11-22 01:30 UTC'],
-            'fractional seconds' => ['2026-11-22T10:15:42.123456Z', '2026-11-22 10:15 UTC'],
-            'lowercase z' => ['2026-11-22t10:15:42z', '2026-11-22 10:15 UTC'],
-            'empty' => ['', ''],
-            'null' => [null, ''],
-            'words PHP would parse' => ['tomorrow', ''],
-            'date only' => ['2026-11-22', ''],
-            'no such day' => ['2026-13-45T10:15:42Z', ''],
-        ];
-    }
-
-    /**
-     * @dataProvider times
-     */
-    public function testFormatTime($in, string $want): void
-    {
-        $this->assertSame($want, pvekeep_format_time($in));
-    }
-
-    public function testLockReasonsAreTranslatedNeverRaw(): void
-    {
-        $en = pvekeep_lang('english');
-        $this->assertSame('a backup is being restored', pvekeep_lock_text('restore', $en));
-        $this->assertSame('eine Sicherung läuft', pvekeep_lock_text('backup', pvekeep_lang('german')));
-        $this->assertSame($en['lock.other'], pvekeep_lock_text('something-new', $en));
-        $this->assertSame($en['lock.other'], pvekeep_lock_text('', $en));
-    }
-
-    public function testLanguageCodes(): void
-    {
-        $this->assertSame('de', pvekeep_lang_code('German'));
-        $this->assertSame('ru', pvekeep_lang_code('russian'));
-        $this->assertSame('ru', pvekeep_lang_code('ru'));
-        $this->assertSame('en', pvekeep_lang_code('klingon'), 'no such file: English');
-        $this->assertSame('en', pvekeep_lang_code('fr'), 'no fr.json: English');
+        $_SESSION = [];
+        $GLOBALS['CONFIG'] = [];
     }
 
     private static function backup(int $id, string $status = 'available'): array
@@ -88,10 +38,13 @@ final class ClientAreaViewTest extends TestCase
             'size_bytes' => $status === 'creating' ? 0 : 1536, 'status' => $status, 'origin' => 'manual'];
     }
 
-    private static function view(array $list, array $lock = ['locked' => false, 'reason' => '', 'job_id' => 0]): array
+    private static function view(array $list, array $lock = ['locked' => false, 'reason' => '', 'job_id' => 0], array $params = self::PARAMS): array
     {
-        $list += ['quota' => ['used' => 0, 'max' => 3], 'items' => [], 'active_job' => null, 'failed_restore' => null];
-        return pvekeep_clientarea_view($list, ['lock' => $lock], pvekeep_lang('english'), 'tok');
+        $list += ['quota' => ['used' => 0, 'max' => 3], 'items' => [], 'active_job' => null, 'failed_restore' => null,
+            'status' => ['vmid' => 100, 'node' => 'pve1', 'power' => 'running', 'lock' => $lock, 'checked_at' => '2026-11-22T10:27:00Z']];
+        $lang = new Lang('english');
+        $format = new Format($lang, 'DD/MM/YYYY', new DateTimeZone('UTC'), strtotime('2026-11-22T10:30:00Z'));
+        return (new ClientAreaView($lang, $format))->build($list, $params, null, 'csrf', 'tok');
     }
 
     public function testIdleServiceOffersEverything(): void
@@ -103,10 +56,49 @@ final class ClientAreaViewTest extends TestCase
         $b = $v['pvekeep_backups'][0];
         $this->assertTrue($b['can_act']);
         $this->assertSame('1.5 KiB', $b['size_text']);
-        $this->assertSame('2026-11-22 10:15 UTC', $b['created_text']);
+        $this->assertSame('22/11/2026 10:15', $b['created_text']);
         $this->assertSame('Available', $b['status_text']);
         $this->assertSame(1536, $b['size_bytes'], 'the plugin\'s facts are kept');
         $this->assertSame('tok-restore-7', $b['restore_token'], 'not the Backup-now form\'s key');
+        $this->assertSame('csrf', $v['pvekeep_csrf']);
+        $this->assertSame('clientarea.php?action=productdetails&id=42', $v['pvekeep_page_url']);
+        $this->assertSame('', $v['pvekeep_poll_url'], 'nothing to poll');
+    }
+
+    public function testVmFactsAndTheirAge(): void
+    {
+        $s = self::view([])['pvekeep_status'];
+        $this->assertSame('Server running', $s['power_text']);
+        $this->assertSame('checked 3 min ago', $s['checked_text']);
+        $this->assertSame(100, $s['vmid']);
+        $s = self::view(['status' => ['lock' => []]])['pvekeep_status'];
+        $this->assertSame('Server status not checked yet', $s['checked_text']);
+        $this->assertSame('', $s['power_text']);
+    }
+
+    /**
+     * WHMCS runs a custom function only for an Active service of the
+     * logged-in client: no form is offered otherwise.
+     */
+    public function testNoFormsForAnotherClientOrAnInactiveService(): void
+    {
+        $list = ['quota' => ['used' => 1, 'max' => 3], 'items' => [self::backup(7)],
+            'failed_restore' => ['id' => 4, 'kind' => 'backup.restore', 'state' => 'failed', 'next_actions' => ['retry', 'reinstall']]];
+        foreach (
+            [
+                'suspended' => [self::PARAMS + ['status' => 'Suspended'], ['uid' => 7]],
+                'another client' => [self::PARAMS, ['uid' => 8]],
+                'nobody logged in' => [self::PARAMS, []],
+            ] as $case => list($params, $session)
+        ) {
+            $params['status'] = $case === 'suspended' ? 'Suspended' : 'Active';
+            $_SESSION = $session;
+            $v = self::view($list, ['locked' => false, 'reason' => '', 'job_id' => 0], $params);
+            $this->assertFalse($v['pvekeep_can_backup'], $case);
+            $this->assertFalse($v['pvekeep_backups'][0]['can_act'], $case);
+            $this->assertFalse($v['pvekeep_failed_restore']['can_retry'], $case);
+            $this->assertFalse($v['pvekeep_failed_restore']['can_reinstall'], $case);
+        }
     }
 
     public function testFullQuotaHidesTheFormAndSaysWhy(): void
@@ -127,7 +119,7 @@ final class ClientAreaViewTest extends TestCase
         $this->assertSame('Backups are not part of your package.', $v['pvekeep_notice']['text']);
     }
 
-    public function testRunningJobLocksEveryForm(): void
+    public function testRunningJobLocksEveryFormAndIsPolled(): void
     {
         $job = ['id' => 9, 'kind' => 'backup.create', 'state' => 'running', 'progress_pct' => 42,
             'created_at' => '2026-11-22T10:15:42Z'];
@@ -139,10 +131,27 @@ final class ClientAreaViewTest extends TestCase
         $this->assertFalse($v['pvekeep_backups'][1]['can_act']);
         $this->assertSame('Being created', $v['pvekeep_backups'][0]['status_text']);
         $this->assertSame('', $v['pvekeep_backups'][0]['size_text'], 'no size before it exists');
-        $this->assertSame('Creating a backup', $v['pvekeep_active_job']['kind_text']);
-        $this->assertSame(42, $v['pvekeep_active_job']['progress']);
-        $this->assertSame('42% done', $v['pvekeep_active_job']['progress_text']);
+        $j = $v['pvekeep_active_job'];
+        $this->assertSame('Creating a backup', $j['kind_text']);
+        $this->assertSame(42, $j['progress']);
+        $this->assertSame('42% done', $j['progress_text']);
+        $this->assertSame('Started 22/11/2026 10:15', $j['started_text']);
+        $this->assertFalse($j['done']);
         $this->assertStringContainsString('(a backup is running)', $v['pvekeep_lock']['text']);
+        $this->assertSame('clientarea.php?action=productdetails&id=42&pvekeep_poll=9', $v['pvekeep_poll_url']);
+    }
+
+    public function testJobViewForThePoll(): void
+    {
+        $lang = new Lang('german');
+        $view = new ClientAreaView($lang, new Format($lang, 'DD.MM.YYYY', new DateTimeZone('UTC')));
+        $j = $view->job(['id' => 9, 'kind' => 'backup.restore', 'state' => 'succeeded', 'progress_pct' => 140]);
+        $this->assertTrue($j['done']);
+        $this->assertSame(100, $j['progress'], 'clamped');
+        $this->assertSame('100 % erledigt', $j['progress_text']);
+        $this->assertSame(['queued', 'running'], array_values(array_filter(['queued', 'running', 'failed', 'cancelled'], function ($s) use ($view) {
+            return !$view->job(['state' => $s])['done'];
+        })));
     }
 
     public function testProxmoxLockWithoutAJobAlsoLocks(): void
@@ -157,12 +166,11 @@ final class ClientAreaViewTest extends TestCase
     {
         $failed = ['id' => 4, 'kind' => 'backup.restore', 'state' => 'failed', 'error' => 'read error',
             'finished_at' => '2026-11-22T10:15:42Z', 'next_actions' => ['retry', 'reinstall']];
-        $v = self::view(['items' => [self::backup(1)], 'failed_restore' => $failed]);
-        $f = $v['pvekeep_failed_restore'];
+        $f = self::view(['items' => [self::backup(1)], 'failed_restore' => $failed])['pvekeep_failed_restore'];
         $this->assertTrue($f['can_retry']);
         $this->assertTrue($f['can_reinstall']);
         $this->assertSame('Details: read error', $f['error_text']);
-        $this->assertSame('Failed at 2026-11-22 10:15 UTC', $f['finished_text']);
+        $this->assertSame('Failed at 22/11/2026 10:15', $f['finished_text']);
         $this->assertStringStartsWith('The restore failed', $f['message']);
 
         $failed['kind'] = 'vm.reinstall';
@@ -206,10 +214,51 @@ final class ClientAreaViewTest extends TestCase
         $this->assertStringStartsWith('Reinstalling erases', $f['retry_warning']);
     }
 
+    public function testLockReasonsAreTranslatedNeverRaw(): void
+    {
+        $en = new Lang('english');
+        $this->assertSame('a backup is being restored', $en->lock('restore'));
+        $this->assertSame('eine Sicherung läuft', (new Lang('german'))->lock('backup'));
+        $this->assertSame($en->get('lock.other'), $en->lock('something-new'));
+        $this->assertSame($en->get('lock.other'), $en->lock(''));
+    }
+
     public function testLockedErrorNamesTheLockInWords(): void
     {
         $e = new PvekeepRpcException('locked', 1003, ['reason' => 'locked', 'lock' => 'restore', 'job_id' => 3]);
-        $msg = pvekeep_error_message($e, ['clientsdetails' => ['language' => 'russian']]);
-        $this->assertStringContainsString('идёт восстановление из резервной копии', $msg);
+        $this->assertStringContainsString('идёт восстановление из резервной копии', (new Lang('russian'))->error($e));
+    }
+
+    public function testUnknownFailuresGetTheGenericSentenceNotTheirText(): void
+    {
+        $en = new Lang('english');
+        $this->assertSame($en->get('error.unavailable'), $en->error(new PvekeepTransportException('pvekeep: /x/bin missing')));
+        $this->assertSame($en->get('error.unavailable'), $en->error(new PvekeepRpcException('<b>odd</b>', -32601)));
+    }
+
+    public function testLanguageCodes(): void
+    {
+        $this->assertSame('de', Lang::codeFor('German'));
+        $this->assertSame('ru', Lang::codeFor('russian'));
+        $this->assertSame('ru', Lang::codeFor('ru'));
+        $this->assertSame('en', Lang::codeFor('klingon'), 'no such file: English');
+        $this->assertSame('en', Lang::codeFor('fr'), 'no fr.json: English');
+    }
+
+    /**
+     * The language the client picked in this session wins over the one on
+     * their account, which wins over the panel's default.
+     */
+    public function testLanguageChoice(): void
+    {
+        $params = ['clientsdetails' => ['language' => 'russian']];
+        $GLOBALS['CONFIG'] = ['Language' => 'german'];
+        $_SESSION = ['Language' => 'english'];
+        $this->assertSame('en', Lang::forParams($params)->code());
+        $_SESSION = [];
+        $this->assertSame('ru', Lang::forParams($params)->code());
+        $this->assertSame('de', Lang::forParams([])->code());
+        $GLOBALS['CONFIG'] = [];
+        $this->assertSame('en', Lang::forParams([])->code());
     }
 }

@@ -2,13 +2,19 @@
 
 /**
  * The WHMCS module contract (after WHMCS's sample provisioning module
- * test): every function the module defines returns what WHMCS expects of
- * it, and the functions the client area posts to are allowed.
+ * test): every function returns what WHMCS expects of it, the settings keep
+ * their public order, and the plumbing under them (actor, database, server
+ * fields, module log) says what it should.
  */
 
 use PHPUnit\Framework\TestCase;
+use WHMCS\Module\Server\Pvekeep\Binary;
+use WHMCS\Module\Server\Pvekeep\ModuleLog;
+use WHMCS\Module\Server\Pvekeep\Panel;
+use WHMCS\Module\Server\Pvekeep\Rpc;
+use WHMCS\Module\Server\Pvekeep\ServerFields;
 
-require_once dirname(__DIR__) . '/demo/whmcs_stubs.php';
+require_once __DIR__ . '/bootstrap.php';
 require_once dirname(__DIR__) . '/pvekeep.php';
 
 final class WHMCSModuleTest extends TestCase
@@ -47,64 +53,123 @@ final class WHMCSModuleTest extends TestCase
         $names = array_keys(pvekeep_ConfigOptions());
         $this->assertSame(['Backup Storage', 'Backups', 'Snapshots', 'Snapshot Lifetime'], array_slice($names, 0, 4));
         $this->assertSame('CPU Cores', $names[4]);
+        $this->assertSame('Network Bridge', $names[17]);
+        $this->assertSame('Disk Storage', $names[20]);
         $this->assertSame('Operating System', $names[21]);
-        $this->assertLessThanOrEqual(24, count($names));
+        $this->assertCount(22, $names, 'issues 8 and 10 append one each: 24 is WHMCS\'s limit');
     }
 
-    public function testEveryButtonFunctionExistsAndIsAllowed(): void
+    /**
+     * Four settings are dropdowns filled from the server; WHMCS runs a
+     * Loader only in simple mode, so those are simple-mode settings.
+     */
+    public function testLoaderSettingsExistAndShowInSimpleMode(): void
     {
-        $allowed = pvekeep_ClientAreaAllowedFunctions();
-        foreach (pvekeep_ClientAreaCustomButtonArray() as $label => $function) {
-            $this->assertTrue(function_exists('pvekeep_' . $function), "button $label calls a missing function");
-            $this->assertContains($function, $allowed, "button $label is not an allowed client function");
+        $loaders = [];
+        foreach (pvekeep_ConfigOptions() as $name => $o) {
+            if (isset($o['Loader'])) {
+                $this->assertTrue(function_exists($o['Loader']), "$name: {$o['Loader']} is not defined");
+                $this->assertTrue($o['SimpleMode'] ?? false, "$name: a Loader needs SimpleMode");
+                $loaders[] = $name;
+            }
         }
+        $this->assertSame(['Backup Storage', 'Network Bridge', 'Disk Storage', 'Operating System'], $loaders);
+        $this->assertStringContainsString('Access Hash', pvekeep_ConfigOptions()['Backup Storage']['Description'],
+            'the server fields are documented in the settings');
+    }
+
+    public function testEveryButtonFunctionExists(): void
+    {
+        $this->assertSame([], pvekeep_ClientAreaCustomButtonArray(), 'sidebar links are GETs: none');
         foreach (pvekeep_AdminCustomButtonArray() as $label => $function) {
             $this->assertTrue(function_exists('pvekeep_' . $function), "admin button $label calls a missing function");
+            $this->assertNotContains($function, pvekeep_ClientAreaAllowedFunctions(), "$function is the admin's only");
         }
-        foreach ($allowed as $function) {
+        foreach (pvekeep_ClientAreaAllowedFunctions() as $function) {
             $this->assertTrue(function_exists('pvekeep_' . $function), "allowed function $function is missing");
         }
     }
 
     /**
-     * A custom function returns 'success' or an error message string, even
-     * when the plugin cannot be reached at all.
+     * Outside the client and admin areas (the API's ModuleCustom) a custom
+     * function returns a string even when the plugin cannot run at all,
+     * and the page shows an error without hiding WHMCS's own details.
      */
-    public function testCustomFunctionsReturnAStringWhenThePluginIsMissing(): void
+    public function testFunctionsAnswerWhenThePluginIsMissing(): void
     {
         putenv('PVEKEEP_BIN=/nonexistent/pvekeep');
+        putenv('PVEKEEP_DSN=x');
         try {
-            foreach (pvekeep_ClientAreaAllowedFunctions() as $function) {
+            foreach (array_merge(pvekeep_ClientAreaAllowedFunctions(), array_values(pvekeep_AdminCustomButtonArray())) as $function) {
                 $result = ('pvekeep_' . $function)(['serviceid' => 1, 'userid' => 1]);
                 $this->assertIsString($result);
                 $this->assertNotSame('success', $result);
             }
             $page = pvekeep_ClientArea(['serviceid' => 1, 'userid' => 1]);
-            $this->assertSame('templates/error.tpl', $page['tabOverviewReplacementTemplate']);
-            $this->assertIsString($page['templateVariables']['usefulErrorMessage']);
+            $this->assertSame('templates/error.tpl', $page['tabOverviewModuleOutputTemplate']);
+            $this->assertArrayNotHasKey('tabOverviewReplacementTemplate', $page);
+            $this->assertIsString($page['templateVariables']['pvekeep_error']);
+            $test = pvekeep_TestConnection(['serverhostname' => 'pve']);
+            $this->assertFalse($test['success']);
+            $this->assertStringContainsString('/nonexistent/pvekeep is missing', $test['error']);
+            $fields = pvekeep_AdminServicesTabFields(['serviceid' => 1]);
+            $this->assertStringContainsString('missing', $fields['pvekeep']);
         } finally {
             putenv('PVEKEEP_BIN');
+            putenv('PVEKEEP_DSN');
         }
+    }
+
+    public function testBinaryProblemsSayWhatToDo(): void
+    {
+        $this->assertSame('amd64', Binary::arch('x86_64'));
+        $this->assertSame('arm64', Binary::arch('aarch64'));
+        $this->assertSame('', Binary::arch('riscv64'));
+        $this->assertStringContainsString('is missing', Binary::problem('/nonexistent/pvekeep'));
+        $file = tempnam(sys_get_temp_dir(), 'pvkbin');
+        chmod($file, 0644);
+        try {
+            $this->assertStringContainsString('chmod 0755 ' . $file, Binary::problem($file));
+            chmod($file, 0755);
+            $this->assertSame('', Binary::problem($file));
+        } finally {
+            unlink($file);
+        }
+        $this->assertStringStartsWith(dirname(__DIR__) . '/bin/pvekeep-linux-', (function () {
+            putenv('PVEKEEP_BIN');
+            return Binary::path();
+        })(), 'the module runs the binary in its own folder');
     }
 
     public function testOutsideTheClientAreaTheActorIsTheSystem(): void
     {
-        // The API, payment callbacks and cron: WHMCS already decided.
         $_SESSION = ['uid' => 7];
-        $this->assertSame(['type' => 'system', 'id' => 0], pvekeep_actor(['userid' => 3]));
+        $this->assertSame(['type' => 'system', 'id' => 0], Rpc::actor());
         $_SESSION = [];
     }
 
     /**
      * @runInSeparateProcess
+     * @preserveGlobalState disabled
      */
     public function testInTheClientAreaTheActorIsTheLoggedInClientNotTheServiceOwner(): void
     {
         define('CLIENTAREA', true);
         $_SESSION = ['uid' => 7];
-        $this->assertSame(['type' => 'client', 'id' => 7], pvekeep_actor(['userid' => 3]));
+        $this->assertSame(['type' => 'client', 'id' => 7], Rpc::actor());
         $_SESSION = [];
-        $this->assertSame(['type' => 'client', 'id' => 0], pvekeep_actor(['userid' => 3]), 'no login: refused by the plugin');
+        $this->assertSame(['type' => 'client', 'id' => 0], Rpc::actor(), 'no login: refused by the plugin');
+    }
+
+    /**
+     * @runInSeparateProcess
+     * @preserveGlobalState disabled
+     */
+    public function testInTheAdminAreaTheActorIsTheAdmin(): void
+    {
+        define('ADMINAREA', true);
+        $_SESSION = ['adminid' => 2, 'uid' => 7];
+        $this->assertSame(['type' => 'admin', 'id' => 2], Rpc::actor());
     }
 
     public static function dsnCases(): array
@@ -127,7 +192,7 @@ final class WHMCSModuleTest extends TestCase
      */
     public function testDsnFromWhmcsSettings(array $db, string $pattern): void
     {
-        $this->assertMatchesRegularExpression($pattern, pvekeep_dsn($db));
+        $this->assertMatchesRegularExpression($pattern, Panel::dsn($db));
     }
 
     /**
@@ -135,15 +200,12 @@ final class WHMCSModuleTest extends TestCase
      * not in globals.
      *
      * @runInSeparateProcess
+     * @preserveGlobalState disabled
      */
     public function testDatabaseSettingsComeFromWhmcsApplicationConfig(): void
     {
         eval('class DI { public static function make($what) { return new ArrayObject(["db_host" => "db.internal", "db_port" => "", "db_username" => "u", "db_password" => "s", "db_name" => "whmcs"]); } }');
-        putenv('PVEKEEP_DSN');
-        $this->assertSame(['dsn' => 'u:s@tcp(db.internal:3306)/whmcs'], pvekeep_client_config());
-        putenv('PVEKEEP_DSN=root@unix(/x)/y');
-        $this->assertSame([], pvekeep_client_config(), 'the environment wins');
-        putenv('PVEKEEP_DSN');
+        $this->assertSame('u:s@tcp(db.internal:3306)/whmcs', Panel::dsn(Panel::database()));
     }
 
     public function testModuleLogRequestNeverCarriesTheSecretsEvenUnmasked(): void
@@ -152,28 +214,30 @@ final class WHMCSModuleTest extends TestCase
         putenv('PVEKEEP_MODULE_LOG=' . $log);
         // The module must not rely on WHMCS's masking of what it logs.
         putenv('PVEKEEP_MODULE_LOG_NO_MASK=1');
+        // Characters JSON or print_r would escape or reflow.
+        $secret = 'a/b"c\\d' . "\n" . 'é';
         try {
-            // Characters JSON or print_r would escape or reflow.
-            $secret = 'a/b"c\\d' . "\n" . 'é';
-            pvekeep_log('backups.list', ['server' => ['token_secret' => $secret, 'password' => 'pw/"x']], 'answer');
+            ModuleLog::call('cron.tick', [
+                'servers' => [['token_secret' => $secret], ['password' => 'pw/"x']],
+                'smtp' => ['password' => 'smtp-"pw'],
+            ], 'answer');
             $written = (string) file_get_contents($log);
         } finally {
             putenv('PVEKEEP_MODULE_LOG');
             putenv('PVEKEEP_MODULE_LOG_NO_MASK');
             unlink($log);
         }
-        $this->assertNotSame('', $written);
         $decoded = json_decode($written, true);
         $this->assertIsArray($decoded);
-        foreach ([$secret, 'pw/"x'] as $s) {
+        foreach ([$secret, 'pw/"x', 'smtp-"pw'] as $s) {
             $this->assertStringNotContainsString($s, $decoded['request']);
         }
     }
 
     public function testServerFieldsMapTokenAndFingerprint(): void
     {
-        $s = pvekeep_server([
-            'serverhostname' => 'pve1.example.net', 'serverport' => '8006', 'serverusername' => 'whmcs@pve!pvekeep',
+        $s = ServerFields::fromParams([
+            'serverid' => 3, 'serverhostname' => 'pve1.example.net', 'serverport' => '8006', 'serverusername' => 'whmcs@pve!pvekeep',
             'serverpassword' => 'secret', 'serveraccesshash' => 'AB:CD', 'serversecure' => 'on',
         ]);
         $this->assertSame('whmcs@pve!pvekeep', $s['token_id']);
@@ -181,5 +245,11 @@ final class WHMCSModuleTest extends TestCase
         $this->assertSame('', $s['password']);
         $this->assertSame('AB:CD', $s['fingerprint']);
         $this->assertFalse($s['verify_tls'], 'a pinned fingerprint replaces CA verification');
+        $this->assertSame(3, $s['id']);
+        $s = ServerFields::fromParams(['serverip' => '10.0.0.2', 'serverusername' => 'root@pam', 'serverpassword' => 'pw', 'serversecure' => 'on']);
+        $this->assertSame('10.0.0.2', $s['host'], 'the IP when there is no hostname');
+        $this->assertSame(['root@pam', 'pw', '', ''], [$s['username'], $s['password'], $s['token_id'], $s['token_secret']]);
+        $this->assertTrue($s['verify_tls']);
+        $this->assertSame(8006, $s['port']);
     }
 }

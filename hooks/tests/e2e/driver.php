@@ -12,9 +12,16 @@
  * Environment: PVEKEEP_BIN, PVEKEEP_DSN (read by the module's client).
  */
 
-require dirname(__DIR__, 2) . '/demo/whmcs_stubs.php';
+require dirname(__DIR__) . '/fixtures/whmcs.php';
 require dirname(__DIR__, 2) . '/pvekeep.php';
 require dirname(__DIR__, 3) . '/cronjob/cron.php';
+
+use WHMCS\Module\Server\Pvekeep\ClientActions;
+use WHMCS\Module\Server\Pvekeep\ClientAreaView;
+use WHMCS\Module\Server\Pvekeep\Rpc;
+
+// A button is a form the client posted with WHMCS's token.
+$GLOBALS['pvekeep_test']['token_ok'] = true;
 
 $cmd = json_decode($argv[1] ?? '', true);
 if (!is_array($cmd)) {
@@ -40,21 +47,25 @@ if (isset($cmd['session_uid'])) {
 try {
     switch ($cmd['do'] ?? '') {
         case 'button':
-            $_POST = $cmd['post'] ?? [];
-            $fn = 'pvekeep_' . $cmd['function'];
-            out(['result' => $fn($cmd['params'])]);
+            // As WHMCS hands it over: a POST, entity-encoded. run() is the
+            // function without the redirect that ends a real request.
+            $_SERVER['REQUEST_METHOD'] = 'POST';
+            $_POST = array_map(function ($v) {
+                return is_scalar($v) ? htmlspecialchars((string) $v, ENT_QUOTES, 'UTF-8') : $v;
+            }, $cmd['post'] ?? []);
+            out(['result' => ClientActions::run($cmd['function'], $cmd['params'])]);
             // no break: out() exits
         case 'clientarea':
-            out(['result' => pvekeep_ClientArea($cmd['params'])]);
+            out(['result' => ClientAreaView::page($cmd['params'])]);
             // no break
         case 'call':
-            out(['result' => pvekeep_call($cmd['method'], $cmd['params'], $cmd['fields'] ?? [])]);
+            out(['result' => Rpc::service($cmd['method'], $cmd['params'], $cmd['fields'] ?? [])]);
             // no break
         case 'hook':
             // What WHMCS does before a module command: run the PreModule hooks.
             require_once dirname(__DIR__, 2) . '/hooks.php';
             $results = [];
-            foreach ($GLOBALS['pvekeep_test_hooks'][$cmd['point']] ?? [] as $fn) {
+            foreach ($GLOBALS['pvekeep_test']['hooks'][$cmd['point']] ?? [] as $fn) {
                 $results[] = $fn(['params' => $cmd['params']]);
             }
             out(['result' => $results]);

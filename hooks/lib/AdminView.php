@@ -1,0 +1,238 @@
+<?php
+
+namespace WHMCS\Module\Server\Pvekeep;
+
+/**
+ * The admin's view of a service, under the service's fields in WHMCS's own
+ * form (AdminServicesTabFields: label => HTML): the VM, its lock, the last
+ * jobs, the backups with the one the admin buttons act on, the emails
+ * (a restore email that could not be sent shows here), and a failed restore
+ * with the confirmation a reinstall needs. Everything from admin.overview
+ * (the plugin's database); every value escaped here.
+ *
+ * Form fields (saved by AdminServicesTabFieldsSave with WHMCS's Save):
+ *   pvekeep_selected_backup      the backup "Restore/Remove selected backup" act on (0 = none)
+ *   pvekeep_confirm_reinstall    the failed restore's job id, ticked to allow one reinstall
+ */
+final class AdminView
+{
+    /** Seconds a ticked reinstall confirmation stays valid. */
+    public const CONFIRM_TTL = 900;
+
+    /** @var Lang */
+    private $lang;
+
+    /** @var Format */
+    private $format;
+
+    public function __construct(?Format $format = null)
+    {
+        $this->lang = new Lang('english');
+        $this->format = $format ?? Format::forPanel($this->lang);
+    }
+
+    /**
+     * @param array<string, mixed> $params
+     * @return array<string, string>
+     */
+    public static function fields(array $params): array
+    {
+        try {
+            $overview = Rpc::service('admin.overview', $params);
+        } catch (\Throwable $e) {
+            return ['pvekeep' => '<div class="alert alert-danger">' . Http::escape(AdminActions::message($e)) . '</div>'];
+        }
+        return (new self())->build($overview, self::confirmedJob((int) ($params['serviceid'] ?? 0)));
+    }
+
+    /**
+     * @param array<string, mixed> $o the admin.overview answer
+     * @return array<string, string>
+     */
+    public function build(array $o, int $confirmedJob): array
+    {
+        $fields = ['pvekeep VM' => $this->vm($o)];
+        $fields['pvekeep Backups'] = $this->backups((array) ($o['backups'] ?? []), (int) ($o['selected_backup_id'] ?? 0));
+        if (is_array($o['failed_restore'] ?? null)) {
+            $fields['pvekeep Failed restore'] = $this->failedRestore($o['failed_restore'], $confirmedJob);
+        }
+        $fields['pvekeep Jobs'] = $this->jobs((array) ($o['jobs'] ?? []));
+        $fields['pvekeep Emails'] = $this->emails((array) ($o['emails'] ?? []));
+        return $fields;
+    }
+
+    /**
+     * The failed restore a reinstall was confirmed for (0 = none or
+     * expired), from this admin's session.
+     */
+    public static function confirmedJob(int $serviceId): int
+    {
+        $c = $_SESSION['pvekeep_reinstall'][$serviceId] ?? null;
+        if (!is_array($c) || (int) ($c['until'] ?? 0) < time()) {
+            return 0;
+        }
+        return (int) ($c['job_id'] ?? 0);
+    }
+
+    /**
+     * @param array<string, mixed> $params
+     */
+    public static function save(array $params): void
+    {
+        $serviceId = (int) ($params['serviceid'] ?? 0);
+        try {
+            if (isset($_POST['pvekeep_selected_backup'])) {
+                $id = Input::postInt('pvekeep_selected_backup');
+                if ($id !== Input::postInt('pvekeep_selected_backup_was')) {
+                    Rpc::service('admin.select_backup', $params, ['backup_id' => $id]);
+                }
+            }
+        } catch (\Throwable $e) {
+            // Logged (module log, activity log); WHMCS's Save goes on.
+        }
+        $job = Input::postInt('pvekeep_confirm_reinstall');
+        if ($job > 0) {
+            $_SESSION['pvekeep_reinstall'][$serviceId] = ['job_id' => $job, 'until' => time() + self::CONFIRM_TTL];
+        } else {
+            unset($_SESSION['pvekeep_reinstall'][$serviceId]);
+        }
+    }
+
+    /** @param array<string, mixed> $o */
+    private function vm(array $o): string
+    {
+        $parts = [];
+        $parts[] = (int) ($o['vmid'] ?? 0) > 0 ? 'VM ' . (int) $o['vmid'] . ' on node ' . (string) ($o['node'] ?? '?') : 'No VM recorded';
+        if ((string) ($o['power'] ?? '') !== '') {
+            $parts[] = (string) $o['power'];
+        }
+        $parts[] = $this->format->age($o['checked_at'] ?? '');
+        $html = Http::escape(implode(' · ', $parts));
+        $lock = is_array($o['lock'] ?? null) ? $o['lock'] : [];
+        if (!empty($lock['locked'])) {
+            $html .= '<br><span class="label label-warning badge badge-warning" data-pvekeep-admin="lock">'
+                . Http::escape('Locked: ' . $this->lang->lock((string) ($lock['reason'] ?? ''))
+                    . ((int) ($lock['job_id'] ?? 0) > 0 ? ' (job #' . (int) $lock['job_id'] . ')' : ''))
+                . '</span>';
+        }
+        return $html;
+    }
+
+    /**
+     * @param array<mixed> $backups
+     */
+    private function backups(array $backups, int $selected): string
+    {
+        $options = '<option value="0">— none —</option>';
+        $rows = '';
+        foreach ($backups as $b) {
+            if (!is_array($b)) {
+                continue;
+            }
+            $id = (int) ($b['id'] ?? 0);
+            $label = '#' . $id . ' ' . $this->format->dateTime($b['created_at'] ?? '') . ' ' . (string) ($b['note'] ?? '');
+            if (($b['status'] ?? '') === 'available') {
+                $options .= '<option value="' . $id . '"' . ($id === $selected ? ' selected' : '') . '>' . Http::escape(trim($label)) . '</option>';
+            }
+            $rows .= '<tr data-pvekeep-admin-backup-id="' . $id . '"><td>' . $id . '</td><td>'
+                . Http::escape($this->format->dateTime($b['created_at'] ?? '')) . '</td><td>'
+                . Http::escape((string) ($b['note'] ?? '')) . '</td><td>'
+                . Http::escape($this->format->size($b['size_bytes'] ?? 0)) . '</td><td>'
+                . Http::escape((string) ($b['status'] ?? '') . (!empty($b['protected']) ? ', protected' : '')
+                    . (($b['origin'] ?? '') !== '' ? ', ' . (string) $b['origin'] : '')) . '</td><td><code>'
+                . Http::escape((string) ($b['volid'] ?? '')) . '</code></td></tr>';
+        }
+        $select = '<select name="pvekeep_selected_backup" id="pvekeep-admin-selected-backup" class="form-control select-inline">'
+            . $options . '</select><input type="hidden" name="pvekeep_selected_backup_was" value="' . $selected . '"> '
+            . '<span class="help-block text-muted">The backup "Restore selected backup" and "Remove selected backup"'
+            . ' act on. Choose, click Save Changes, then the button.</span>';
+        if ($rows === '') {
+            return $select . '<p>No backups.</p>';
+        }
+        return $select . '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-backups">'
+            . '<tr><th>ID</th><th>Created</th><th>Note</th><th>Size</th><th>Status</th><th>Volume</th></tr>' . $rows
+            . '</table></div>';
+    }
+
+    /**
+     * @param array<string, mixed> $job
+     */
+    private function failedRestore(array $job, int $confirmedJob): string
+    {
+        $id = (int) ($job['id'] ?? 0);
+        $next = (array) ($job['next_actions'] ?? []);
+        $html = '<div class="alert alert-danger" id="pvekeep-admin-failed-restore" data-job-id="' . $id . '">'
+            . Http::escape(sprintf(
+                '%s job #%d failed %s: %s',
+                ($job['kind'] ?? '') === 'vm.reinstall' ? 'Reinstall' : 'Restore',
+                $id,
+                $this->format->dateTime($job['finished_at'] ?? ''),
+                (string) ($job['error'] ?? '')
+            ));
+        if (in_array('retry', $next, true)) {
+            $html .= '<br>' . Http::escape('"Retry restore" runs it again.');
+        }
+        if (in_array('reinstall', $next, true)) {
+            $html .= '<br><label><input type="checkbox" name="pvekeep_confirm_reinstall" id="pvekeep-admin-confirm-reinstall" value="'
+                . $id . '"' . ($confirmedJob === $id ? ' checked' : '') . '> '
+                . Http::escape('Allow "Reinstall (failed restore)": erases the VM\'s disks and installs the package\'s'
+                    . ' operating system. Tick, Save Changes, then click the button (valid 15 minutes).')
+                . '</label>';
+        } else {
+            $html .= '<br>' . Http::escape('Proxmox did not change the VM; no reinstall is needed.');
+        }
+        return $html . '</div>';
+    }
+
+    /**
+     * @param array<mixed> $jobs
+     */
+    private function jobs(array $jobs): string
+    {
+        $rows = '';
+        foreach ($jobs as $j) {
+            if (!is_array($j)) {
+                continue;
+            }
+            $rows .= '<tr data-pvekeep-admin-job-id="' . (int) ($j['id'] ?? 0) . '"><td>' . (int) ($j['id'] ?? 0) . '</td><td>'
+                . Http::escape((string) ($j['kind'] ?? '')) . '</td><td>'
+                . Http::escape((string) ($j['state'] ?? '') . (($j['step'] ?? '') !== '' ? ' (' . $j['step'] . ')' : '')
+                    . ' ' . (int) ($j['progress_pct'] ?? 0) . '%') . '</td><td>'
+                . Http::escape($this->format->dateTime($j['created_at'] ?? '')) . '</td><td>'
+                . Http::escape($this->format->dateTime($j['finished_at'] ?? '')) . '</td><td>'
+                . Http::escape((string) ($j['error'] ?? '')) . '</td></tr>';
+        }
+        if ($rows === '') {
+            return 'No jobs yet.';
+        }
+        return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-jobs">'
+            . '<tr><th>ID</th><th>Kind</th><th>State</th><th>Created</th><th>Finished</th><th>Error</th></tr>' . $rows
+            . '</table></div>';
+    }
+
+    /**
+     * @param array<mixed> $emails
+     */
+    private function emails(array $emails): string
+    {
+        $rows = '';
+        foreach ($emails as $m) {
+            if (!is_array($m)) {
+                continue;
+            }
+            $state = (string) ($m['state'] ?? '');
+            $bad = $state === 'failed' || ($state === 'queued' && (string) ($m['last_error'] ?? '') !== '');
+            $rows .= '<tr data-pvekeep-admin-email-state="' . Http::escape($state) . '"' . ($bad ? ' class="danger table-danger"' : '') . '><td>'
+                . Http::escape((string) ($m['kind'] ?? '')) . '</td><td>'
+                . Http::escape($state) . '</td><td>' . (int) ($m['attempts'] ?? 0) . '</td><td>'
+                . Http::escape($this->format->dateTime($m['created_at'] ?? '')) . '</td><td>'
+                . Http::escape((string) ($m['last_error'] ?? '')) . '</td></tr>';
+        }
+        if ($rows === '') {
+            return 'No emails.';
+        }
+        return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-emails">'
+            . '<tr><th>Email</th><th>State</th><th>Attempts</th><th>Created</th><th>Last error</th></tr>' . $rows
+            . '</table></div>';
+    }
+}

@@ -1,0 +1,88 @@
+<?php
+
+namespace WHMCS\Module\Server\Pvekeep;
+
+/**
+ * Test Connection (System Settings > Servers): server.test checks the
+ * address, TLS (verified or pinned), the token, its privileges and a backup
+ * storage; this turns its answer into one message that names the check
+ * that failed, what to do, and the fingerprint to pin. WHMCS prints it raw:
+ * it is escaped here.
+ */
+final class ConnectionTest
+{
+    /**
+     * @param array<string, mixed> $params the server's parameters
+     * @return array{success: bool, error: string}
+     */
+    public static function run(array $params): array
+    {
+        try {
+            $answer = Rpc::call('server.test', [
+                'actor' => ['type' => 'system', 'id' => 0],
+                'server' => ServerFields::fromParams($params),
+            ]);
+        } catch (\Throwable $e) {
+            return ['success' => false, 'error' => Http::escape(self::reason($e))];
+        }
+        if (!empty($answer['ok'])) {
+            return ['success' => true, 'error' => ''];
+        }
+        return ['success' => false, 'error' => Http::escape(self::explain($answer, $params))];
+    }
+
+    /**
+     * The failed checks in words, with the fingerprint to pin when TLS was
+     * reached but is not trusted yet.
+     *
+     * @param array<string, mixed> $answer the server.test answer
+     * @param array<string, mixed> $params
+     */
+    public static function explain(array $answer, array $params): string
+    {
+        $failed = [];
+        foreach ((array) ($answer['checks'] ?? []) as $check) {
+            if (is_array($check) && empty($check['ok'])) {
+                $failed[] = self::checkName((string) ($check['name'] ?? '')) . ': ' . (string) ($check['detail'] ?? 'failed');
+            }
+        }
+        $text = $failed === [] ? 'The Proxmox server did not pass the test.' : implode(' ', $failed);
+        $fingerprint = (string) ($answer['fingerprint'] ?? '');
+        $pinned = trim((string) ($params['serveraccesshash'] ?? ''));
+        if ($fingerprint !== '' && strcasecmp($fingerprint, $pinned) !== 0) {
+            $text .= ' The server\'s certificate fingerprint is ' . $fingerprint
+                . '. If that is your Proxmox host\'s certificate (Proxmox UI: node > System > Certificates),'
+                . ' paste it into Access Hash to pin it.';
+        }
+        return $text;
+    }
+
+    /**
+     * Why a call failed, for an admin: the plugin's message (it says what
+     * is wrong and what to set) with the WHMCS field it names, or why the
+     * plugin could not run.
+     */
+    public static function reason(\Throwable $e): string
+    {
+        if ($e instanceof \PvekeepRpcException) {
+            $data = $e->getData();
+            $field = (string) ($data['field'] ?? '');
+            $where = isset(ServerFields::LABELS[$field]) ? ' Check the server\'s ' . ServerFields::LABELS[$field] . '.' : '';
+            $detail = isset($data['detail']) && is_string($data['detail']) ? ' Proxmox said: ' . $data['detail'] : '';
+            return rtrim($e->getMessage(), '.') . '.' . $detail . $where;
+        }
+        return $e->getMessage();
+    }
+
+    private static function checkName(string $name): string
+    {
+        $names = [
+            'address' => 'Address',
+            'tls' => 'TLS',
+            'token' => 'API token',
+            'privileges' => 'Privileges',
+            'storage' => 'Backup storage',
+        ];
+        return $names[$name] ?? ucfirst($name);
+    }
+}
