@@ -3,7 +3,7 @@
   client's language; the billing details above stay WHMCS's.
   Selectors: #pvekeep-error, #pvekeep-flash.
 *}
-<div id="pvekeep" class="pvekeep text-left" data-pvekeep="page">
+<div id="pvekeep" class="pvekeep text-left">
   {if $pvekeep_flash}
     <div id="pvekeep-flash" class="alert alert-{$pvekeep_flash.kind|escape} pvekeep-flash" role="alert" data-pvekeep="flash" data-kind="{$pvekeep_flash.kind|escape}">{$pvekeep_flash.text|escape}</div>
   {/if}

@@ -32,7 +32,7 @@ func TestBackupCreateListRemoveThroughPHP(t *testing.T) {
 
 	page := w.php(map[string]any{"do": "clientarea", "params": w.params(c), "session_uid": c.clientID})
 	var ca struct {
-		Template string `json:"tabOverviewReplacementTemplate"`
+		Template string `json:"tabOverviewModuleOutputTemplate"`
 		Vars     struct {
 			Backups []struct {
 				ID        int64  `json:"id"`
