@@ -8,4 +8,10 @@
 // Long work is a durable job: a call validates, records the job and submits
 // the first Proxmox task, then returns; Tick (the panel's cron) drives every
 // job forward from whatever process runs it.
+//
+// Page views never wait on Proxmox: backups.list, jobs.get and the admin
+// overview answer from the database, with the VM's node, power state and
+// Proxmox lock as cached by the last tick (one /cluster/resources per
+// server) or click that asked Proxmox, and the time it answered. Only
+// service.status asks Proxmox live, for a few seconds at most.
 package service
