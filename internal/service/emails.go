@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/mail"
@@ -48,6 +49,7 @@ const (
 // (mod_pvekeep_emails.error).
 const (
 	reasonNoSMTP   = "no SMTP settings: WHMCS's mail settings were not passed and no config file sets [smtp]"
+	reasonNoHost   = "no SMTP settings: WHMCS's mail settings name no SMTP server (PHP mail() cannot be used) and no config file sets [smtp]"
 	reasonOptedOut = "not sent: the client opted out of product emails in WHMCS"
 	reasonNoEmail  = "not sent: the client has no email address"
 )
@@ -121,7 +123,10 @@ func (s *Service) withPanelSMTP(ctx context.Context, p *PanelSMTP) context.Conte
 		return ctx
 	}
 	tm := tickMail{why: reasonNoSMTP}
-	if p != nil && p.Host != "" {
+	if p != nil && strings.TrimSpace(p.Host) == "" {
+		tm.why = reasonNoHost
+	}
+	if p != nil && strings.TrimSpace(p.Host) != "" {
 		tm.why = ""
 		cfg, err := p.mailConfig()
 		if err == nil && s.newMailer == nil {
