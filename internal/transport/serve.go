@@ -179,6 +179,7 @@ func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger,
 	ctx, cancel := context.WithCancel(ctx) // on an accept failure, end the connections too
 	defer cancel()
 	slots := make(chan struct{}, cfg.MaxConns)
+	var lastFull time.Time
 	var connID uint64
 	backoff := time.Duration(0)
 	for {
@@ -187,7 +188,12 @@ func ServeUnix(ctx context.Context, path string, h Handler, logger *slog.Logger,
 		select {
 		case slots <- struct{}{}:
 		default:
-			logger.Info("connection limit reached; new connections wait", "max_conns", cfg.MaxConns)
+			// At most once a minute: under a sustained burst every accept
+			// would hit the limit again.
+			if lastFull.IsZero() || time.Since(lastFull) >= time.Minute {
+				lastFull = time.Now()
+				logger.Info("connection limit reached; new connections wait", "max_conns", cfg.MaxConns)
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
