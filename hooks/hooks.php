@@ -7,7 +7,10 @@
  *    cronjob/cron.php every minute is the faster option.
  *  - PreModule*: while pvekeep runs an operation on a VM (or Proxmox holds a
  *    lock on it), the other module commands would collide with it, so WHMCS
- *    is told to abort them (DESIGN §4).
+ *    is told to abort them (DESIGN §4). Not PreModuleCustom: a pvekeep
+ *    service's custom functions are pvekeep's own, which refuse a locked VM
+ *    themselves with the reason (WHMCS's abort shows none) and answer a
+ *    double-posted form with its first job instead of an abort (DESIGN §9).
  */
 
 if (!defined('WHMCS')) {
@@ -67,7 +70,7 @@ add_hook('AfterCronJob', 1, 'hook_pvekeep_after_cron');
 foreach (
     [
         'PreModuleSuspend', 'PreModuleUnsuspend', 'PreModuleTerminate', 'PreModuleChangePackage',
-        'PreModuleChangePassword', 'PreModuleCustom',
+        'PreModuleChangePassword',
     ] as $hookPoint
 ) {
     add_hook($hookPoint, 1, 'hook_pvekeep_abort_when_locked');
