@@ -51,7 +51,13 @@ final class AdminView
      */
     public function build(array $o, int $confirmedJob): array
     {
-        $fields = ['pvekeep VM' => $this->vm($o)];
+        $fields = [];
+        if ((string) ($o['settings_error'] ?? '') !== '') {
+            // The client's page cannot work until this is fixed.
+            $fields['pvekeep Settings'] = '<div class="alert alert-danger" id="pvekeep-admin-settings-error">'
+                . Http::escape('The product\'s module settings cannot be used: ' . $o['settings_error']) . '</div>';
+        }
+        $fields['pvekeep VM'] = $this->vm($o);
         $fields['pvekeep Backups'] = $this->backups((array) ($o['backups'] ?? []), (int) ($o['selected_backup_id'] ?? 0));
         if (is_array($o['failed_restore'] ?? null)) {
             $fields['pvekeep Failed restore'] = $this->failedRestore($o['failed_restore'], $confirmedJob);
@@ -107,6 +113,12 @@ final class AdminView
             $parts[] = (string) $o['power'];
         }
         $parts[] = $this->format->age($o['checked_at'] ?? '');
+        $quotas = is_array($o['quotas'] ?? null) ? $o['quotas'] : [];
+        foreach (['backups' => 'backups', 'snapshots' => 'snapshots'] as $k => $word) {
+            if (is_array($quotas[$k] ?? null)) {
+                $parts[] = (int) ($quotas[$k]['used'] ?? 0) . ' of ' . (int) ($quotas[$k]['max'] ?? 0) . ' ' . $word;
+            }
+        }
         $html = Http::escape(implode(' · ', $parts));
         $lock = is_array($o['lock'] ?? null) ? $o['lock'] : [];
         if (!empty($lock['locked'])) {
@@ -224,7 +236,8 @@ final class AdminView
             $bad = $state === 'failed' || ($state === 'queued' && (string) ($m['last_error'] ?? '') !== '');
             $rows .= '<tr data-pvekeep-admin-email-state="' . Http::escape($state) . '"' . ($bad ? ' class="danger table-danger"' : '') . '><td>'
                 . Http::escape((string) ($m['kind'] ?? '')) . '</td><td>'
-                . Http::escape($state) . '</td><td>' . (int) ($m['attempts'] ?? 0) . '</td><td>'
+                . Http::escape($state) . '</td><td>' . Http::escape((string) ($m['recipient'] ?? '')) . '</td><td>'
+                . (int) ($m['attempts'] ?? 0) . '</td><td>'
                 . Http::escape($this->format->dateTime($m['created_at'] ?? '')) . '</td><td>'
                 . Http::escape((string) ($m['last_error'] ?? '')) . '</td></tr>';
         }
@@ -232,7 +245,7 @@ final class AdminView
             return 'No emails.';
         }
         return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-emails">'
-            . '<tr><th>Email</th><th>State</th><th>Attempts</th><th>Created</th><th>Last error</th></tr>' . $rows
+            . '<tr><th>Email</th><th>State</th><th>To</th><th>Attempts</th><th>Created</th><th>Last error</th></tr>' . $rows
             . '</table></div>';
     }
 }

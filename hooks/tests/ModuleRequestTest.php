@@ -255,6 +255,15 @@ final class ModuleRequestTest extends TestCase
         $this->assertMatchesRegularExpression('/<option value="5" selected>/', $html);
         $this->assertStringContainsString('535 &lt;auth&gt; failed', $res['result']['pvekeep Emails']);
         $this->assertStringContainsString('name="pvekeep_confirm_reinstall"', $res['result']['pvekeep Failed restore']);
+        $this->assertArrayNotHasKey('pvekeep Settings', $res['result']);
+    }
+
+    public function testAdminFieldsSayWhenTheProductSettingsCannotWork(): void
+    {
+        $this->plugin(['admin.overview' => ['result' => ['settings_error' => 'Backups: "three" is not a number'] + self::OVERVIEW]]);
+        $res = self::request(['area' => 'admin', 'method' => 'GET', 'session' => ['adminid' => 1],
+            'call' => 'pvekeep_AdminServicesTabFields']);
+        $this->assertStringContainsString('Backups: &quot;three&quot; is not a number', $res['result']['pvekeep Settings']);
     }
 
     public function testAdminSaveSelectsTheBackupAndKeepsTheConfirmation(): void
