@@ -58,7 +58,8 @@ final class AdminActions
             return 'pvekeep: ' . $e->getMessage() . $detail;
         }
         if ($e instanceof \PvekeepTransportException) {
-            return $e->getMessage() . ' (the module log has the plugin\'s own output).';
+            $said = ModuleLog::lastLines($e->getStderr());
+            return $e->getMessage() . ($said !== '' ? ': ' . $said : ' (the module log has the plugin\'s own output).');
         }
         return 'pvekeep: ' . $e->getMessage();
     }

@@ -28,33 +28,38 @@ final class ConnectionTest
         if (!empty($answer['ok'])) {
             return ['success' => true, 'error' => ''];
         }
-        return ['success' => false, 'error' => Http::escape(self::explain($answer, $params))];
+        return ['success' => false, 'error' => implode('<br>', array_map([Http::class, 'escape'], self::explain($answer, $params)))];
     }
 
     /**
-     * The failed checks in words, with the fingerprint to pin when TLS was
-     * reached but is not trusted yet.
+     * The failed checks in words, one line each (checks skipped because an
+     * earlier one failed are left out), with the fingerprint to pin when TLS
+     * was reached but is not trusted yet and the plugin did not say so.
      *
      * @param array<string, mixed> $answer the server.test answer
      * @param array<string, mixed> $params
+     * @return list<string>
      */
-    public static function explain(array $answer, array $params): string
+    public static function explain(array $answer, array $params): array
     {
-        $failed = [];
+        $lines = [];
         foreach ((array) ($answer['checks'] ?? []) as $check) {
-            if (is_array($check) && empty($check['ok'])) {
-                $failed[] = self::checkName((string) ($check['name'] ?? '')) . ': ' . (string) ($check['detail'] ?? 'failed');
+            $detail = is_array($check) ? (string) ($check['detail'] ?? '') : '';
+            if (is_array($check) && empty($check['ok']) && stripos($detail, 'not checked') !== 0) {
+                $lines[] = self::checkName((string) ($check['name'] ?? '')) . ': ' . ($detail !== '' ? $detail : 'failed');
             }
         }
-        $text = $failed === [] ? 'The Proxmox server did not pass the test.' : implode(' ', $failed);
+        if ($lines === []) {
+            $lines[] = 'The Proxmox server did not pass the test.';
+        }
         $fingerprint = (string) ($answer['fingerprint'] ?? '');
         $pinned = trim((string) ($params['serveraccesshash'] ?? ''));
-        if ($fingerprint !== '' && strcasecmp($fingerprint, $pinned) !== 0) {
-            $text .= ' The server\'s certificate fingerprint is ' . $fingerprint
+        if ($fingerprint !== '' && strcasecmp($fingerprint, $pinned) !== 0 && stripos(implode(' ', $lines), $fingerprint) === false) {
+            $lines[] = 'The server\'s certificate fingerprint is ' . $fingerprint
                 . '. If that is your Proxmox host\'s certificate (Proxmox UI: node > System > Certificates),'
                 . ' paste it into Access Hash to pin it.';
         }
-        return $text;
+        return $lines;
     }
 
     /**
@@ -71,7 +76,7 @@ final class ConnectionTest
             $detail = isset($data['detail']) && is_string($data['detail']) ? ' Proxmox said: ' . $data['detail'] : '';
             return rtrim($e->getMessage(), '.') . '.' . $detail . $where;
         }
-        return $e->getMessage();
+        return AdminActions::message($e);
     }
 
     private static function checkName(string $name): string

@@ -103,7 +103,7 @@ final class ModuleLog
     }
 
     /** The last few non-empty lines of a log, at most 500 bytes. */
-    private static function lastLines(string $log): string
+    public static function lastLines(string $log): string
     {
         $lines = array_values(array_filter(array_map('trim', explode("\n", $log)), 'strlen'));
         $tail = implode(' | ', array_slice($lines, -3));
