@@ -45,10 +45,24 @@ FROM mod_pvekeep_vm_facts WHERE service_id = ?`, id).Scan(&f.ServiceID, &f.VMID,
 	return f, true, nil
 }
 
-// SaveVMFacts records facts, many services in one statement. A row
-// already holding newer facts (a click that asked Proxmox while a tick's
-// answer was on its way) keeps them.
+// factsPerStatement keeps one statement's placeholders (6 a row) well
+// under MySQL's 65,535.
+const factsPerStatement = 1000
+
+// SaveVMFacts records facts, many services in one statement (a thousand
+// at a time). A row already holding newer facts (a click that asked
+// Proxmox while a tick's answer was on its way) keeps them.
 func (s *Store) SaveVMFacts(ctx context.Context, facts ...VMFacts) error {
+	for len(facts) > factsPerStatement {
+		if err := s.saveVMFacts(ctx, facts[:factsPerStatement]); err != nil {
+			return err
+		}
+		facts = facts[factsPerStatement:]
+	}
+	return s.saveVMFacts(ctx, facts)
+}
+
+func (s *Store) saveVMFacts(ctx context.Context, facts []VMFacts) error {
 	if len(facts) == 0 {
 		return nil
 	}

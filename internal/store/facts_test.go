@@ -167,3 +167,23 @@ func TestPendingEmailsOffersEmailsWaitingForSMTPAtOnce(t *testing.T) {
 		t.Errorf("PendingEmails(idle) = %+v, %v; want the claimed one, 1 attempt", got, err)
 	}
 }
+
+// A tick over more services than one statement may carry saves them all.
+func TestSaveVMFactsSavesMoreThanOneStatementHolds(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	facts := make([]store.VMFacts, 2345)
+	for i := range facts {
+		facts[i] = store.VMFacts{ServiceID: pvekeep.ServiceID(100000 + i), VMID: pvekeep.VMID(1000 + i), Node: "pve1", Power: "running", CheckedAt: t0}
+	}
+	if err := s.SaveVMFacts(ctx, facts...); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 999, 1000, 2344} {
+		got, ok, err := s.VMFacts(ctx, facts[i].ServiceID)
+		if err != nil || !ok || got.VMID != facts[i].VMID {
+			t.Errorf("facts of service %d = %+v, %v, %v; want vm %d", facts[i].ServiceID, got, ok, err, facts[i].VMID)
+		}
+	}
+}
