@@ -65,7 +65,13 @@ final class ClientActions
         }
         list($method, $done) = self::ACTIONS[$name];
         try {
-            Rpc::service($method, $params, self::fields($name));
+            $fields = self::fields($name);
+            if (isset($fields['note']) && !preg_match('//u', $fields['note'])) {
+                // JSON would carry it as U+FFFD and the plugin could no
+                // longer tell: refuse it here, as the plugin would.
+                throw new \PvekeepRpcException('the note is not valid UTF-8', 1007, ['reason' => 'invalid_input', 'field' => 'note']);
+            }
+            Rpc::service($method, $params, $fields);
         } catch (\Throwable $e) {
             $message = $lang->error($e);
             if (defined('CLIENTAREA')) {

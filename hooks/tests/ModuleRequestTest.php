@@ -122,6 +122,21 @@ final class ModuleRequestTest extends TestCase
         $this->assertStringNotContainsString('<script>', $res['result']);
     }
 
+    public function testANoteThatIsNotUtf8IsRefusedBeforeThePlugin(): void
+    {
+        // In-process, as the API's ModuleCustom (no area): WHMCS's own
+        // encoding would already have emptied it in the client area.
+        $plugin = $this->plugin();
+        $_POST = ['pvekeep_note' => "caf\xE9"];
+        try {
+            $result = \WHMCS\Module\Server\Pvekeep\ClientActions::run('backupCreate', self::PARAMS);
+        } finally {
+            $_POST = [];
+        }
+        $this->assertStringContainsString('Please check the value you entered (note)', $result);
+        $this->assertSame([], $plugin->requests());
+    }
+
     public function testRestoreSendsTheChosenBackupAndItsOwnKey(): void
     {
         $plugin = $this->plugin();
