@@ -116,9 +116,10 @@ function pvekeep_restoreReinstall(array $params)
     return ClientActions::respond('restoreReinstall', $params);
 }
 
-function pvekeep_AdminCustomButtonArray()
+/** Retry and Reinstall are listed only while a failed restore offers them. */
+function pvekeep_AdminCustomButtonArray(array $params = [])
 {
-    return AdminActions::BUTTONS;
+    return AdminActions::buttons($params);
 }
 
 function pvekeep_adminBackupCreate(array $params)

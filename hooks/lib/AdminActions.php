@@ -21,6 +21,36 @@ final class AdminActions
     ];
 
     /**
+     * The buttons for this service: Retry and Reinstall only while a failed
+     * restore offers them. Without a service (or without an answer from the
+     * plugin) every button is listed; each refuses what it cannot do.
+     *
+     * @param array<string, mixed> $params
+     * @return array<string, string>
+     */
+    public static function buttons(array $params): array
+    {
+        if ((int) ($params['serviceid'] ?? 0) <= 0) {
+            return self::BUTTONS;
+        }
+        try {
+            $o = AdminView::overview($params);
+        } catch (\Throwable $e) {
+            return self::BUTTONS;
+        }
+        $next = is_array($o['failed_restore'] ?? null) ? (array) ($o['failed_restore']['next_actions'] ?? []) : [];
+        $out = [];
+        foreach (self::BUTTONS as $label => $fn) {
+            if (($fn === 'adminRestoreRetry' && !in_array('retry', $next, true))
+                || ($fn === 'adminRestoreReinstall' && !in_array('reinstall', $next, true))) {
+                continue;
+            }
+            $out[$label] = $fn;
+        }
+        return $out;
+    }
+
+    /**
      * @param array<string, mixed> $params
      * @return string "success" or an HTML-escaped message
      */
@@ -41,6 +71,8 @@ final class AdminActions
             $refusal = self::perform($name, $params);
         } catch (\Throwable $e) {
             return Http::escape(self::message($e));
+        } finally {
+            AdminView::forget(); // the page drawn after the command shows its effect
         }
         return $refusal === '' ? 'success' : Http::escape($refusal);
     }
@@ -75,7 +107,7 @@ final class AdminActions
             Rpc::service('backups.create', $params, ['note' => '']);
             return '';
         }
-        $o = Rpc::service('admin.overview', $params);
+        $o = AdminView::overview($params, true);
         switch ($name) {
             case 'adminBackupRestore':
             case 'adminBackupRemove':

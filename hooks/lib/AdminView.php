@@ -19,6 +19,9 @@ final class AdminView
     /** Seconds a ticked reinstall confirmation stays valid. */
     public const CONFIRM_TTL = 900;
 
+    /** @var array<int, array<mixed>> admin.overview per service, for this request */
+    private static $overviews = [];
+
     /** @var Lang */
     private $lang;
 
@@ -38,11 +41,34 @@ final class AdminView
     public static function fields(array $params): array
     {
         try {
-            $overview = Rpc::service('admin.overview', $params);
+            $overview = self::overview($params);
         } catch (\Throwable $e) {
             return ['pvekeep' => '<div class="alert alert-danger">' . Http::escape(AdminActions::message($e)) . '</div>'];
         }
         return (new self())->build($overview, self::confirmedJob((int) ($params['serviceid'] ?? 0)));
+    }
+
+    /**
+     * admin.overview of the service, asked once per request (the fields and
+     * the buttons both need it) unless $fresh.
+     *
+     * @param array<string, mixed> $params
+     * @return array<mixed>
+     */
+    public static function overview(array $params, bool $fresh = false): array
+    {
+        $id = (int) ($params['serviceid'] ?? 0);
+        if ($fresh || !isset(self::$overviews[$id])) {
+            unset(self::$overviews[$id]);
+            self::$overviews[$id] = Rpc::service('admin.overview', $params);
+        }
+        return self::$overviews[$id];
+    }
+
+    /** Forgets the request's overviews: a command changed what they say. */
+    public static function forget(): void
+    {
+        self::$overviews = [];
     }
 
     /**
@@ -212,14 +238,31 @@ final class AdminView
                     . ' ' . (int) ($j['progress_pct'] ?? 0) . '%') . '</td><td>'
                 . Http::escape($this->format->dateTime($j['created_at'] ?? '')) . '</td><td>'
                 . Http::escape($this->format->dateTime($j['finished_at'] ?? '')) . '</td><td>'
-                . Http::escape((string) ($j['error'] ?? '')) . '</td></tr>';
+                . Http::escape((string) ($j['error'] ?? '')) . '</td><td>'
+                . $this->jobEmail(is_array($j['email'] ?? null) ? $j['email'] : null) . '</td></tr>';
         }
         if ($rows === '') {
             return 'No jobs yet.';
         }
         return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-jobs">'
-            . '<tr><th>ID</th><th>Kind</th><th>State</th><th>Created</th><th>Finished</th><th>Error</th></tr>' . $rows
+            . '<tr><th>ID</th><th>Kind</th><th>State</th><th>Created</th><th>Finished</th><th>Error</th><th>Email</th></tr>' . $rows
             . '</table></div>';
+    }
+
+    /**
+     * A job's email in a few words; a red label when it could not be sent.
+     *
+     * @param array<string, mixed>|null $m
+     */
+    private function jobEmail(?array $m): string
+    {
+        if ($m === null) {
+            return '';
+        }
+        $state = (string) ($m['state'] ?? '');
+        $text = $state . ((string) ($m['last_error'] ?? '') !== '' ? ': ' . $m['last_error'] : '');
+        $bad = $state === 'failed' || ($state === 'queued' && (string) ($m['last_error'] ?? '') !== '');
+        return $bad ? '<span class="label label-danger badge badge-danger">' . Http::escape($text) . '</span>' : Http::escape($text);
     }
 
     /**

@@ -232,6 +232,27 @@ final class ModuleRequestTest extends TestCase
         $this->assertSame(12, end($calls)['params']['job_id']);
     }
 
+    public function testReinstallIsOfferedOnlyForAFailedRestoreThatOffersIt(): void
+    {
+        $all = array_values(\WHMCS\Module\Server\Pvekeep\AdminActions::BUTTONS);
+        $plugin = $this->plugin(['admin.overview' => ['result' => self::OVERVIEW]]);
+        $admin = ['area' => 'admin', 'method' => 'GET', 'session' => ['adminid' => 1]];
+        $this->assertSame($all, array_values(self::request($admin + ['call' => 'pvekeep_AdminCustomButtonArray'])['result']));
+        $plugin->close();
+
+        $intact = self::OVERVIEW;
+        $intact['failed_restore']['next_actions'] = ['retry'];
+        $this->plugin(['admin.overview' => ['result' => $intact]]);
+        $buttons = self::request($admin + ['call' => 'pvekeep_AdminCustomButtonArray'])['result'];
+        $this->assertContains('adminRestoreRetry', $buttons);
+        $this->assertNotContains('adminRestoreReinstall', $buttons, 'the VM works: nothing to reinstall');
+        $this->plugin->close();
+
+        $this->plugin(['admin.overview' => ['result' => ['failed_restore' => null] + self::OVERVIEW]]);
+        $buttons = self::request($admin + ['call' => 'pvekeep_AdminCustomButtonArray'])['result'];
+        $this->assertSame(['adminBackupCreate', 'adminBackupRestore', 'adminBackupRemove'], array_values($buttons));
+    }
+
     public function testAdminButtonsNeedAPost(): void
     {
         $plugin = $this->plugin();
