@@ -454,9 +454,8 @@ func addressDetail(host string, port int, err error) string {
 
 // credentialDetail says why Proxmox refused the credentials.
 func credentialDetail(what string, err error) string {
-	var ce *pve.ConfigError
-	if errors.As(err, &ce) {
-		return ce.Message
+	if e, ok := pvekeep.AsError(configError(err)); ok {
+		return e.Message // settings that cannot work, or the certificate changed since the probe
 	}
 	if errors.Is(err, pve.ErrUnauthorized) {
 		if strings.HasPrefix(what, "API token") {
