@@ -160,6 +160,20 @@ final class SetupTest extends TestCase
         $this->assertArrayNotHasKey('PreModuleCustom', $hooks, 'the module\'s own functions refuse a locked VM themselves');
     }
 
+    public function testAFailedCronTickNeverBreaksWhmcsCronAndIsLogged(): void
+    {
+        require_once dirname(__DIR__) . '/hooks.php';
+        $GLOBALS['pvekeep_test']['activity'] = [];
+        $this->plugin = new FakePlugin(['cron.tick' => ['error' => ['code' => 1008, 'message' => 'database unreachable',
+            'data' => ['reason' => 'unavailable']]]]);
+        $GLOBALS['pvekeep_test']['tables'] = ['tblservers' => [], 'tblconfiguration' => []];
+        hook_pvekeep_after_cron([]);
+        $this->assertCount(1, $GLOBALS['pvekeep_test']['activity']);
+        $this->assertStringContainsString('database unreachable', $GLOBALS['pvekeep_test']['activity'][0]);
+        $this->assertSame(['cron.tick'], array_column($this->plugin->requests(), 'method'));
+        $this->assertArrayNotHasKey('smtp', $this->plugin->requests()[0]['params'], 'WHMCS sends no SMTP: none is passed');
+    }
+
     public function testALockedVmAbortsOtherModuleCommands(): void
     {
         require_once dirname(__DIR__) . '/hooks.php';
