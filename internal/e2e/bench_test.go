@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,8 +84,53 @@ func warmServer(b *testing.B, w *world) string {
 	return ""
 }
 
+// goSocketBench times the same views from a bare Go client on the warm
+// socket (a connection per view): the plugin's share of a socket view,
+// without PHP's.
+func goSocketBench(b *testing.B, sock string, calls []map[string]any) {
+	var lines [][]byte
+	for i, c := range calls {
+		raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": i + 1, "method": c["method"], "params": c["params"]})
+		lines = append(lines, append(raw, '\n'))
+	}
+	view := func() time.Duration {
+		t0 := time.Now()
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		for _, line := range lines {
+			if _, err := conn.Write(line); err != nil {
+				b.Fatal(err)
+			}
+			answer, err := r.ReadBytes('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if bytes.Contains(answer, []byte(`"error"`)) {
+				b.Fatalf("error answer: %s", answer)
+			}
+		}
+		return time.Since(t0)
+	}
+	for range 3 {
+		view()
+	}
+	times := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		times = append(times, view())
+	}
+	b.StopTimer()
+	reportPercentiles(b, times)
+	b.ReportMetric(float64(len(times)), "views")
+}
+
 // BenchmarkPageView: one client page view's plugin time, seen from PHP,
-// spawned per request and over the warm unix socket, with Proxmox
+// spawned per request and over the warm unix socket (and, for the split,
+// from a bare Go client on that socket), with Proxmox
 // answering normally and with every Proxmox request held 2 s (the
 // simulator's HTTP fault with a delay). The service has three finished
 // backups, so the page lists something.
@@ -99,7 +146,7 @@ func BenchmarkPageView(b *testing.B) {
 		name  string
 		delay time.Duration
 	}{{"proxmox-normal", 0}, {"proxmox-2s", 2 * time.Second}} {
-		for _, mode := range []string{"spawn", "socket"} {
+		for _, mode := range []string{"spawn", "socket", "socket-go"} {
 			b.Run(mode+"/"+proxmox.name, func(b *testing.B) {
 				if proxmox.delay > 0 {
 					if err := w.sim.InjectHTTPFault(pvesim.HTTPFault{Delay: proxmox.delay}); err != nil {
@@ -113,7 +160,11 @@ func BenchmarkPageView(b *testing.B) {
 					b.Fatal(err)
 				}
 				get := time.Since(t0)
-				phpBench(b, w, mode, sock, calls)
+				if mode == "socket-go" {
+					goSocketBench(b, sock, calls)
+				} else {
+					phpBench(b, w, mode, sock, calls)
+				}
 				b.ReportMetric(float64(get.Milliseconds()), "proxmox-get-ms")
 			})
 		}
