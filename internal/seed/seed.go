@@ -81,14 +81,16 @@ VALUES (?, ?, ?, ?, 'Street 1', '', 'City', 'State', '12345', 'DE', '',
 		c.FirstName, c.LastName, c.CompanyName, c.Email, s.date(), c.Language, s.ts(), s.ts())
 }
 
-// Server is a tblservers row: one Proxmox endpoint. AccessHash holds the
-// API token secret the way the module stores it; Username the token id or
-// user.
+// Server is a tblservers row: one Proxmox endpoint, as the module's server
+// settings say: Username the API token id (or user), Password the token
+// secret (stored encrypted, as WHMCS does, with StandinCCHash), AccessHash
+// the TLS fingerprint to pin.
 type Server struct {
 	Name, Hostname, IPAddress string
 	Port                      int // 0 = 8006
 	Type                      string
 	Username, AccessHash      string
+	Password                  string // plain text; written encrypted
 	Secure                    bool
 }
 
@@ -110,12 +112,19 @@ func (s *Seeder) Server(ctx context.Context, v Server) (int64, error) {
 	if v.Secure {
 		secure = "on"
 	}
+	password := ""
+	if v.Password != "" {
+		var err error
+		if password, err = Encrypt(StandinCCHash, v.Password); err != nil {
+			return 0, fmt.Errorf("insert server: encrypt password: %w", err)
+		}
+	}
 	return s.insert(ctx, "server", `INSERT INTO tblservers
 (name, ipaddress, assignedips, hostname, noc, statusaddress, nameserver1, nameserver1ip, nameserver2,
  nameserver2ip, nameserver3, nameserver3ip, nameserver4, nameserver4ip, nameserver5, nameserver5ip,
  type, username, password, accesshash, secure, port, active, disabled)
-VALUES (?, ?, '', ?, '', '', '', '', '', '', '', '', '', '', '', '', ?, ?, '', ?, ?, ?, 1, 0)`,
-		v.Name, v.IPAddress, v.Hostname, v.Type, v.Username, v.AccessHash, secure, v.Port)
+VALUES (?, ?, '', ?, '', '', '', '', '', '', '', '', '', '', '', '', ?, ?, ?, ?, ?, ?, 1, 0)`,
+		v.Name, v.IPAddress, v.Hostname, v.Type, v.Username, password, v.AccessHash, secure, v.Port)
 }
 
 // Product is a tblproducts row of the pvekeep module. The first four
