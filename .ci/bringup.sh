@@ -2,9 +2,11 @@
 # bringup.sh makes a machine ready to build, test and demo pvekeep.
 #
 # On a fresh Debian machine, run as root, it installs what is missing
-# (mariadb-server, php-cli, phpunit, smarty4, chromium), starts MariaDB if it
-# is not running and checks that the admin DSN the tests use can create
-# databases. It is idempotent and takes well under a second when everything
+# (mariadb-server, php-cli with its MySQL driver, phpunit, smarty4, chromium,
+# npm), starts MariaDB if it is not running, checks that the admin DSN the
+# tests use can create databases, and fetches the WHMCS stand-in's theme CSS
+# (bootstrap@4.6.2 for twenty-one, bootstrap@3.4.1 for six) from the npm
+# registry into .cache/npm (outside git). It is idempotent and takes well under a second when everything
 # is already in place. The tests make one throwaway database per test
 # (internal/dbtest); `--create-db` makes one more for a whole run and prints
 # its DSN (used by the demo and the benchmarks).
@@ -33,11 +35,14 @@ missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
 command -v php >/dev/null 2>&1 || missing+=(php-cli)
+# The WHMCS stand-in (hooks/standin) reads WHMCS's tables through PDO.
+{ command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx pdo_mysql; } || missing+=(php-mysql)
 command -v phpunit >/dev/null 2>&1 || missing+=(phpunit)
 [ -f /usr/share/php/smarty4/Smarty.class.php ] || missing+=(smarty4)
 if [ -n "$want_browser" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -83,8 +88,27 @@ if ! db_up; then
   fi
 fi
 
+# --- theme CSS for the WHMCS stand-in ---------------------------------------
+# The stand-in's pages use the Bootstrap the real themes are built on, as the
+# npm registry ships it. `npm pack` fetches the package tarball (through npm's
+# own cache) without installing anything; only dist/css is kept.
+assets=${WHMCS_STANDIN_ASSETS:-"$(cd "$(dirname "$0")/.." && pwd)/.cache/npm"}
+for pkg in bootstrap@4.6.2 bootstrap@3.4.1; do
+  css="$assets/$pkg/dist/css/bootstrap.min.css"
+  [ -s "$css" ] && continue
+  log "fetching $pkg from the npm registry"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack "$pkg" --silent >/dev/null 2>&1) || { log "npm pack $pkg failed"; rm -rf "$tmp"; exit 1; }
+  mkdir -p "$assets/$pkg"
+  tar -xzf "$tmp"/*.tgz -C "$assets/$pkg" --strip-components=1 package/dist/css package/LICENSE
+  rm -rf "$tmp"
+  [ -s "$css" ] || { log "$pkg has no dist/css/bootstrap.min.css"; exit 1; }
+done
+
 echo "PVEKEEP_TEST_DSN='${admin_dsn}'"
 echo "export PVEKEEP_TEST_DSN"
+echo "WHMCS_STANDIN_ASSETS='${assets}'"
+echo "export WHMCS_STANDIN_ASSETS"
 
 if [ -n "$create_db" ]; then
   name="pvekeep_run_$(date +%s)_$$"
