@@ -32,8 +32,10 @@ test: build package
 	phpunit --colors=never hooks/tests
 	.ci/compat.sh --scan
 
-demo: build
-	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && $(BIN) demo --bin $(CURDIR)/$(BIN)
+# The module as packaged, in the WHMCS stand-in (hooks/standin), against the
+# simulator: prints the pages to open; on a terminal it keeps serving them.
+demo: package
+	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && $(BIN) demo --bin $(CURDIR)/$(BIN) --repo $(CURDIR)
 
 # Figures, not assertions (issue 7's Measure): a client page view's plugin
 # time from PHP over 200 views, spawned and on the warm socket, Proxmox normal

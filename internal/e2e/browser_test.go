@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,9 +24,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// The client-area page as a customer's browser sees it: the module's own
-// hooks/demo/clientarea.php (WHMCS's product details page, stood in) under
-// `php -S`, rendering templates/clientarea.tpl with real Smarty 4, driven
+// The module as a customer's and an admin's browser see it: the WHMCS
+// stand-in (hooks/standin) under `php -S`, loading the packaged module and
+// rendering its templates with real Smarty 4 inside the theme's page, driven
 // in headless Chromium through chromedp.
 
 const smartyClass = "/usr/share/php/smarty4/Smarty.class.php"
@@ -87,42 +91,77 @@ func newBrowser(t *testing.T) context.Context {
 	return browser
 }
 
-// clientArea is `php -S` serving hooks/demo/clientarea.php for one
-// customer's service, with that customer logged in.
-type clientArea struct {
-	w   *world
-	c   customer
-	url string // the product details page of c's service
+// standin is the WHMCS stand-in (hooks/standin/router.php) under `php -S`,
+// loading the packaged module (dist/modules/servers/pvekeep) against this
+// test's database, simulator and plugin binary. It is WHMCS for the browser:
+// sessions, CSRF tokens, entity-encoded input, the theme page around the
+// module's output, the admin service page.
+type standin struct {
+	w    *world
+	base string // http://127.0.0.1:PORT
+	env  []string
 
 	mu  sync.Mutex
 	log []string // php -S's own log: requests, PHP errors
 }
 
-// serveClientArea starts the page for c's service, with c logged in, and
-// waits until it listens.
-func (w *world) serveClientArea(c customer) *clientArea {
-	w.t.Helper()
-	return w.serveClientAreaAs(c, c.clientID)
+// standinModuleDir is the packaged module the stand-in loads, as `make
+// package` lays it out.
+func standinModuleDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("WHMCS_STANDIN_MODULE_DIR")
+	if dir == "" {
+		dir = filepath.Join(repoDir, "dist", "modules", "servers", "pvekeep")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pvekeep.php")); err != nil {
+		skipOrFail(t, "the packaged module is missing (run `make package`): %v", err)
+	}
+	return dir
 }
 
-// serveClientAreaAs is serveClientArea with client uid logged in.
-func (w *world) serveClientAreaAs(c customer, uid int64) *clientArea {
+// standinAssets is where .ci/bringup.sh put the theme CSS from npm.
+func standinAssets(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("WHMCS_STANDIN_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(repoDir, ".cache", "npm")
+	}
+	for _, pkg := range []string{"bootstrap@4.6.2", "bootstrap@3.4.1"} {
+		if _, err := os.Stat(filepath.Join(dir, pkg, "dist", "css", "bootstrap.min.css")); err != nil {
+			skipOrFail(t, "the stand-in's theme CSS is missing (run .ci/bringup.sh): %v", err)
+		}
+	}
+	return dir
+}
+
+// standinEnv is the stand-in's environment: WHMCS's database through its
+// configuration (not PVEKEEP_DSN: the module must find it as in WHMCS).
+func (w *world) standinEnv(data string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PVEKEEP_DSN=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "WHMCS_STANDIN_MODULE_DIR="+standinModuleDir(w.t), "WHMCS_STANDIN_ASSETS="+standinAssets(w.t),
+		"WHMCS_STANDIN_DSN="+w.db.DSN, "WHMCS_STANDIN_DATA="+data,
+		"PVEKEEP_BIN="+binary, "PVEKEEP_MODULE_LOG="+w.modLog)
+	return append(env, w.env...)
+}
+
+// startStandin starts the stand-in and waits until it listens.
+func (w *world) startStandin() *standin {
 	w.t.Helper()
-	dir := w.t.TempDir()
-	state := filepath.Join(dir, "page.json")
-	raw, err := json.Marshal(map[string]any{"session_uid": uid, "services": []any{w.clientAreaParams(c)}})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := os.WriteFile(state, raw, 0o600); err != nil {
-		w.t.Fatal(err)
-	}
+	requireSmarty(w.t)
+	data := w.t.TempDir()
+	s := &standin{w: w, env: w.standinEnv(data)}
 	// Port 0: PHP picks a free one and names it in its "started" line.
-	cmd := exec.Command(w.phpBin, "-S", "127.0.0.1:0", filepath.Join(repoDir, "hooks", "demo", "clientarea.php"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PVEKEEP_BIN="+binary, "PVEKEEP_DSN="+w.db.DSN, "PVEKEEP_MODULE_LOG="+w.modLog,
-		"PVEKEEP_CLIENTAREA="+state, "PVEKEEP_SMARTY_COMPILE_DIR="+filepath.Join(dir, "smarty"))
-	cmd.Env = append(cmd.Env, w.env...)
+	cmd := exec.Command(w.phpBin, "-S", "127.0.0.1:0", filepath.Join(repoDir, "hooks", "standin", "router.php"))
+	cmd.Dir = data
+	// A page poll and a post may overlap, as in a browser.
+	cmd.Env = append(s.env, "PHP_CLI_SERVER_WORKERS=4")
+	// The workers are children of php -S: end them all, as a group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		w.t.Fatal(err)
@@ -130,68 +169,103 @@ func (w *world) serveClientAreaAs(c customer, uid int64) *clientArea {
 	if err := cmd.Start(); err != nil {
 		w.t.Fatalf("start php -S: %v", err)
 	}
-	ca := &clientArea{w: w, c: c}
 	started := regexp.MustCompile(`Development Server \((http://[^)]+)\) started`)
 	ready := make(chan string, 1)
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
-			ca.mu.Lock()
-			ca.log = append(ca.log, sc.Text())
-			ca.mu.Unlock()
+			s.mu.Lock()
+			s.log = append(s.log, sc.Text())
+			s.mu.Unlock()
 			if m := started.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m[1]
+				select {
+				case ready <- m[1]:
+				default:
+				}
 			}
 		}
 	}()
 	w.t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 		cmd.Wait()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), browserStep)
 	defer cancel()
 	select {
-	case base := <-ready:
-		ca.url = fmt.Sprintf("%s/clientarea.php?action=productdetails&id=%d", base, c.serviceID)
+	case s.base = <-ready:
 	case <-exited:
-		w.t.Fatalf("php -S exited before it listened:\n%s", ca.serverLog())
+		w.t.Fatalf("php -S exited before it listened:\n%s", s.serverLog())
 	case <-ctx.Done():
-		w.t.Fatalf("php -S did not listen:\n%s", ca.serverLog())
+		w.t.Fatalf("php -S did not listen:\n%s", s.serverLog())
 	}
-	return ca
+	return s
 }
 
-// clientAreaParams are the $params WHMCS hands the module on the client
-// area page: params plus the service owner's clientsdetails, which carry
-// the client's language.
-func (w *world) clientAreaParams(c customer) map[string]any {
-	w.t.Helper()
-	var first, last, email, language string
-	err := w.db.Store.DB().QueryRow("SELECT firstname, lastname, email, language FROM tblclients WHERE id = ?", c.clientID).
-		Scan(&first, &last, &email, &language)
-	if err != nil {
-		w.t.Fatalf("read client %d: %v", c.clientID, err)
+// productURL is c's product details page, in theme ("" = the default).
+func (s *standin) productURL(c customer, theme string) string {
+	u := fmt.Sprintf("%s/clientarea.php?action=productdetails&id=%d", s.base, c.serviceID)
+	if theme != "" {
+		u += "&systpl=" + theme
 	}
-	p := w.params(c)
-	p["clientsdetails"] = map[string]any{"userid": c.clientID, "id": c.clientID, "firstname": first, "lastname": last,
-		"email": email, "language": language}
-	return p
+	return u
 }
 
-func (ca *clientArea) serverLog() string {
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	return "php -S log:\n  " + strings.Join(ca.log, "\n  ")
+// adminURL is the admin's service page of c.
+func (s *standin) adminURL(c customer) string {
+	return fmt.Sprintf("%s/admin/clientsservices.php?userid=%d&id=%d", s.base, c.clientID, c.serviceID)
+}
+
+func (s *standin) serverLog() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "php -S log:\n  " + strings.Join(s.log, "\n  ")
+}
+
+// cli runs hooks/standin/cli.php with the stand-in's environment and
+// decodes its JSON answer into v.
+func (s *standin) cli(t testing.TB, v any, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.w.phpBin, append([]string{filepath.Join(repoDir, "hooks", "standin", "cli.php")}, args...)...)
+	cmd.Env = s.env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cli.php %v: %v\n%s", args, err, stderr.String())
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), v); err != nil {
+		t.Fatalf("cli.php %v printed %q: %v", args, stdout.String(), err)
+	}
+}
+
+// httpClient is a cookie-keeping client logged in as client uid (0: no one)
+// and admin adminID (0: no admin), for requests a browser would not make.
+func (s *standin) httpClient(t testing.TB, uid, adminID int64) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	must(t, err)
+	c := &http.Client{Jar: jar, Timeout: browserStep,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(fmt.Sprintf("%s/standin/login?uid=%d&adminid=%d", s.base, uid, adminID))
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stand-in login: %s\n%s", resp.Status, s.serverLog())
+	}
+	return c
 }
 
 // tab is one browser tab on a clientArea. It answers every confirm()
 // with OK, remembering its text, and collects every JavaScript error.
 type tab struct {
-	ca  *clientArea
-	ctx context.Context
+	s    *standin
+	ctx  context.Context
+	page string // the page load() opens
 
 	mu       sync.Mutex
 	problems []string // uncaught exceptions, console.error, browser log errors
@@ -200,10 +274,11 @@ type tab struct {
 
 // open opens a new tab in browser; it closes when t ends, and t fails if
 // the tab saw a JavaScript error on any page it showed.
-func (ca *clientArea) open(t *testing.T, browser context.Context) *tab {
+func (s *standin) open(t *testing.T, browser context.Context) *tab {
 	t.Helper()
-	tb := &tab{ca: ca}
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithListener(tb.observe))
+	tb := &tab{s: s}
+	// Its own browser context: cookies (the WHMCS session) are per tab.
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(tb.observe))
 	t.Cleanup(cancel)
 	t.Cleanup(func() { // runs before cancel: cleanups run last first
 		if errs := tb.jsErrors(); len(errs) > 0 {
@@ -275,20 +350,76 @@ func (tb *tab) do(t testing.TB, what string, steps ...chromedp.Action[chromedp.V
 	ctx, cancel := context.WithTimeout(tb.ctx, browserStep)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v\n%s", what, err, tb.ca.serverLog())
+		t.Fatalf("%s: %v\n%s", what, err, tb.s.serverLog())
 	}
 }
 
-// load opens the service's page with a GET, as a client opening or
-// reloading it (a reload after a POST would post again).
+// clientTab starts a stand-in for w, opens a tab logged in as c's owner
+// and shows c's product page in theme ("" = the default).
+func (w *world) clientTab(t *testing.T, browser context.Context, c customer, theme string) *tab {
+	t.Helper()
+	return w.clientTabAs(t, browser, c, c.clientID, theme)
+}
+
+// clientTabAs is clientTab with client uid logged in.
+func (w *world) clientTabAs(t *testing.T, browser context.Context, c customer, uid int64, theme string) *tab {
+	t.Helper()
+	s := w.sub(t).startStandin()
+	tb := s.open(t, browser)
+	tb.login(t, uid, 0, nil)
+	tb.page = s.productURL(c, theme)
+	return tb
+}
+
+// load opens the tab's page with a GET, as a client opening or reloading
+// it, and fails unless the module's page rendered.
 func (tb *tab) load(t testing.TB) {
 	t.Helper()
-	tb.do(t, "open the client area", chromedp.Navigate(tb.ca.url))
+	tb.goTo(t, tb.page)
 	tb.mustShowPage(t)
 }
 
+// mustShowPage fails unless the module's page rendered (not PHP's error).
+func (tb *tab) mustShowPage(t testing.TB) {
+	t.Helper()
+	if tb.count(t, `[data-pvekeep=page]`) != 1 {
+		t.Fatalf("the module's page did not render; the browser shows:\n%s\n%s", tb.text(t, "body"), tb.s.serverLog())
+	}
+}
+
+// login logs the tab's session in through the stand-in's switch: client
+// uid (0: none), admin adminID (0: none), and extra (language, systpl).
+func (tb *tab) login(t testing.TB, uid, adminID int64, extra url.Values) {
+	t.Helper()
+	q := url.Values{"uid": {fmt.Sprint(uid)}, "adminid": {fmt.Sprint(adminID)}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	tb.do(t, "log in", chromedp.Navigate(tb.s.base+"/standin/login?"+q.Encode()))
+	if got := tb.text(t, "body"); !strings.HasPrefix(got, "logged in") {
+		t.Fatalf("stand-in login answered %q\n%s", got, tb.s.serverLog())
+	}
+}
+
+// goTo opens u with a GET (a click on a link, a reload after a redirect)
+// and fails on the stand-in's error page.
+func (tb *tab) goTo(t testing.TB, u string) {
+	t.Helper()
+	tb.do(t, "open "+u, chromedp.Navigate(u))
+	tb.mustNotFail(t)
+}
+
+// mustNotFail fails on the stand-in's error page (a PHP warning or
+// exception anywhere: the stand-in is strict).
+func (tb *tab) mustNotFail(t testing.TB) {
+	t.Helper()
+	if tb.count(t, `[data-standin=error]`) != 0 {
+		t.Fatalf("the stand-in failed:\n%s\n%s", tb.text(t, `[data-standin=error]`), tb.s.serverLog())
+	}
+}
+
 // submit clicks the one element sel finds, a submit button, and waits for
-// the page the POST brings.
+// the page the POST (and its redirect) brings.
 func (tb *tab) submit(t testing.TB, sel string) {
 	t.Helper()
 	if n := tb.count(t, sel); n != 1 {
@@ -297,17 +428,15 @@ func (tb *tab) submit(t testing.TB, sel string) {
 	ctx, cancel := context.WithTimeout(tb.ctx, browserStep)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel)))); err != nil {
-		t.Fatalf("click %s: %v\n%s", sel, err, tb.ca.serverLog())
+		t.Fatalf("click %s: %v\n%s", sel, err, tb.s.serverLog())
 	}
-	tb.mustShowPage(t)
+	tb.mustNotFail(t)
 }
 
-// mustShowPage fails unless the module's page rendered (not PHP's error).
-func (tb *tab) mustShowPage(t testing.TB) {
+// location is the tab's current URL.
+func (tb *tab) location(t testing.TB) string {
 	t.Helper()
-	if tb.count(t, `[data-pvekeep=page]`) != 1 {
-		t.Fatalf("the client area did not render; the browser shows:\n%s\n%s", tb.text(t, "body"), tb.ca.serverLog())
-	}
+	return eval[string](t, tb, "location.href")
 }
 
 // eval evaluates a JavaScript expression in the page.

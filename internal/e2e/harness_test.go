@@ -106,7 +106,8 @@ func newWorld(t testing.TB) *world {
 	w := &world{t: t, phpBin: php, db: db, sim: sim, info: info, seed: seed.New(db.Store.DB(), time.Now().UTC()),
 		modLog: filepath.Join(t.TempDir(), "modulelog.jsonl")}
 	host, port := hostPort(t, info.URL)
-	w.server = seed.Server{Name: "pve-sim", Hostname: host, Port: port, Username: info.TokenID, AccessHash: info.Fingerprint}
+	w.server = seed.Server{Name: "pve-sim", Hostname: host, Port: port, Username: info.TokenID, Password: info.TokenSecret,
+		AccessHash: info.Fingerprint}
 	w.srvID, err = w.seed.Server(context.Background(), w.server)
 	if err != nil {
 		t.Fatalf("seed server: %v", err)

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/pvekeep/pvekeep/internal/seed"
+)
+
+// TestStandin checks the WHMCS stand-in itself (hooks/standin, docs/whmcs.md)
+// with the packaged module: what WHMCS does whatever the module does.
+func TestStandin(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	w := newWorld(t)
+	ctx := context.Background()
+	s := w.startStandin()
+
+	t.Run("params as WHMCS builds them", func(t *testing.T) {
+		c := w.newCustomer(100, 3)
+		var p map[string]any
+		s.cli(t, &p, "params", fmt.Sprint(c.serviceID))
+		for k, want := range map[string]any{
+			"serviceid": float64(c.serviceID), "userid": float64(c.clientID), "pid": float64(c.productID),
+			"serverid": float64(w.srvID), "status": "Active", "moduletype": "pvekeep", "domain": "vm100.example.test",
+			"configoption1": "backup", "configoption2": "3", "server": true, "serversecure": false,
+			"serverhostname": w.server.Hostname, "serverport": fmt.Sprint(w.server.Port),
+			"serverusername": w.info.TokenID, "serverpassword": w.info.TokenSecret, "serveraccesshash": w.info.Fingerprint,
+		} {
+			if p[k] != want {
+				t.Errorf("$params[%q] = %#v, want %#v", k, p[k], want)
+			}
+		}
+		if cf, _ := p["customfields"].(map[string]any); cf["vmid"] != "100" {
+			t.Errorf("$params[customfields] = %#v, want vmid 100 by its name before |", p["customfields"])
+		}
+		if cd, _ := p["clientsdetails"].(map[string]any); cd["email"] != "c100@example.test" {
+			t.Errorf("$params[clientsdetails] = %#v", p["clientsdetails"])
+		}
+		if _, ok := p["model"].(map[string]any); !ok {
+			t.Errorf("$params has no model: %#v", p["model"])
+		}
+	})
+
+	t.Run("billing details whatever the service's state", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, status string
+			unbound      bool
+			vmid         int
+		}{
+			{"pending", "Pending", false, 101},
+			{"suspended", "Suspended", false, 102},
+		} {
+			for _, theme := range []string{"twenty-one", "six"} {
+				t.Run(tt.name+"/"+theme, func(t *testing.T) {
+					c := w.newCustomer(tt.vmid, 3)
+					must(t, w.seed.SetServiceStatus(ctx, c.serviceID, tt.status))
+					if tt.unbound {
+						_, err := w.db.Store.DB().Exec("UPDATE tblhosting SET server = 0 WHERE id = ?", c.serviceID)
+						must(t, err)
+						_, err = w.db.Store.DB().Exec("DELETE FROM tblcustomfieldsvalues WHERE relid = ?", c.serviceID)
+						must(t, err)
+					}
+					tb := s.open(t, browser)
+					tb.login(t, c.clientID, 0, nil)
+					tb.goTo(t, s.productURL(c, theme))
+					if got := tb.attr(t, "body", "data-standin-theme"); got != theme {
+						t.Errorf("theme %q, want %q", got, theme)
+					}
+					for sel, want := range map[string]string{
+						`[data-standin=billing] [data-standin=product]`: fmt.Sprintf("KVM %d", tt.vmid),
+						`[data-standin=billing] [data-standin=status]`:  tt.status,
+					} {
+						if got := tb.text(t, sel); got != want {
+							t.Errorf("%s reads %q, want %q", sel, got, want)
+						}
+					}
+					for _, sel := range []string{`[data-standin=regdate]`, `[data-standin=nextduedate]`, `[data-standin=amount]`, `[data-standin=cancel]`} {
+						if tb.count(t, sel) != 1 {
+							t.Errorf("the billing details lack %s", sel)
+						}
+					}
+					forms := tb.count(t, `[data-standin=module-output] form`)
+					if tt.status != "Active" && tb.count(t, `[data-standin=module-output]`) != 0 {
+						t.Errorf("a %s service shows module output (WHMCS shows it only for Active ones)", tt.status)
+					}
+					if tt.unbound && forms != 0 {
+						t.Errorf("an unbound service's page offers %d action forms", forms)
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("admin posts need the token", func(t *testing.T) {
+		c := w.newCustomer(104, 3)
+		hc := s.httpClient(t, 0, 1)
+		for _, token := range []string{"", "not-the-token"} {
+			resp, err := hc.PostForm(s.adminURL(c)+"&modop=suspend", url.Values{"token": {token}})
+			must(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Invalid CSRF Protection Token") {
+				t.Errorf("token %q: %s, want WHMCS's CSRF failure page; got\n%s", token, resp.Status, body)
+			}
+		}
+		var status string
+		must(t, w.db.Store.DB().QueryRow("SELECT domainstatus FROM tblhosting WHERE id = ?", c.serviceID).Scan(&status))
+		if status != "Active" {
+			t.Errorf("after tokenless Suspends the service is %s, want Active", status)
+		}
+	})
+
+	t.Run("another client's service is never handed to the module", func(t *testing.T) {
+		c := w.newCustomer(105, 3)
+		other, err := w.seed.Client(ctx, seed.Client{FirstName: "Eve", Email: "eve@example.test"})
+		must(t, err)
+		hc := s.httpClient(t, other, 0)
+		resp, err := hc.Get(s.productURL(c, ""))
+		must(t, err)
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "clientarea.php?action=products" {
+			t.Errorf("another client's product page answered %s to %q, want a redirect to the services list", resp.Status, loc)
+		}
+	})
+}
