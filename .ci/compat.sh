@@ -28,6 +28,9 @@
 set -uo pipefail
 
 ROOT=${COMPAT_ROOT:-/var/cache/pvekeep-compat/bullseye}
+# What the root holds: the host's PHP modules that WHMCS needs too (pdo_mysql:
+# the stand-in reads the panel's tables, as WHMCS does).
+PKGS="php7.4-cli php7.4-xml php7.4-mbstring php7.4-mysql phpunit"
 MIRROR=${COMPAT_MIRROR:-http://deb.debian.org/debian}
 SRC=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel) || exit 2
 PKG=$SRC/dist/modules/servers/pvekeep
@@ -118,7 +121,7 @@ build_root() {
     { tail -n 20 "$ROOT.build.log" >&2; return 1; }
   # Name resolution for apt in the root (the mirror is plain http).
   cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null
-  chroot "$tmp" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends php7.4-cli php7.4-xml php7.4-mbstring phpunit && apt-get clean && rm -rf /var/lib/apt/lists/*' >>"$ROOT.build.log" 2>&1 ||
+  PKGS=$PKGS chroot "$tmp" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PKGS && apt-get clean && rm -rf /var/lib/apt/lists/*' >>"$ROOT.build.log" 2>&1 ||
     { tail -n 20 "$ROOT.build.log" >&2; return 1; }
   chroot "$tmp" php7.4 -v >/dev/null || return 1
   mv "$tmp" "$ROOT" || return 1
@@ -131,6 +134,13 @@ if [ ! -x "$ROOT/usr/bin/php7.4" ]; then
     flock 9
   fi
   [ -x "$ROOT/usr/bin/php7.4" ] || build_root || { log "PHP 7.4: no root, NOT CHECKED"; exit 2; }
+fi
+
+# A root built before a package joined the list gets it (root and network).
+if [ "$(id -u)" = 0 ] && ! chroot "$ROOT" dpkg-query -W $PKGS >/dev/null 2>&1; then
+  log "adding to $ROOT: $PKGS"
+  PKGS=$PKGS chroot "$ROOT" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PKGS && apt-get clean && rm -rf /var/lib/apt/lists/*' >>"$ROOT.build.log" 2>&1 ||
+    { tail -n 20 "$ROOT.build.log" >&2; log "could not add packages to $ROOT"; exit 2; }
 fi
 
 # Smarty 4 (the tests render the templates with it) is not in bullseye;
