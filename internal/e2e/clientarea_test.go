@@ -46,7 +46,7 @@ func TestClientAreaPage(t *testing.T) {
 		for _, tt := range []struct{ name, sel, want string }{
 			{"quota in words", `[data-pvekeep=quota]`, "1 of 3 backups used"},
 			{"note shown literally", `.pvekeep-backup-note`, hostile},
-			{"date in UTC", `.pvekeep-backup-created`, created.UTC().Format("2006-01-02 15:04") + " UTC"},
+			{"date in WHMCS's format and time zone", `.pvekeep-backup-created`, created.UTC().Format("02/01/2006 15:04")},
 			{"status in words", `.pvekeep-backup-status`, "Available"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
@@ -100,8 +100,8 @@ func TestClientAreaPage(t *testing.T) {
 
 		tb.do(t, "type a note", chromedp.SendKeys(chromedp.CSS(`[data-pvekeep=backup-create] input[name=pvekeep_note]`), note))
 		tb.submit(t, `[data-pvekeep=backup-create-submit]`)
-		if tb.count(t, `#alertModuleCustomButtonSuccess`) != 1 {
-			t.Fatalf("the module did not answer success: %q", tb.text(t, `.alert`))
+		if tb.count(t, `#pvekeep-flash[data-kind=success]`) != 1 {
+			t.Fatalf("the module did not answer success: %q", tb.text(t, `#pvekeep`))
 		}
 		j := w.activeJob(c)
 		if j == nil || j.Kind != "backup.create" {
@@ -120,7 +120,7 @@ func TestClientAreaPage(t *testing.T) {
 			want      int
 		}{
 			{"the running job", jobSel + `[data-job-kind="backup.create"]`, 1},
-			{"its progress bar", jobSel + ` progress`, 1},
+			{"its progress bar", jobSel + ` .progress-bar`, 1},
 			{"the lock", `[data-pvekeep=lock][data-lock-reason=backup]`, 1},
 			{"no backup-now form", `[data-pvekeep=backup-create]`, 0},
 			{"no restore button", `[data-pvekeep=backup-restore]`, 0},
@@ -133,7 +133,7 @@ func TestClientAreaPage(t *testing.T) {
 		if got := tb.text(t, jobSel+` .pvekeep-job-kind`); got != "Creating a backup" {
 			t.Errorf("the job reads %q, want its kind in words", got)
 		}
-		if pct, err := strconv.Atoi(tb.attr(t, jobSel+` progress`, "value")); err != nil || pct < 0 || pct > 100 {
+		if pct, err := strconv.Atoi(tb.attr(t, jobSel+` .progress-bar`, "aria-valuenow")); err != nil || pct < 0 || pct > 100 {
 			t.Errorf("progress value %d (%v), want 0..100", pct, err)
 		}
 
@@ -184,8 +184,8 @@ func TestClientAreaPage(t *testing.T) {
 		if got, want := tb.confirms(), shipped(t, "en")["restore.warning"]; !slices.Contains(got, want) {
 			t.Errorf("confirm dialogs %q, want the restore warning %q", got, want)
 		}
-		if tb.count(t, `#alertModuleCustomButtonSuccess`) != 1 {
-			t.Fatalf("the module did not answer success: %q", tb.text(t, `.alert`))
+		if tb.count(t, `#pvekeep-flash[data-kind=success]`) != 1 {
+			t.Fatalf("the module did not answer success: %q", tb.text(t, `#pvekeep`))
 		}
 		retry := w.activeJob(c)
 		if retry == nil || retry.Kind != "backup.restore" || retry.ID == failed.ID {
@@ -286,7 +286,7 @@ func TestClientAreaPage(t *testing.T) {
 				const post = () => fetch(b.form.action, {method: "POST", body: new FormData(b.form, b)})
 					.then(r => r.text())
 					.then(html => new DOMParser().parseFromString(html, "text/html")
-						.querySelector("#alertModuleCustomButtonSuccess") ? "success" : "none");
+						.querySelector("#pvekeep-flash")?.getAttribute("data-kind") ?? "none");
 				return [await post(), await post()];
 			})()`
 			ctx, cancel := context.WithTimeout(tb.ctx, browserStep)

@@ -55,6 +55,7 @@ func TestStandin(t *testing.T) {
 		}{
 			{"pending", "Pending", false, 101},
 			{"suspended", "Suspended", false, 102},
+			{"unbound", "Active", true, 103},
 		} {
 			for _, theme := range []string{"twenty-one", "six"} {
 				t.Run(tt.name+"/"+theme, func(t *testing.T) {

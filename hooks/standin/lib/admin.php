@@ -91,7 +91,7 @@ function standin_admin_service($id)
         $cmds[] = ['standin-cmd-' . $op, $base . '&modop=' . $op, $label, $op];
     }
     if (standin_has('AdminCustomButtonArray')) {
-        foreach ((array) standin_call('AdminCustomButtonArray') as $label => $fn) {
+        foreach ((array) standin_call('AdminCustomButtonArray', $params) as $label => $fn) {
             $cmds[] = ['standin-cmd-custom-' . preg_replace('/[^A-Za-z0-9_-]/', '', $fn), $base . '&modop=custom&ac=' . rawurlencode($fn), $label, 'custom-' . $fn];
         }
     }

@@ -125,7 +125,7 @@ function standin_product_details($theme, $uid, $id)
         $a = (string) ($_REQUEST['a'] ?? '');
         $allowed = standin_has('ClientAreaAllowedFunctions') ? array_values((array) standin_call('ClientAreaAllowedFunctions')) : [];
         if (standin_has('ClientAreaCustomButtonArray')) {
-            $allowed = array_merge($allowed, array_values((array) standin_call('ClientAreaCustomButtonArray')));
+            $allowed = array_merge($allowed, array_values((array) standin_call('ClientAreaCustomButtonArray', $params)));
         }
         if ($a !== '' && in_array($a, $allowed, true)) {
             $result = standin_call($a, $params);
@@ -165,7 +165,7 @@ function standin_product_details($theme, $uid, $id)
     ]);
     if ($active && standin_has('ClientAreaCustomButtonArray')) {
         $links = [];
-        foreach ((array) standin_call('ClientAreaCustomButtonArray') as $label => $fn) {
+        foreach ((array) standin_call('ClientAreaCustomButtonArray', $params) as $label => $fn) {
             $links[] = ['label' => $label, 'href' => 'clientarea.php?action=productdetails&id=' . $id . '&modop=custom&a=' . $fn,
                 'attrs' => ' data-standin-custom-button="' . h($fn) . '"'];
         }

@@ -207,11 +207,11 @@ function standin_module_command($command, $serviceId, array $extra = [])
 /** An admin custom button (AdminCustomButtonArray): PreModuleCustom, then the function. */
 function standin_admin_custom($function, $serviceId)
 {
-    $buttons = standin_has('AdminCustomButtonArray') ? (array) standin_call('AdminCustomButtonArray') : [];
+    $params = standin_params($serviceId);
+    $buttons = standin_has('AdminCustomButtonArray') ? (array) standin_call('AdminCustomButtonArray', $params) : [];
     if (!in_array($function, array_values($buttons), true)) {
         return [false, 'Invalid Access Attempt'];
     }
-    $params = standin_params($serviceId);
     if (standin_hook_aborts(run_hook('PreModuleCustom', ['params' => $params]))) {
         return [false, 'Function Aborted by Action Hook Code'];
     }
