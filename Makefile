@@ -34,7 +34,7 @@ test: build package
 
 # The module as packaged, in the WHMCS stand-in (hooks/standin), against the
 # simulator: prints the pages to open; on a terminal it keeps serving them.
-demo: package
+demo: build package
 	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && $(BIN) demo --bin $(CURDIR)/$(BIN) --repo $(CURDIR)
 
 # Figures, not assertions (issue 7's Measure): a client page view's plugin

@@ -44,6 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	speed := fs.Float64("speed", 8, "simulator speed-up over real Proxmox durations")
 	keep := fs.Bool("keep", false, "keep the demo database afterwards")
 	serve := fs.String("serve", "auto", "keep serving until interrupted: yes, no, or auto (when stdin is a terminal)")
+	script := fs.Bool("script", true, "first play a customer's visit (backup, restore, remove) through the pages")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -147,6 +148,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  Proxmox:  the built-in simulator at %s (2 nodes, 4 VMs)\n", info.URL)
 	fmt.Fprintf(stdout, "  Database: %s (WHMCS tables + mod_pvekeep_*)\n", name)
 	fmt.Fprintf(stdout, "  Customer: Alice Example, service #%d \"alice-vps.example.test\" on VM 100, 3 backups\n\n", panel.serviceID)
+	cron := cronRunner(php, filepath.Join(filepath.Dir(router), "cli.php"), env)
+	if *script {
+		vm := func() map[string]string { cfg, _ := sim.VMConfig(100); return cfg }
+		sess, err := newDemoSession(stdout, base, panel.clientID, panel.serviceID, cron, vm)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if err := sess.run(ctx); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		fmt.Fprintln(stdout)
+	}
 	fmt.Fprintf(stdout, "Open (each link logs you in first):\n")
 	for _, p := range pages {
 		fmt.Fprintf(stdout, "  %-30s %s\n", p.what+":", p.url)
@@ -166,10 +179,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintln(stdout)
 			return nil
 		case <-tick.C:
-			cron := exec.CommandContext(ctx, php, filepath.Join(filepath.Dir(router), "cli.php"), "cron")
-			cron.Env = env
-			if out, err := cron.CombinedOutput(); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(stderr, "demo: cron run failed: %v\n%s", err, out)
+			if err := cron(ctx); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(stderr, "demo: %v", err)
 			}
 		}
 	}

@@ -253,16 +253,28 @@ func TestTestConnection(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		edit  func(*serverRow)
-		setup func()
+		setup func(t *testing.T)
 		want  []string // in the error, case-insensitive
 	}{
 		{"works", func(*serverRow) {}, nil, nil},
-		{"wrong token", func(r *serverRow) { r.password = "not-the-secret" }, nil, []string{"token"}},
+		{"wrong token", func(r *serverRow) { r.password = "not-the-secret" }, nil, []string{"API token:", "refused the API token", "Password"}},
 		{"wrong fingerprint", func(r *serverRow) {
 			r.accessHash = strings.Repeat("AB:", 31) + "AB"
-		}, nil, []string{"fingerprint", w.info.Fingerprint}},
+		}, nil, []string{"TLS:", "fingerprint " + w.info.Fingerprint, "Access Hash"}},
+		// The token sees no storage that holds backups (only the VMs' disk
+		// storage): for Proxmox that storage is not there.
+		{"missing storage", func(*serverRow) {}, func(t *testing.T) {
+			vm := []string{"VM.Audit", "VM.PowerMgmt", "VM.Backup", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk",
+				"VM.Config.Network", "VM.Allocate", "VM.Clone"}
+			w.sim.SetTokenPrivileges(map[string][]string{"/vms": vm, "/sdn/zones/localnetwork": {"SDN.Use"},
+				"/storage/local-lvm": {"Datastore.Audit", "Datastore.AllocateSpace", "Datastore.Allocate"}})
+			t.Cleanup(func() { w.sim.SetTokenPrivileges(nil) })
+		}, []string{"Backup storage:", "holds backups"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup(t)
+			}
 			id := server(tt.edit)
 			var got answer
 			s.cli(t, &got, "test-connection", strconv.FormatInt(id, 10))
@@ -275,6 +287,7 @@ func TestTestConnection(t *testing.T) {
 			if got.Success {
 				t.Fatalf("Test Connection succeeded, want a failure naming %q", tt.want)
 			}
+			t.Logf("Test Connection Failed: %s", got.Error)
 			for _, want := range tt.want {
 				if !strings.Contains(strings.ToLower(got.Error), strings.ToLower(want)) {
 					t.Errorf("Test Connection says %q, want it to name %q", got.Error, want)
