@@ -6,15 +6,16 @@
 #   .ci/compat.sh --scan     # the static scan only (fast; what `make test` runs)
 #   .ci/compat.sh --e2e      # also internal/e2e with its `php` being 7.4 (root; minutes)
 #
-# Three checks, cheapest first:
+# The checks, cheapest first:
 #  1. a static scan (.ci/compat-scan.php, tokenizer) for syntax and functions
 #     newer than PHP 7.4: a quick first line, not the proof;
 #  2. `php -l` on every PHP file WHMCS loads and PHPUnit (hooks/tests) on the
 #     host's PHP;
 #  3. the same on PHP 7.4 for real: Debian bullseye's php7.4-cli and
 #     phpunit 9 in a debootstrap root kept at $COMPAT_ROOT (outside git,
-#     built once when missing: ~2-3 minutes and ~250 MB; then each run takes
-#     seconds). The files are copied into the root; nothing is mounted.
+#     built once when missing: about a minute and 270 MB; then each run
+#     takes seconds). The files are copied into the root; nothing is mounted;
+#  4. with --e2e, internal/e2e with PHP 7.4 as its `php` (below).
 #
 # What WHMCS loads: every .php of dist/modules/servers/pvekeep/ (`make
 # package`); without a package, hooks/ and cronjob/ minus the tests and the
@@ -164,8 +165,37 @@ else
   exit 2
 fi
 
+# Bind mounts made by run_e2e, undone however the script ends.
+MOUNTS=()
+E2E_TMP=""
+unmount_all() {
+  local i p
+  # First what this run left running in the root (an interrupted test's
+  # php -S): such processes carry COMPAT_RUN=<this run's temp dir>.
+  if [ -n "$E2E_TMP" ]; then
+    for p in /proc/[0-9]*; do
+      [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] || continue
+      tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "COMPAT_RUN=$E2E_TMP" && kill -KILL "${p#/proc/}" 2>/dev/null
+    done
+    sleep 0.5
+  fi
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}"
+  done
+  MOUNTS=()
+  # Remove the e2e temp dir only once nothing is mounted from it any more.
+  if [ -n "$E2E_TMP" ]; then
+    if awk -v r="$ROOT" 'index($2, r "/") == 1 {f=1} END {exit !f}' /proc/mounts; then
+      log "still mounted under $ROOT, leaving $E2E_TMP"
+    else
+      rm -rf "$E2E_TMP"
+    fi
+    E2E_TMP=""
+  fi
+}
 work=$(mktemp -d "$ROOT/tmp/pvekeep.XXXXXX") || exit 2
-trap 'rm -rf "$work"' EXIT
+trap 'unmount_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 # The checkout as it is (tracked and new files), plus the package.
 (cd "$SRC" && git ls-files -co --exclude-standard -z | tar --null -T - -cf - 2>/dev/null) | tar -C "$work" -xf - || exit 2
 [ -d "$SRC/dist/modules" ] && { tar -C "$SRC" --exclude='dist/modules/*/*/bin' -cf - dist/modules | tar -C "$work" -xf - || exit 2; }
@@ -183,7 +213,7 @@ lint_and_test "PHP $v74 (bullseye root)" php7.4 phpunit "/tmp/${work##*/}" "${TM
 E2E_LOG=${TMPDIR:-/tmp}/pvekeep-compat-$(id -u)-e2e-7.4.log
 fails() { sed -n 's/^ *--- FAIL: \([^ ]*\).*/\1/p' "$1" | sort -u; } # every failed (sub)test of a go test log
 run_e2e() {
-  local tmp rc i t=$SECONDS out mounted failed="" only74="" ok=1 mounts=()
+  local tmp rc t=$SECONDS out failed="" only74="" ok=1
   if [ "$(id -u)" != 0 ]; then
     log "e2e on PHP 7.4: needs root (bind mounts into $ROOT); NOT RUN"
     return 2
@@ -192,12 +222,13 @@ run_e2e() {
   # One e2e run per root at a time: the mounts are shared.
   exec 8>>"$(dirname "$ROOT")/.e2e.lock" && flock 8 || return 2
   tmp=$(mktemp -d /tmp/pvekeep-compat-e2e.XXXXXX) || return 2
+  E2E_TMP=$tmp
   bind() { # path [ro]
     mkdir -p "$ROOT$1" && mount --bind "$1" "$ROOT$1" || return 1
-    mounts+=("$ROOT$1")
+    MOUNTS+=("$ROOT$1")
     [ "${2:-}" != ro ] || mount -o remount,bind,ro "$ROOT$1"
   }
-  mount -t proc proc "$ROOT/proc" && mounts+=("$ROOT/proc") || ok=""
+  mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc") || ok=""
   bind "$SRC" ro || ok=""
   bind "$tmp" || ok=""
   mkdir -p /run/mysqld && bind /run/mysqld || ok=""
@@ -211,7 +242,7 @@ run_e2e() {
   elif [ "$(cd "$tmp" && COMPAT_ROOT=$ROOT PATH="$tmp/bin:$PATH" php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')" != 7.4 ]; then
     log "e2e on PHP 7.4: the php wrapper does not run 7.4"; rc=2
   else
-    (cd "$SRC" && eval "$out" && export COMPAT_ROOT="$ROOT" && TMPDIR=$tmp PATH="$tmp/bin:$PATH" PVEKEEP_BIN=$tmp/pvekeep \
+    (cd "$SRC" && eval "$out" && export COMPAT_ROOT="$ROOT" COMPAT_RUN="$tmp" && TMPDIR=$tmp PATH="$tmp/bin:$PATH" PVEKEEP_BIN=$tmp/pvekeep \
       PVEKEEP_TEST_DISALLOW_SKIP=1 go test -count=1 -timeout 20m ${COMPAT_E2E_RUN:+-run "$COMPAT_E2E_RUN"} \
       ./internal/e2e/ >"$E2E_LOG" 2>&1)
     rc=$?
@@ -223,16 +254,7 @@ run_e2e() {
       only74=$(comm -23 <(fails "$E2E_LOG") <(fails "$E2E_LOG.host"))
     fi
   fi
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"
-  done
-  # Only once nothing is mounted from it any more.
-  mounted=$(awk -v r="$ROOT" 'index($2, r "/") == 1' /proc/mounts)
-  if [ -n "$mounted" ]; then
-    log "still mounted under $ROOT, leaving $tmp: $mounted"
-  else
-    rm -rf "$tmp"
-  fi
+  unmount_all
   if [ "$rc" = 0 ]; then
     log "PHP $v74 (bullseye root): internal/e2e ok in $((SECONDS - t))s"
   else
