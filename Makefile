@@ -48,7 +48,7 @@ bench: build
 
 # The PHP WHMCS loads, on PHP 7.4 for real (a cached Debian bullseye root;
 # built once) and on the host's PHP: php -l and PHPUnit, then internal/e2e
-# with PHP 7.4 as its php (root). Run it before every resolve; `make test`
+# with PHP 7.4 as its php (root; ~2 min). Run it before every resolve; `make test`
 # runs only its fast static scan. Without root: .ci/compat.sh (no e2e).
 compat: package
 	.ci/compat.sh --e2e
