@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/pvekeep/pvekeep/internal/seed"
 )
 
@@ -21,8 +23,10 @@ func TestStandin(t *testing.T) {
 	ctx := context.Background()
 	s := w.startStandin()
 
+	// One customer per VM (the simulator has 100..105).
+	c100 := w.newCustomer(100, 3)
 	t.Run("params as WHMCS builds them", func(t *testing.T) {
-		c := w.newCustomer(100, 3)
+		c := c100
 		var p map[string]any
 		s.cli(t, &p, "params", fmt.Sprint(c.serviceID))
 		for k, want := range map[string]any{
@@ -57,16 +61,16 @@ func TestStandin(t *testing.T) {
 			{"suspended", "Suspended", false, 102},
 			{"unbound", "Active", true, 103},
 		} {
+			c := w.newCustomer(tt.vmid, 3)
+			must(t, w.seed.SetServiceStatus(ctx, c.serviceID, tt.status))
+			if tt.unbound {
+				_, err := w.db.Store.DB().Exec("UPDATE tblhosting SET server = 0 WHERE id = ?", c.serviceID)
+				must(t, err)
+				_, err = w.db.Store.DB().Exec("DELETE FROM tblcustomfieldsvalues WHERE relid = ?", c.serviceID)
+				must(t, err)
+			}
 			for _, theme := range []string{"twenty-one", "six"} {
 				t.Run(tt.name+"/"+theme, func(t *testing.T) {
-					c := w.newCustomer(tt.vmid, 3)
-					must(t, w.seed.SetServiceStatus(ctx, c.serviceID, tt.status))
-					if tt.unbound {
-						_, err := w.db.Store.DB().Exec("UPDATE tblhosting SET server = 0 WHERE id = ?", c.serviceID)
-						must(t, err)
-						_, err = w.db.Store.DB().Exec("DELETE FROM tblcustomfieldsvalues WHERE relid = ?", c.serviceID)
-						must(t, err)
-					}
 					tb := s.open(t, browser)
 					tb.login(t, c.clientID, 0, nil)
 					tb.goTo(t, s.productURL(c, theme))
@@ -86,6 +90,10 @@ func TestStandin(t *testing.T) {
 							t.Errorf("the billing details lack %s", sel)
 						}
 					}
+					if tt.name != "suspended" {
+						tb.do(t, "size the window", chromedp.EmulateViewport(1280, 900))
+						tb.screenshot(t, theme+"-"+tt.name)
+					}
 					forms := tb.count(t, `[data-standin=module-output] form`)
 					if tt.status != "Active" && tb.count(t, `[data-standin=module-output]`) != 0 {
 						t.Errorf("a %s service shows module output (WHMCS shows it only for Active ones)", tt.status)
@@ -98,8 +106,9 @@ func TestStandin(t *testing.T) {
 		}
 	})
 
+	c104 := w.newCustomer(104, 3)
 	t.Run("admin posts need the token", func(t *testing.T) {
-		c := w.newCustomer(104, 3)
+		c := c104
 		hc := s.httpClient(t, 0, 1)
 		for _, token := range []string{"", "not-the-token"} {
 			resp, err := hc.PostForm(s.adminURL(c)+"&modop=suspend", url.Values{"token": {token}})
@@ -117,8 +126,61 @@ func TestStandin(t *testing.T) {
 		}
 	})
 
-	t.Run("another client's service is never handed to the module", func(t *testing.T) {
+	t.Run("a PreModule hook's abortcmd stops the command", func(t *testing.T) {
 		c := w.newCustomer(105, 3)
+		must(t, w.sim.SetLock(c.vmid, "backup"))
+		defer w.sim.SetLock(c.vmid, "")
+		tb := s.open(t, browser)
+		tb.login(t, 0, 1, nil)
+		tb.goTo(t, s.adminURL(c))
+		tb.submit(t, `[data-standin-command=suspend]`)
+		if got := tb.text(t, `[data-standin-result]`); !strings.Contains(got, "Function Aborted by Action Hook Code") {
+			t.Errorf("Suspend of a locked VM answered %q, want WHMCS's hook abort", got)
+		}
+		var status string
+		must(t, w.db.Store.DB().QueryRow("SELECT domainstatus FROM tblhosting WHERE id = ?", c.serviceID).Scan(&status))
+		if status != "Active" {
+			t.Errorf("after an aborted Suspend the service is %s", status)
+		}
+	})
+
+	t.Run("Loader dropdowns are filled from the product's server", func(t *testing.T) {
+		c := c100
+		var fields []struct {
+			Key     string            `json:"key"`
+			Options map[string]string `json:"options"`
+			Error   string            `json:"error"`
+		}
+		s.cli(t, &fields, "config-options", fmt.Sprint(c.productID))
+		found := false
+		for _, f := range fields {
+			if f.Error != "" {
+				t.Errorf("the Loader of %q failed: %s", f.Key, f.Error)
+			}
+			if f.Key == "Backup Storage" {
+				_, found = f.Options["backup"]
+			}
+		}
+		if !found {
+			t.Errorf("the Backup Storage Loader does not offer the simulator's \"backup\": %+v", fields)
+		}
+	})
+
+	t.Run("the module log is WHMCS's table, secrets masked", func(t *testing.T) {
+		var n, leaked int
+		must(t, w.db.Store.DB().QueryRow("SELECT COUNT(*) FROM tblmodulelog WHERE module = 'pvekeep'").Scan(&n))
+		must(t, w.db.Store.DB().QueryRow("SELECT COUNT(*) FROM tblmodulelog WHERE CONCAT(request, response, arrdata) LIKE ?",
+			"%"+w.info.TokenSecret+"%").Scan(&leaked))
+		if n == 0 {
+			t.Errorf("no module calls in tblmodulelog")
+		}
+		if leaked != 0 {
+			t.Errorf("%d of %d tblmodulelog rows hold the token secret", leaked, n)
+		}
+	})
+
+	t.Run("another client's service is never handed to the module", func(t *testing.T) {
+		c := c104
 		other, err := w.seed.Client(ctx, seed.Client{FirstName: "Eve", Email: "eve@example.test"})
 		must(t, err)
 		hc := s.httpClient(t, other, 0)

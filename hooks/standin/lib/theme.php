@@ -54,7 +54,7 @@ function standin_theme_css($theme)
         . '.product-status{color:#fff;border-radius:4px;overflow:hidden;margin-bottom:15px;text-align:center}'
         . '.product-status .product-icon{padding:15px 10px}'
         . '.product-status .product-icon h3{font-size:1.4em;margin:.3em 0 .2em}'
-        . '.product-status .product-icon h4{font-size:1em;margin:0;opacity:.85}'
+        . '.product-status .product-icon h4{font-size:1em;margin:0;color:#fff;opacity:.85}'
         . '.product-status .product-status-text{background:rgba(0,0,0,.15);padding:6px;font-weight:600}'
         . '.product-status-active{background:#46a546}.product-status-pending{background:#888}'
         . '.product-status-suspended{background:#ff8c00}.product-status-terminated,.product-status-cancelled,.product-status-fraud{background:#9a9a9a}'
