@@ -33,7 +33,7 @@ function standin_admin($script)
         standin_admin_server((int) ($_GET['id'] ?? 0));
     } else {
         http_response_code(404);
-        echo standin_admin_page('Not found', '<p>The stand-in has no admin/' . h($script) . '.</p>');
+        echo standin_admin_page('Not found', '<p>The stand-in has no admin/' . standin_h($script) . '.</p>');
     }
 }
 
@@ -41,8 +41,8 @@ function standin_admin_result($ok, $message, $what)
 {
     // WHMCS's admin info boxes: the module's string is printed as returned.
     return $ok
-        ? '<div class="successbox" data-standin-result="success"><strong>' . h($what) . ' Success</strong><br>' . ($message === 'success' ? 'The command completed successfully' : $message) . '</div>'
-        : '<div class="errorbox" data-standin-result="error"><strong>' . h($what) . ' Error</strong><br>' . $message . '</div>';
+        ? '<div class="successbox" data-standin-result="success"><strong>' . standin_h($what) . ' Success</strong><br>' . ($message === 'success' ? 'The command completed successfully' : $message) . '</div>'
+        : '<div class="errorbox" data-standin-result="error"><strong>' . standin_h($what) . ' Error</strong><br>' . $message . '</div>';
 }
 
 function standin_admin_service($id)
@@ -98,26 +98,26 @@ function standin_admin_service($id)
     $cmdForms = '';
     $cmdButtons = '';
     foreach ($cmds as [$formId, $action, $label, $key]) {
-        $cmdForms .= '<form id="' . h($formId) . '" method="post" action="' . h($action) . '"><input type="hidden" name="token" value="' . h($token) . '"></form>';
-        $cmdButtons .= '<button type="submit" form="' . h($formId) . '" class="btn btn-default" data-standin-command="' . h($key) . '">' . h($label) . '</button> ';
+        $cmdForms .= '<form id="' . standin_h($formId) . '" method="post" action="' . standin_h($action) . '"><input type="hidden" name="token" value="' . standin_h($token) . '"></form>';
+        $cmdButtons .= '<button type="submit" form="' . standin_h($formId) . '" class="btn btn-default" data-standin-command="' . standin_h($key) . '">' . standin_h($label) . '</button> ';
     }
 
     $statuses = '';
     foreach (['Pending', 'Active', 'Suspended', 'Terminated', 'Cancelled', 'Fraud', 'Completed'] as $st) {
         $statuses .= '<option' . ($st === $svc['domainstatus'] ? ' selected' : '') . '>' . $st . '</option>';
     }
-    $rows = '<tr><td class="fieldlabel">Product/Service</td><td class="fieldarea">' . h($svc['product_name']) . '</td></tr>'
-        . '<tr><td class="fieldlabel">Domain</td><td class="fieldarea"><input type="text" name="domain" class="form-control input-sm" value="' . h($svc['domain']) . '"></td></tr>'
+    $rows = '<tr><td class="fieldlabel">Product/Service</td><td class="fieldarea">' . standin_h($svc['product_name']) . '</td></tr>'
+        . '<tr><td class="fieldlabel">Domain</td><td class="fieldarea"><input type="text" name="domain" class="form-control input-sm" value="' . standin_h($svc['domain']) . '"></td></tr>'
         . '<tr><td class="fieldlabel">Status</td><td class="fieldarea"><select name="domainstatus" class="form-control input-sm">' . $statuses . '</select></td></tr>'
-        . '<tr><td class="fieldlabel">Registration Date</td><td class="fieldarea">' . h(standin_format_date($svc['regdate'])) . '</td></tr>'
-        . '<tr><td class="fieldlabel">Next Due Date</td><td class="fieldarea">' . h(standin_format_date($svc['nextduedate'])) . '</td></tr>'
+        . '<tr><td class="fieldlabel">Registration Date</td><td class="fieldarea">' . standin_h(standin_format_date($svc['regdate'])) . '</td></tr>'
+        . '<tr><td class="fieldlabel">Next Due Date</td><td class="fieldarea">' . standin_h(standin_format_date($svc['nextduedate'])) . '</td></tr>'
         . '<tr><td class="fieldlabel">Module Commands</td><td class="fieldarea" data-standin="module-commands">' . $cmdButtons . '</td></tr>';
     foreach ($fields as $label => $html) {
         // WHMCS prints the label and the field HTML as the module returns them.
         $rows .= '<tr data-standin="module-field"><td class="fieldlabel">' . $label . '</td><td class="fieldarea">' . $html . '</td></tr>';
     }
-    $form = '<form method="post" action="' . h($base) . '" id="frmServiceDetails">'
-        . '<input type="hidden" name="token" value="' . h($token) . '"><input type="hidden" name="standin_save" value="1">'
+    $form = '<form method="post" action="' . standin_h($base) . '" id="frmServiceDetails">'
+        . '<input type="hidden" name="token" value="' . standin_h($token) . '"><input type="hidden" name="standin_save" value="1">'
         . '<table class="form">' . $rows . '</table>'
         . '<p class="text-center"><button type="submit" class="btn btn-primary" data-standin="save">Save Changes</button></p></form>';
     echo standin_admin_page('Products/Services', $box . $form . $cmdForms);
@@ -140,7 +140,7 @@ function standin_admin_server($id)
     }
     $rows = '';
     foreach (['name' => 'Name', 'hostname' => 'Hostname', 'port' => 'Port', 'username' => 'Username', 'accesshash' => 'Access Hash', 'secure' => 'Secure'] as $k => $label) {
-        $rows .= '<tr><td class="fieldlabel">' . $label . '</td><td class="fieldarea">' . h($s[$k]) . '</td></tr>';
+        $rows .= '<tr><td class="fieldlabel">' . $label . '</td><td class="fieldarea">' . standin_h($s[$k]) . '</td></tr>';
     }
     $rows .= '<tr><td class="fieldlabel">Password</td><td class="fieldarea">' . ($s['password'] !== '' ? '(encrypted)' : '(empty)') . '</td></tr>';
     $form = '<form method="post" action="configservers.php?action=testconnection&amp;id=' . $id . '">' . generate_token('form')

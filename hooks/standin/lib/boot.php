@@ -135,7 +135,7 @@ function standin_exec($sql, array $args = [])
     return $st->rowCount();
 }
 
-function h($s)
+function standin_h($s)
 {
     return htmlspecialchars((string) $s, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
 }
@@ -146,3 +146,4 @@ require __DIR__ . '/module.php';
 
 date_default_timezone_set(standin_env('WHMCS_STANDIN_TIMEZONE', 'UTC'));
 define('WHMCS', true);
+standin_settings(); // $GLOBALS['CONFIG'] is there before any module file loads, as in WHMCS

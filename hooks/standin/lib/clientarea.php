@@ -78,9 +78,9 @@ function standin_services_list($theme, $uid)
     $rows = '';
     foreach (standin_rows('SELECT h.id, h.domain, h.domainstatus, h.nextduedate, p.name FROM tblhosting h
         JOIN tblproducts p ON p.id = h.packageid WHERE h.userid = ? ORDER BY h.id', [$uid]) as $r) {
-        $rows .= '<tr><td><a href="clientarea.php?action=productdetails&amp;id=' . (int) $r['id'] . '">' . h($r['name']) . '</a><br><small>'
-            . h($r['domain']) . '</small></td><td>' . h(standin_format_date($r['nextduedate'])) . '</td><td>'
-            . h(standin_status_text($r['domainstatus'])) . '</td></tr>';
+        $rows .= '<tr><td><a href="clientarea.php?action=productdetails&amp;id=' . (int) $r['id'] . '">' . standin_h($r['name']) . '</a><br><small>'
+            . standin_h($r['domain']) . '</small></td><td>' . standin_h(standin_format_date($r['nextduedate'])) . '</td><td>'
+            . standin_h(standin_status_text($r['domainstatus'])) . '</td></tr>';
     }
     $content = '<div class="table-responsive"><table class="table" data-standin="services"><thead><tr><th>Product/Service</th>'
         . '<th>Next Due Date</th><th>Status</th></tr></thead><tbody>' . $rows . '</tbody></table></div>';
@@ -167,7 +167,7 @@ function standin_product_details($theme, $uid, $id)
         $links = [];
         foreach ((array) standin_call('ClientAreaCustomButtonArray', $params) as $label => $fn) {
             $links[] = ['label' => $label, 'href' => 'clientarea.php?action=productdetails&id=' . $id . '&modop=custom&a=' . $fn,
-                'attrs' => ' data-standin-custom-button="' . h($fn) . '"'];
+                'attrs' => ' data-standin-custom-button="' . standin_h($fn) . '"'];
         }
         if ($links) {
             $sidebar .= standin_sidebar_panel($theme, 'Actions', $links);
@@ -205,20 +205,20 @@ function standin_product_overview($theme, array $svc, $moduleOutput, $replacemen
     if ($replacement !== null) {
         $billing = $replacement;
     } else {
-        $right = '<h4>' . $L['clientareahostingregdate'] . '</h4><span data-standin="regdate">' . h(standin_format_date($svc['regdate'])) . '</span>';
+        $right = '<h4>' . $L['clientareahostingregdate'] . '</h4><span data-standin="regdate">' . standin_h(standin_format_date($svc['regdate'])) . '</span>';
         if ((float) $svc['firstpaymentamount'] !== (float) $svc['amount']) {
-            $right .= '<h4>' . $L['firstpaymentamount'] . '</h4>' . h(standin_money($svc['firstpaymentamount']));
+            $right .= '<h4>' . $L['firstpaymentamount'] . '</h4>' . standin_h(standin_money($svc['firstpaymentamount']));
         }
-        $right .= '<h4>' . $L['recurringamount'] . '</h4><span data-standin="amount">' . h(standin_money($svc['amount'])) . '</span>'
-            . '<h4>' . $L['orderbillingcycle'] . '</h4>' . h($svc['billingcycle'])
-            . '<h4>' . $L['clientareahostingnextduedate'] . '</h4><span data-standin="nextduedate">' . h(standin_format_date($svc['nextduedate'])) . '</span>'
-            . '<h4>' . $L['orderpaymentmethod'] . '</h4>' . h($svc['paymentmethod']);
+        $right .= '<h4>' . $L['recurringamount'] . '</h4><span data-standin="amount">' . standin_h(standin_money($svc['amount'])) . '</span>'
+            . '<h4>' . $L['orderbillingcycle'] . '</h4>' . standin_h($svc['billingcycle'])
+            . '<h4>' . $L['clientareahostingnextduedate'] . '</h4><span data-standin="nextduedate">' . standin_h(standin_format_date($svc['nextduedate'])) . '</span>'
+            . '<h4>' . $L['orderpaymentmethod'] . '</h4>' . standin_h($svc['paymentmethod']);
         if ($svc['suspendreason'] !== '' && $status === 'Suspended') {
-            $right .= '<h4>' . $L['suspendreason'] . '</h4>' . h($svc['suspendreason']);
+            $right .= '<h4>' . $L['suspendreason'] . '</h4>' . standin_h($svc['suspendreason']);
         }
-        $left = '<div class="product-status product-status-' . h(strtolower($status)) . ($six ? '' : ' mb-3') . '">'
-            . '<div class="product-icon text-center"><h3 data-standin="product">' . h($svc['product_name']) . '</h3><h4>' . h($svc['group_name']) . '</h4></div>'
-            . '<div class="product-status-text" data-standin="status">' . h(standin_status_text($status)) . '</div></div>'
+        $left = '<div class="product-status product-status-' . standin_h(strtolower($status)) . ($six ? '' : ' mb-3') . '">'
+            . '<div class="product-icon text-center"><h3 data-standin="product">' . standin_h($svc['product_name']) . '</h3><h4>' . standin_h($svc['group_name']) . '</h4></div>'
+            . '<div class="product-status-text" data-standin="status">' . standin_h(standin_status_text($status)) . '</div></div>'
             . '<div class="row product-actions-wrapper"><div class="' . ($six ? 'col-xs-12' : 'col-12') . '">'
             . '<a href="clientarea.php?action=cancel&amp;id=' . $id . '" class="btn btn-block btn-danger" data-standin="cancel">'
             . $L['clientareacancelrequestbutton'] . '</a></div></div>';
@@ -235,8 +235,8 @@ function standin_product_overview($theme, array $svc, $moduleOutput, $replacemen
         $inner = '';
         if ($pane === 'domain') {
             $inner .= '<div class="row"><div class="' . ($six ? 'col-sm-5' : 'col-sm-5') . ' text-right"><strong>' . $L['clientareahostingdomain']
-                . '</strong></div><div class="col-sm-7 text-left">' . h($svc['domain']) . '</div></div><br>'
-                . '<p><a href="http://' . h($svc['domain']) . '" class="btn btn-default' . ($six ? '' : ' btn-light') . '" target="_blank">'
+                . '</strong></div><div class="col-sm-7 text-left">' . standin_h($svc['domain']) . '</div></div><br>'
+                . '<p><a href="http://' . standin_h($svc['domain']) . '" class="btn btn-default' . ($six ? '' : ' btn-light') . '" target="_blank">'
                 . $L['visitwebsite'] . '</a></p>';
         }
         if ($moduleOutput !== '') {

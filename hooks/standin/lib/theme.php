@@ -87,13 +87,13 @@ function standin_sidebar_panel($theme, $title, array $links)
     $items = '';
     foreach ($links as $l) {
         $cls = 'list-group-item' . ($theme === 'twenty-one' ? ' list-group-item-action' : '') . (!empty($l['active']) ? ' active' : '');
-        $items .= '<a href="' . h($l['href']) . '" class="' . $cls . '"' . ($l['attrs'] ?? '') . '>' . h($l['label']) . '</a>';
+        $items .= '<a href="' . standin_h($l['href']) . '" class="' . $cls . '"' . ($l['attrs'] ?? '') . '>' . standin_h($l['label']) . '</a>';
     }
     if ($theme === 'six') {
-        return '<div class="panel panel-sidebar panel-default"><div class="panel-heading"><h3 class="panel-title">' . h($title)
+        return '<div class="panel panel-sidebar panel-default"><div class="panel-heading"><h3 class="panel-title">' . standin_h($title)
             . '</h3></div><div class="list-group">' . $items . '</div></div>';
     }
-    return '<div class="mb-3 card card-sidebar"><div class="card-header"><h3 class="card-title m-0">' . h($title)
+    return '<div class="mb-3 card card-sidebar"><div class="card-header"><h3 class="card-title m-0">' . standin_h($title)
         . '</h3></div><div class="list-group list-group-flush">' . $items . '</div></div>';
 }
 
@@ -104,12 +104,12 @@ function standin_client_page($theme, $title, $sidebar, $content)
     $css = '/assets/css/' . STANDIN_THEMES[$theme] . '.css';
     $head = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         . '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        . '<title>' . h($title) . ' - ' . h($s['CompanyName']) . '</title><link rel="icon" href="data:,">'
+        . '<title>' . standin_h($title) . ' - ' . standin_h($s['CompanyName']) . '</title><link rel="icon" href="data:,">'
         . '<link href="' . $css . '" rel="stylesheet"><style>' . standin_theme_css($theme) . '</style>'
         // as includes/head.tpl: the token for scripts
         . '<script>var csrfToken = ' . json_encode(generate_token('plain')) . ';</script>'
         . '</head>';
-    $company = h($s['CompanyName']);
+    $company = standin_h($s['CompanyName']);
     if ($theme === 'six') {
         return $head . '<body data-standin-theme="six">'
             . '<section id="header"><div class="container"><a href="clientarea.php" class="logo">' . $company . '</a></div></section>'
@@ -117,7 +117,7 @@ function standin_client_page($theme, $title, $sidebar, $content)
             . '<li><a href="clientarea.php">Home</a></li><li class="active"><a href="clientarea.php?action=products">Services</a></li>'
             . '</ul></div></nav></section>'
             . '<section id="main-body"><div class="container"><div class="row">'
-            . '<div class="col-md-9 col-md-push-3 main-content"><div class="header-lined"><h1>' . h($title) . '</h1></div>' . $content . '</div>'
+            . '<div class="col-md-9 col-md-push-3 main-content"><div class="header-lined"><h1>' . standin_h($title) . '</h1></div>' . $content . '</div>'
             . '<div class="col-md-3 col-md-pull-9 sidebar">' . $sidebar . '</div>'
             . '</div></div></section>'
             . '<section id="footer"><div class="container standin-footer">Copyright &copy; ' . $company . ' (WHMCS stand-in, theme six)</div></section>'
@@ -131,10 +131,10 @@ function standin_client_page($theme, $title, $sidebar, $content)
         . '</div></div></header>'
         . '<nav class="master-breadcrumb" aria-label="breadcrumb"><div class="container"><ol class="breadcrumb">'
         . '<li class="breadcrumb-item"><a href="clientarea.php">Client Area</a></li>'
-        . '<li class="breadcrumb-item active" aria-current="page">' . h($title) . '</li></ol></div></nav>'
+        . '<li class="breadcrumb-item active" aria-current="page">' . standin_h($title) . '</li></ol></div></nav>'
         . '<section id="main-body"><div class="container"><div class="row">'
         . '<div class="col-lg-4 col-xl-3"><div class="sidebar">' . $sidebar . '</div></div>'
-        . '<div class="col-lg-8 col-xl-9 primary-content"><h1>' . h($title) . '</h1>' . $content . '</div>'
+        . '<div class="col-lg-8 col-xl-9 primary-content"><h1>' . standin_h($title) . '</h1>' . $content . '</div>'
         . '</div></div></section>'
         . '<footer id="footer" class="footer"><div class="container standin-footer">Copyright &copy; ' . $company . ' (WHMCS stand-in, theme twenty-one)</div></footer>'
         . '</body></html>';
@@ -152,7 +152,7 @@ function standin_alert($type, $rawMsg, $id = '', $extra = '')
 /** The admin area (WHMCS's admin is Bootstrap 3): a plain frame. */
 function standin_admin_page($title, $content)
 {
-    return '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>' . h($title) . ' - WHMCS stand-in admin</title>'
+    return '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>' . standin_h($title) . ' - WHMCS stand-in admin</title>'
         . '<link rel="icon" href="data:,"><link href="/assets/css/bootstrap@3.4.1.css" rel="stylesheet">'
         . '<style>body{background:#f2f2f2;font-size:13px}.contentarea{background:#fff;padding:20px;margin:20px auto;max-width:1100px}'
         . '.form td.fieldlabel{width:20%;text-align:right;background:#efefef;padding:6px 10px;font-weight:600}.form td.fieldarea{padding:6px 10px}'
@@ -161,5 +161,5 @@ function standin_admin_page($title, $content)
         . '.errorbox{background:#f2dede;border:1px solid #ebccd1}</style>'
         . '<script>var csrfToken = ' . json_encode(generate_token('plain')) . ';</script></head>'
         . '<body data-standin-area="admin"><nav class="navbar navbar-inverse" style="border-radius:0"><div class="container"><span class="navbar-brand">WHMCS admin (stand-in)</span></div></nav>'
-        . '<div class="contentarea"><h1>' . h($title) . '</h1>' . $content . '</div></body></html>';
+        . '<div class="contentarea"><h1>' . standin_h($title) . '</h1>' . $content . '</div></body></html>';
 }
