@@ -171,6 +171,34 @@ func TestInWHMCS(t *testing.T) {
 		}
 	})
 
+	t.Run("dates and language follow WHMCS's settings and the session", func(t *testing.T) {
+		c := w.newCustomer(105, 3)
+		w.backedUp(c, "nightly")
+		var l backupList
+		w.mustCall(c, "backups.list", nil, &l)
+		created, err := time.Parse(time.RFC3339, l.Items[0].CreatedAt)
+		must(t, err)
+		ctx := context.Background()
+		must(t, w.seed.Setting(ctx, "DateFormat", "YYYY-MM-DD"))
+		defer w.seed.Setting(ctx, "DateFormat", "DD/MM/YYYY")
+		berlin, err := time.LoadLocation("Europe/Berlin")
+		must(t, err)
+		sw := w.sub(t)
+		sw.env = append(append([]string(nil), w.env...), "WHMCS_STANDIN_TIMEZONE=Europe/Berlin")
+		bs := sw.startStandin()
+		tb := bs.open(t, browser)
+		// The client's profile says English; in this session they picked German.
+		tb.login(t, c.clientID, 0, url.Values{"language": {"german"}})
+		tb.page = bs.productURL(c, "")
+		tb.load(t)
+		if got, want := tb.text(t, `.pvekeep-backup-created`), created.In(berlin).Format("2006-01-02 15:04"); got != want {
+			t.Errorf("the backup's date reads %q, want %q (DateFormat YYYY-MM-DD, Europe/Berlin)", got, want)
+		}
+		if got := tb.attr(t, `#pvekeep`, "lang"); got != "de" {
+			t.Errorf("the page's language is %q, want the session's German", got)
+		}
+	})
+
 	t.Run("the admin restores the chosen backup", func(t *testing.T) {
 		c := w.newCustomer(104, 3)
 		w.backedUp(c, "older")
