@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -387,7 +388,7 @@ func TestProductPageScreenshots(t *testing.T) {
 			// Backup now, and the panel's cron drives it while the page polls.
 			tb.do(t, "type a note", chromedp.SendKeys(chromedp.CSS(`#pvekeep-note`), "before the PHP 8.3 upgrade"))
 			tb.submit(t, `[data-pvekeep=backup-create-submit]`)
-			stop := w.cronInBackground(t)
+			stop := s.cronInBackground(t)
 			eval[bool](t, tb, `window.__pvekeepSamePage = true`)
 			first := tb.waitProgress(t, func(p int) bool { return p > 0 && p < 100 })
 			tb.screenshot(t, theme+"-running-1")
@@ -435,10 +436,13 @@ func (tb *tab) waitProgress(t testing.TB, ok func(int) bool) int {
 	return 0
 }
 
-// cronInBackground runs the panel's cron tick every 300 ms until stopped.
-func (w *world) cronInBackground(t testing.TB) (stop func()) {
+// cronInBackground runs WHMCS's cron (the stand-in's cli.php cron:
+// AfterCronJob, which ticks the plugin) every 300 ms until stopped; a failed
+// run fails t when stopped (not from this goroutine).
+func (s *standin) cronInBackground(t testing.TB) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	var failed error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -447,12 +451,26 @@ func (w *world) cronInBackground(t testing.TB) (stop func()) {
 			case <-done:
 				return
 			case <-time.After(300 * time.Millisecond):
-				w.sub(t).tick(0.3)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				cmd := exec.CommandContext(ctx, s.w.phpBin, filepath.Join(repoDir, "hooks", "standin", "cli.php"), "cron")
+				cmd.Env = s.env
+				if out, err := cmd.CombinedOutput(); err != nil && failed == nil {
+					failed = fmt.Errorf("cli.php cron: %v\n%s", err, out)
+				}
+				cancel()
 			}
 		}
 	}()
 	var once sync.Once
-	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			if failed != nil {
+				t.Errorf("WHMCS's cron failed: %v", failed)
+			}
+		})
+	}
 	t.Cleanup(stop)
 	return stop
 }
