@@ -67,28 +67,51 @@ func requireSmarty(t testing.TB) {
 	}
 }
 
-// newBrowser starts one headless Chromium for a test and its subtests, which
-// each open their own tab in it.
+// browser is the one headless Chromium of this test binary: every test
+// shares it, each tab in its own browser context (its own cookies). It is
+// started on first use and ended by TestMain.
+var browser struct {
+	once   sync.Once
+	ctx    context.Context
+	err    error
+	cancel func()
+}
+
+// newBrowser returns the test binary's Chromium, starting it on first use.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path := requireChromium(t)
 	requireSmarty(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
+	browser.once.Do(func() {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path))
+		if os.Geteuid() == 0 {
+			opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
+		}
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+		browser.cancel = func() {
+			cancelBrowser()
+			cancelAlloc()
+		}
+		// The first Do starts the browser and binds its life to this context,
+		// which has no deadline; each step gets its own.
+		if err := chromedp.Do(ctx); err != nil {
+			browser.err = fmt.Errorf("start %s: %w", path, err)
+			return
+		}
+		browser.ctx = ctx
 	})
-	// The first Do starts the browser and binds its life to this context,
-	// which has no deadline; each step below gets its own.
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start %s: %v", path, err)
+	if browser.err != nil {
+		t.Fatal(browser.err)
 	}
-	return browser
+	return browser.ctx
+}
+
+// closeBrowser ends the test binary's Chromium, if it was started.
+func closeBrowser() {
+	if browser.cancel != nil {
+		browser.cancel()
+	}
 }
 
 // standin is the WHMCS stand-in (hooks/standin/router.php) under `php -S`,
