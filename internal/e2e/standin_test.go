@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -191,4 +192,40 @@ func TestStandin(t *testing.T) {
 			t.Errorf("another client's product page answered %s to %q, want a redirect to the services list", resp.Status, loc)
 		}
 	})
+}
+
+// TestStandinIsAsHarshAsWHMCS runs a module that trusts its input and its
+// output (testdata/standin-fixture) in the stand-in: request input arrives
+// entity-encoded, a custom function's answer is printed raw in the theme's
+// alert, and a PHP warning fails the page.
+func TestStandinIsAsHarshAsWHMCS(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	w := newWorld(t)
+	w.env = append(w.env, "WHMCS_STANDIN_MODULE_DIR="+filepath.Join(repoDir, "internal", "e2e", "testdata", "standin-fixture"))
+	s := w.startStandin()
+	c := w.newCustomer(100, 3)
+	tb := s.open(t, browser)
+	tb.login(t, c.clientID, 0, nil)
+	const said = `<i>hi</i> & 'you'`
+	tb.do(t, "call the fixture's shout", chromedp.Navigate(s.productURL(c, "")+"&modop=custom&a=shout&say="+url.QueryEscape(said)))
+	if n := tb.count(t, `#alertModuleCustomButtonFailed #fixture-raw`); n != 1 {
+		t.Errorf("the function's HTML answer is not printed raw in the alert (%d #fixture-raw):\n%s", n, tb.text(t, "body"))
+	}
+	for _, sel := range []string{`#fixture-raw`, `#fixture-output`} {
+		if got := tb.text(t, sel); got != said {
+			t.Errorf("%s reads %q, want the input as text %q (WHMCS encodes it)", sel, got, said)
+		}
+	}
+	if n := tb.count(t, `#fixture-raw i, #fixture-output i`); n != 0 {
+		t.Errorf("the encoded input became %d elements", n)
+	}
+	// (Not in the tab: it would count the 500 as a page error.)
+	resp, err := s.httpClient(t, c.clientID, 0).Get(s.productURL(c, "") + "&modop=custom&a=sloppy")
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "Undefined array key") {
+		t.Errorf("a warning did not fail the page: %s\n%.400s", resp.Status, body)
+	}
 }

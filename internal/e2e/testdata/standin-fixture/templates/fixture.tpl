@@ -1,0 +1,1 @@
+<div id="fixture-output">{$said}</div>
