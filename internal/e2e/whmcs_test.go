@@ -263,6 +263,7 @@ func pageToken(t testing.TB, hc *http.Client, u string) string {
 // fails with a message that says what is wrong.
 func TestTestConnection(t *testing.T) {
 	t.Parallel()
+	browser := newBrowser(t)
 	w := newWorld(t)
 	s := w.startStandin()
 	ctx := context.Background()
@@ -317,6 +318,15 @@ func TestTestConnection(t *testing.T) {
 				t.Fatalf("Test Connection succeeded, want a failure naming %q", tt.want)
 			}
 			t.Logf("Test Connection Failed: %s", got.Error)
+			// The same through the admin's Server page and its button: the
+			// answer is printed as the module returns it (escaped by it).
+			tb := s.open(t, browser)
+			tb.login(t, 0, 1, nil)
+			tb.goTo(t, fmt.Sprintf("%s/admin/configservers.php?action=manage&id=%d", s.base, id))
+			tb.submit(t, `[data-standin=test-connection]`)
+			if page := tb.text(t, `[data-standin-result=error]`); !strings.Contains(page, tt.want[0]) {
+				t.Errorf("the Server page shows %q, want it to name %q", page, tt.want[0])
+			}
 			for _, want := range tt.want {
 				if !strings.Contains(strings.ToLower(got.Error), strings.ToLower(want)) {
 					t.Errorf("Test Connection says %q, want it to name %q", got.Error, want)
