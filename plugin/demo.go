@@ -58,6 +58,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *moduleDir == "" {
 		*moduleDir = filepath.Join(*repo, "dist", "modules", "servers", "pvekeep")
 	}
+	if abs, err := filepath.Abs(*repo); err == nil {
+		*repo = abs // php -S runs in a scratch folder
+	}
 	router := filepath.Join(*repo, "hooks", "standin", "router.php")
 	for _, f := range []string{router, filepath.Join(*moduleDir, "pvekeep.php")} {
 		if _, err := os.Stat(f); err != nil {
@@ -69,6 +72,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("demo: php-cli is needed (make demo installs it): %w", err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
+	// Ctrl-C or a TERM at any point ends the demo through its deferred
+	// cleanups: the stand-in stopped, the database dropped.
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
 
 	sim := pvesim.New(pvesim.Options{Nodes: 2, VMs: 4, Speed: *speed, Logger: quiet})
 	info, err := sim.Start("127.0.0.1:0")
@@ -156,6 +163,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("demo: %w", err)
 		}
 		if err := sess.run(ctx); err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintln(stdout, "\ninterrupted")
+				return nil
+			}
 			return fmt.Errorf("demo: %w", err)
 		}
 		fmt.Fprintln(stdout)
@@ -169,8 +180,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	fmt.Fprintf(stdout, "\nWHMCS's cron (AfterCronJob) runs every 5 s. Ctrl-C stops the demo and drops its database.\n")
-	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer cancel()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
@@ -209,8 +218,10 @@ func isTerminal(f *os.File) bool {
 func startStandin(php, router, listen, dir string, env []string) (string, func(), error) {
 	cmd := exec.Command(php, "-S", listen, router)
 	cmd.Dir = dir
+	// One process with workers (a page poll and a click may overlap); the
+	// group is ended on the way out, and the server dies with the demo.
 	cmd.Env = append(env, "PHP_CLI_SERVER_WORKERS=4")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", nil, err

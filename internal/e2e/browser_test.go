@@ -181,10 +181,10 @@ func (w *world) startStandin() *standin {
 	// Port 0: PHP picks a free one and names it in its "started" line.
 	cmd := exec.Command(w.phpBin, "-S", "127.0.0.1:0", filepath.Join(repoDir, "hooks", "standin", "router.php"))
 	cmd.Dir = data
-	// A page poll and a post may overlap, as in a browser.
-	cmd.Env = append(s.env, "PHP_CLI_SERVER_WORKERS=4")
-	// The workers are children of php -S: end them all, as a group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// One process (no PHP_CLI_SERVER_WORKERS): it dies with the test binary
+	// even when a timeout kills that before any cleanup runs.
+	cmd.Env = s.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		w.t.Fatal(err)
