@@ -85,7 +85,7 @@ func (s *Service) Overview(ctx context.Context, c Call) (AdminOverview, error) {
 	if err != nil {
 		return AdminOverview{}, dbError(err)
 	}
-	st, err := s.dbStatus(ctx, f, items, true)
+	st, js, err := s.dbStatus(ctx, f, items, true)
 	if err != nil {
 		return AdminOverview{}, err
 	}
@@ -112,10 +112,8 @@ func (s *Service) Overview(ctx context.Context, c Call) (AdminOverview, error) {
 	if out.Emails, err = s.admin.ServiceEmails(ctx, f.ServiceID, overviewEmails); err != nil {
 		return AdminOverview{}, dbError(err)
 	}
-	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
-		return AdminOverview{}, err
-	} else if ok && last.State == pvekeep.JobFailed && failureStillMatters(last, out.Jobs[:min(1, len(out.Jobs))]) {
-		out.FailedRestore = &last
+	if last := js.LastRestore; last != nil && last.State == pvekeep.JobFailed && failureStillMatters(*last, out.Jobs[:min(1, len(out.Jobs))]) {
+		out.FailedRestore = last
 	}
 	return out, nil
 }

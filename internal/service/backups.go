@@ -58,23 +58,21 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, dbError(err)
 	}
-	st, err := s.dbStatus(ctx, f, items, false)
+	st, js, err := s.dbStatus(ctx, f, items, false)
 	if err != nil {
 		return BackupList{}, err
 	}
 	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob}
-	newest, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: f.ServiceID, Limit: 1})
-	if err != nil {
-		return BackupList{}, dbError(err)
+	var newest []pvekeep.Job
+	if js.Newest != nil {
+		newest = []pvekeep.Job{*js.Newest}
 	}
 	if len(newest) == 1 && newest[0].State == pvekeep.JobFailed &&
 		(newest[0].Kind == pvekeep.KindBackupCreate || newest[0].Kind == pvekeep.KindBackupRemove) {
 		out.FailedBackup = &newest[0]
 	}
-	if last, ok, err := s.lastRestore(ctx, f.ServiceID); err != nil {
-		return BackupList{}, err
-	} else if ok && last.State == pvekeep.JobFailed && failureStillMatters(last, newest) {
-		out.FailedRestore = &last
+	if last := js.LastRestore; last != nil && last.State == pvekeep.JobFailed && failureStillMatters(*last, newest) {
+		out.FailedRestore = last
 	}
 	return out, nil
 }

@@ -39,29 +39,32 @@ func (s *Service) recordFacts(ctx context.Context, f store.VMFacts) {
 // and power "unknown" for a VM never seen). items are the service's listed
 // backups. A product whose quota settings cannot be read is an error,
 // unless lenient (the admin's view, which must show the rest regardless:
-// the quotas' maxima are then 0).
-func (s *Service) dbStatus(ctx context.Context, f pvekeep.ServiceFacts, items []pvekeep.Backup, lenient bool) (Status, error) {
+// the quotas' maxima are then 0). It also returns the service's jobs it
+// read the lock from (one statement), which the page shows too.
+func (s *Service) dbStatus(ctx context.Context, f pvekeep.ServiceFacts, items []pvekeep.Backup, lenient bool) (Status, store.ServiceJobs, error) {
 	out := Status{VMID: f.VMID, Power: PowerUnknown}
 	pl, err := plan.QuotasFromFacts(f)
 	if err != nil && !lenient {
-		return Status{}, err
+		return Status{}, store.ServiceJobs{}, err
 	}
 	out.Backups, out.Snapshots = Usage{Max: pl.BackupsMax}, Usage{Max: pl.SnapshotsMax}
 	out.Backups.Used = usedSlots(items)
-	if j, ok, err := s.st.ActiveJob(ctx, f.ServiceID); err != nil {
-		return Status{}, dbError(err)
-	} else if ok {
-		out.ActiveJob = &j
+	js, err := s.st.ServiceJobs(ctx, f.ServiceID)
+	if err != nil {
+		return Status{}, store.ServiceJobs{}, dbError(err)
+	}
+	if j := js.Active; j != nil {
+		out.ActiveJob = j
 		out.Lock = Lock{Locked: true, Reason: lockName(j.Kind), JobID: j.ID}
 	}
 	cached, ok, err := s.facts.VMFacts(ctx, f.ServiceID)
 	if err != nil {
-		return Status{}, dbError(err)
+		return Status{}, store.ServiceJobs{}, dbError(err)
 	}
 	if ok && cached.VMID == f.VMID && f.VMID > 0 {
 		applyFacts(&out, cached)
 	}
-	return out, nil
+	return out, js, nil
 }
 
 // applyFacts puts cached facts into a status whose job lock is already set.

@@ -24,6 +24,7 @@ type serviceStore interface {
 	UPIDRecorded(ctx context.Context, upid pvekeep.UPID) (bool, error)
 	Job(ctx context.Context, id pvekeep.JobID) (pvekeep.Job, error)
 	ActiveJob(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Job, bool, error)
+	ServiceJobs(ctx context.Context, id pvekeep.ServiceID) (store.ServiceJobs, error)
 	JobByKey(ctx context.Context, id pvekeep.ServiceID, key string) (pvekeep.Job, bool, error)
 	Jobs(ctx context.Context, f store.JobFilter) ([]pvekeep.Job, error)
 	Backups(ctx context.Context, id pvekeep.ServiceID, statuses ...pvekeep.BackupStatus) ([]pvekeep.Backup, error)

@@ -60,7 +60,7 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	if err != nil {
 		return Status{}, dbError(err)
 	}
-	out, err := s.dbStatus(ctx, f, items, false)
+	out, _, err := s.dbStatus(ctx, f, items, false)
 	if err != nil {
 		return Status{}, err
 	}

@@ -474,3 +474,47 @@ func (s *Store) BackupByVolid(ctx context.Context, serviceID pvekeep.ServiceID, 
 	}
 	return b, nil
 }
+
+// ServiceJobs are the jobs a service's page shows besides its backups.
+type ServiceJobs struct {
+	Active      *pvekeep.Job // the job holding the service's lock, if any
+	Newest      *pvekeep.Job // the service's newest job of any kind
+	LastRestore *pvekeep.Job // its newest restore or reinstall
+}
+
+// serviceJobsQuery reads the three in one statement: a page view waits on
+// each round trip, and one statement also reads them as of one moment.
+var serviceJobsQuery = `
+(SELECT 'active' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE active_service_id = ?)
+UNION ALL
+(SELECT 'newest' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE service_id = ? ORDER BY id DESC LIMIT 1)
+UNION ALL
+(SELECT 'restore' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE service_id = ? AND kind IN (?, ?)
+ ORDER BY id DESC LIMIT 1)`
+
+// ServiceJobs reads the service's active, newest and last restore jobs
+// (see ServiceJobs), live: nothing is cached between calls.
+func (s *Store) ServiceJobs(ctx context.Context, serviceID pvekeep.ServiceID) (ServiceJobs, error) {
+	var rows []struct {
+		Which string `db:"which"`
+		pvekeep.Job
+	}
+	if err := s.db.SelectContext(ctx, &rows, serviceJobsQuery, serviceID, serviceID, serviceID,
+		pvekeep.KindBackupRestore, pvekeep.KindVMReinstall); err != nil {
+		return ServiceJobs{}, fmt.Errorf("read jobs of service %d: %w", serviceID, classify(err))
+	}
+	var out ServiceJobs
+	for i := range rows {
+		j := rows[i].Job
+		normaliseJob(&j)
+		switch rows[i].Which {
+		case "active":
+			out.Active = &j
+		case "newest":
+			out.Newest = &j
+		case "restore":
+			out.LastRestore = &j
+		}
+	}
+	return out, nil
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,160 +18,157 @@ const (
 	optionQuantity = 4
 )
 
-// serviceRow is what the service query returns. WHMCS keeps most of it in
-// text columns; tblclients and tblproducts are LEFT JOINed, so a service
-// whose product or client row is gone still reads (with empty values).
+// serviceRow is one row of the service query: the service, its product's
+// settings, its client, its vmid, and one of its configurable options (a
+// service with none has one row, its option columns NULL). WHMCS keeps
+// most of it in text columns; tblclients and tblproducts are LEFT JOINed,
+// so a service whose product or client row is gone still reads (with
+// empty values).
 type serviceRow struct {
-	ID          int64          `db:"id"`
-	UserID      int64          `db:"userid"`
-	PackageID   int64          `db:"packageid"`
-	Server      int64          `db:"server"`
-	Status      string         `db:"domainstatus"`
-	Domain      string         `db:"domain"`
-	ProductName sql.NullString `db:"product_name"`
-	FirstName   sql.NullString `db:"firstname"`
-	LastName    sql.NullString `db:"lastname"`
-	Email       sql.NullString `db:"email"`
-	Language    sql.NullString `db:"language"`
-	BoundVMID   sql.NullInt64  `db:"bound_vmid"`
+	ID          int64
+	UserID      int64
+	PackageID   int64
+	Server      int64
+	Status      string
+	Domain      string
+	ProductName sql.NullString
+	FirstName   sql.NullString
+	LastName    sql.NullString
+	Email       sql.NullString
+	Language    sql.NullString
+	BoundVMID   sql.NullInt64
+	FieldVMID   sql.NullString
+	OptionName  sql.NullString
+	OptionType  sql.NullString
+	OptionQty   sql.NullInt64
+	OptionSub   sql.NullString
 }
 
-const serviceQuery = `
+// serviceQuery reads everything Service returns in one statement (one
+// round trip: a page view pays for each), so nothing about a service is
+// ever cached between calls and a changed product, binding or option
+// shows on the next one.
+//
+// field_vmid is the value of the product custom field whose name (before
+// '|') is "vmid"; the newest value row wins if WHMCS ever left two. It
+// counts only when the plugin's own binding (bound_vmid) is unset.
+//
+// The option columns are the service's chosen configurable options,
+// limited to the option groups linked to its current product: WHMCS keeps
+// the rows of a previous product's options after a product change.
+//
+// configoption1..24 follow in order (product_settings).
+var serviceQuery = func() string {
+	cols := make([]string, 24)
+	for i := range cols {
+		cols[i] = fmt.Sprintf("COALESCE(p.configoption%d, '')", i+1)
+	}
+	return `
 SELECT h.id, h.userid, h.packageid, h.server, h.domainstatus, h.domain,
        p.name AS product_name,
        c.firstname, c.lastname, c.email, c.language,
-       ps.vmid AS bound_vmid
+       ps.vmid AS bound_vmid,
+       (SELECT v.value
+        FROM tblcustomfields f
+        JOIN tblcustomfieldsvalues v ON v.fieldid = f.id AND v.relid = h.id
+        WHERE f.type = 'product' AND f.relid = h.packageid
+          AND LOWER(TRIM(SUBSTRING_INDEX(f.fieldname, '|', 1))) = 'vmid'
+        ORDER BY f.id, v.id DESC
+        LIMIT 1) AS field_vmid,
+       o.optionname AS option_name, o.optiontype AS option_type, hc.qty AS option_qty,
+       COALESCE(s.optionname, '') AS option_sub,
+       ` + strings.Join(cols, ", ") + `
 FROM tblhosting h
 LEFT JOIN tblproducts p ON p.id = h.packageid
 LEFT JOIN tblclients c ON c.id = h.userid
 LEFT JOIN mod_pvekeep_services ps ON ps.service_id = h.id
-WHERE h.id = ?`
-
-// productSettingsQuery reads configoption1..24 in order.
-var productSettingsQuery = func() string {
-	cols := make([]string, 24)
-	for i := range cols {
-		cols[i] = fmt.Sprintf("COALESCE(configoption%d, '')", i+1)
-	}
-	return "SELECT " + strings.Join(cols, ", ") + " FROM tblproducts WHERE id = ?"
+LEFT JOIN (tblhostingconfigoptions hc
+           JOIN tblproductconfigoptions o ON o.id = hc.configid
+           LEFT JOIN tblproductconfigoptionssub s ON s.id = hc.optionid AND s.configid = o.id)
+  ON hc.relid = h.id
+ AND o.gid IN (SELECT l.gid FROM tblproductconfiglinks l WHERE l.pid = h.packageid)
+WHERE h.id = ?
+ORDER BY o.order, o.id, hc.id`
 }()
 
-// vmidFieldQuery finds the value of the product custom field whose name
-// (before '|') is "vmid", for one service. The newest value row wins if
-// WHMCS ever left two.
-const vmidFieldQuery = `
-SELECT v.value
-FROM tblcustomfields f
-JOIN tblcustomfieldsvalues v ON v.fieldid = f.id AND v.relid = ?
-WHERE f.type = 'product' AND f.relid = ?
-  AND LOWER(TRIM(SUBSTRING_INDEX(f.fieldname, '|', 1))) = 'vmid'
-ORDER BY f.id, v.id DESC
-LIMIT 1`
-
-// configOptionsQuery reads the service's chosen configurable options,
-// limited to the option groups linked to its current product: WHMCS keeps
-// the rows of a previous product's options after a product change.
-const configOptionsQuery = `
-SELECT o.optionname, o.optiontype, hc.qty, COALESCE(s.optionname, '') AS subname
-FROM tblhostingconfigoptions hc
-JOIN tblproductconfigoptions o ON o.id = hc.configid
-LEFT JOIN tblproductconfigoptionssub s ON s.id = hc.optionid AND s.configid = o.id
-WHERE hc.relid = ?
-  AND o.gid IN (SELECT l.gid FROM tblproductconfiglinks l WHERE l.pid = ?)
-ORDER BY o.order, o.id, hc.id`
-
 // Service reads what WHMCS knows about service id (see
-// pvekeep.ServiceFacts). An unknown id is ErrNotFound.
+// pvekeep.ServiceFacts), in one statement. An unknown id is ErrNotFound.
 func (s *Store) Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.ServiceFacts, error) {
-	var row serviceRow
-	if err := s.db.GetContext(ctx, &row, serviceQuery, id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, ErrNotFound)
-		}
+	rows, err := s.db.QueryContext(ctx, serviceQuery, id)
+	if err != nil {
 		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, classify(err))
 	}
-	f := pvekeep.ServiceFacts{
-		ServiceID:       pvekeep.ServiceID(row.ID),
-		ClientID:        row.UserID,
-		ProductID:       row.PackageID,
-		ServerID:        row.Server,
-		Status:          row.Status,
-		Domain:          row.Domain,
-		ProductName:     row.ProductName.String,
-		ClientFirstName: row.FirstName.String,
-		ClientLastName:  row.LastName.String,
-		ClientEmail:     row.Email.String,
-		ClientLanguage:  row.Language.String,
-		ConfigOptions:   map[string]string{},
-	}
-
-	if err := s.readProductSettings(ctx, row.PackageID, &f.ProductSettings); err != nil {
-		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, err)
-	}
-
-	if row.BoundVMID.Valid && row.BoundVMID.Int64 > 0 {
-		f.VMID = pvekeep.VMID(row.BoundVMID.Int64)
-	} else {
-		var v string
-		err := s.db.QueryRowxContext(ctx, vmidFieldQuery, row.ID, row.PackageID).Scan(&v)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d vmid field: %w", id, classify(err))
-		default:
-			f.VMID = parseVMID(v)
+	defer rows.Close()
+	var (
+		f     pvekeep.ServiceFacts
+		found bool
+	)
+	for rows.Next() {
+		var row serviceRow
+		var settings [24]string
+		dest := []any{&row.ID, &row.UserID, &row.PackageID, &row.Server, &row.Status, &row.Domain,
+			&row.ProductName, &row.FirstName, &row.LastName, &row.Email, &row.Language,
+			&row.BoundVMID, &row.FieldVMID, &row.OptionName, &row.OptionType, &row.OptionQty, &row.OptionSub}
+		for i := range settings {
+			dest = append(dest, &settings[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, classify(err))
+		}
+		if !found {
+			found = true
+			f = pvekeep.ServiceFacts{
+				ServiceID:       pvekeep.ServiceID(row.ID),
+				ClientID:        row.UserID,
+				ProductID:       row.PackageID,
+				ServerID:        row.Server,
+				Status:          row.Status,
+				Domain:          row.Domain,
+				ProductName:     row.ProductName.String,
+				ClientFirstName: row.FirstName.String,
+				ClientLastName:  row.LastName.String,
+				ClientEmail:     row.Email.String,
+				ClientLanguage:  row.Language.String,
+				ProductSettings: settings,
+				ConfigOptions:   map[string]string{},
+			}
+			if row.BoundVMID.Valid && row.BoundVMID.Int64 > 0 {
+				f.VMID = pvekeep.VMID(row.BoundVMID.Int64)
+			} else if row.FieldVMID.Valid {
+				f.VMID = parseVMID(row.FieldVMID.String)
+			}
+		}
+		if row.OptionName.Valid {
+			addConfigOption(f.ConfigOptions, row.OptionName.String, row.OptionType.String, row.OptionQty.Int64, row.OptionSub.String)
 		}
 	}
-
-	if err := s.readConfigOptions(ctx, row.ID, row.PackageID, f.ConfigOptions); err != nil {
-		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, err)
+	if err := rows.Err(); err != nil {
+		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, classify(err))
+	}
+	if !found {
+		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, ErrNotFound)
 	}
 	return f, nil
 }
 
-func (s *Store) readProductSettings(ctx context.Context, productID int64, out *[24]string) error {
-	dest := make([]any, len(out))
-	for i := range out {
-		dest[i] = &out[i]
+// addConfigOption records one chosen configurable option under its name
+// (before '|'): a dropdown's or radio's chosen sub-option (before '|'), a
+// yes/no's or quantity's number.
+func addConfigOption(out map[string]string, name, typ string, qty int64, sub string) {
+	key := beforePipe(name)
+	if key == "" {
+		return
 	}
-	err := s.db.QueryRowxContext(ctx, productSettingsQuery, productID).Scan(dest...)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("read product %d settings: %w", productID, classify(err))
-	}
-	return nil
-}
-
-func (s *Store) readConfigOptions(ctx context.Context, serviceID, productID int64, out map[string]string) error {
-	rows, err := s.db.QueryxContext(ctx, configOptionsQuery, serviceID, productID)
-	if err != nil {
-		return fmt.Errorf("read configurable options: %w", classify(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var name, typ, sub string
-		var qty int64
-		if err := rows.Scan(&name, &typ, &qty, &sub); err != nil {
-			return fmt.Errorf("read configurable options: %w", classify(err))
+	t, _ := strconv.Atoi(strings.TrimSpace(typ))
+	switch t {
+	case optionDropdown, optionRadio:
+		if sub == "" {
+			return // the chosen sub-option is gone; the product default applies
 		}
-		key := beforePipe(name)
-		if key == "" {
-			continue
-		}
-		t, _ := strconv.Atoi(strings.TrimSpace(typ))
-		switch t {
-		case optionDropdown, optionRadio:
-			if sub == "" {
-				continue // the chosen sub-option is gone; the product default applies
-			}
-			out[key] = beforePipe(sub)
-		case optionYesNo, optionQuantity:
-			out[key] = strconv.FormatInt(qty, 10)
-		}
+		out[key] = beforePipe(sub)
+	case optionYesNo, optionQuantity:
+		out[key] = strconv.FormatInt(qty, 10)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read configurable options: %w", classify(err))
-	}
-	return nil
 }
 
 // beforePipe is WHMCS's "value|Display Name" convention: the part before
