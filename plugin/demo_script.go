@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -63,15 +64,15 @@ func (d *demoSession) get(u string) (string, error) {
 }
 
 var (
-	demoFormRe   = regexp.MustCompile(`(?s)<form\b[^>]*>.*?</form>`)
-	demoInputRe  = regexp.MustCompile(`<input\b[^>]*\btype="hidden"[^>]*>`)
-	demoAttrRe   = regexp.MustCompile(`\b(name|value)="([^"]*)"`)
-	demoRowRe    = regexp.MustCompile(`(?s)<tr\b[^>]*data-pvekeep-backup-id="(\d+)"[^>]*data-status="([^"]*)".*?class="pvekeep-backup-note">(.*?)</span>.*?</tr>`)
-	demoFlashRe  = regexp.MustCompile(`(?s)id="pvekeep-flash"[^>]*>(.*?)</div>`)
-	demoQuotaRe  = regexp.MustCompile(`(?s)id="pvekeep-quota"[^>]*>(.*?)</p>`)
-	demoStatusRe = regexp.MustCompile(`(?s)id="pvekeep-status"[^>]*>(.*?)</p>`)
-	demoJobRe    = regexp.MustCompile(`id="pvekeep-job"[^>]*data-job-id="(\d+)"`)
-	demoTagRe    = regexp.MustCompile(`<[^>]+>`)
+	demoFormRe   = lazyre.New(`(?s)<form\b[^>]*>.*?</form>`)
+	demoInputRe  = lazyre.New(`<input\b[^>]*\btype="hidden"[^>]*>`)
+	demoAttrRe   = lazyre.New(`\b(name|value)="([^"]*)"`)
+	demoRowRe    = lazyre.New(`(?s)<tr\b[^>]*data-pvekeep-backup-id="(\d+)"[^>]*data-status="([^"]*)".*?class="pvekeep-backup-note">(.*?)</span>.*?</tr>`)
+	demoFlashRe  = lazyre.New(`(?s)id="pvekeep-flash"[^>]*>(.*?)</div>`)
+	demoQuotaRe  = lazyre.New(`(?s)id="pvekeep-quota"[^>]*>(.*?)</p>`)
+	demoStatusRe = lazyre.New(`(?s)id="pvekeep-status"[^>]*>(.*?)</p>`)
+	demoJobRe    = lazyre.New(`id="pvekeep-job"[^>]*data-job-id="(\d+)"`)
+	demoTagRe    = lazyre.New(`<[^>]+>`)
 )
 
 func demoText(s string) string {

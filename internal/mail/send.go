@@ -1,6 +1,8 @@
 package mail
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,7 +13,6 @@ import (
 	"net"
 	"net/textproto"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -62,7 +63,7 @@ func NewSender(cfg Config, logger *slog.Logger) *Sender {
 	return &Sender{cfg: cfg.withDefaults(), logger: logger.With("component", "mail")}
 }
 
-var messageIDRe = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
+var messageIDRe = lazyre.New(`^<[^<>@\s]+@[^<>@\s]+>$`)
 
 func (m Message) validate() error {
 	if err := checkAddress(m.To); err != nil {

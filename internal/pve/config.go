@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -162,8 +162,8 @@ func (c Config) checkTLS() error {
 }
 
 var (
-	tokenIDRe  = regexp.MustCompile(`^[^\s:/@]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
-	hostnameRe = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$`)
+	tokenIDRe  = lazyre.New(`^[^\s:/@]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
+	hostnameRe = lazyre.New(`^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$`)
 )
 
 // CheckHost accepts a host name (letters, digits, "-", "_", dots), an IPv4

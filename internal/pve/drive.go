@@ -1,10 +1,11 @@
 package pve
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -236,7 +237,7 @@ type DiskLimits struct {
 
 // throttleKeyRe matches the throttling options of Drive.pm's
 // $add_throttle_desc, the legacy *_length aliases included.
-var throttleKeyRe = regexp.MustCompile(`^(?:m?bps|iops)(?:_rd|_wr)?(?:_max)?(?:_length)?$`)
+var throttleKeyRe = lazyre.New(`^(?:m?bps|iops)(?:_rd|_wr)?(?:_max)?(?:_length)?$`)
 
 func parseLimit(v string) (float64, error) {
 	f, err := strconv.ParseFloat(v, 64)
@@ -340,7 +341,7 @@ func (d *Drive) setLimit(k limitKeys, v float64) {
 	_ = d.Set(k.key, strconv.FormatFloat(v, 'f', -1, 64))
 }
 
-var sizeRe = regexp.MustCompile(`^(\d+)(?:\.(\d+))?([KMGT](?:iB)?)?$`)
+var sizeRe = lazyre.New(`^(\d+)(?:\.(\d+))?([KMGT](?:iB)?)?$`)
 
 // ParseSize reads a PVE disk size into bytes, as PVE::JSONSchema's
 // parse_size: digits with an optional fraction and an optional unit K, M,
@@ -386,11 +387,11 @@ func FormatSize(bytes int64) string {
 func FormatSizeGiB(n int64) string { return FormatSize(n << 30) }
 
 // driveKeyRe matches the drive keys of Drive.pm's valid_drive_names.
-var driveKeyRe = regexp.MustCompile(`^(?:ide[0-3]|scsi(?:[12]?\d|30)|virtio(?:\d|1[0-5])|sata[0-5]|efidisk0|tpmstate0)$`)
+var driveKeyRe = lazyre.New(`^(?:ide[0-3]|scsi(?:[12]?\d|30)|virtio(?:\d|1[0-5])|sata[0-5]|efidisk0|tpmstate0)$`)
 
 // IsDriveKey reports whether key names a drive (scsi0, virtio3, efidisk0,
 // …), not counting unusedN.
 func IsDriveKey(key string) bool { return driveKeyRe.MatchString(key) }
 
 // resizeSizeRe is the size pattern of PUT …/resize.
-var resizeSizeRe = regexp.MustCompile(`^\+?\d+(?:\.\d+)?[KMGT]?$`)
+var resizeSizeRe = lazyre.New(`^\+?\d+(?:\.\d+)?[KMGT]?$`)

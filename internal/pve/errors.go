@@ -3,9 +3,9 @@ package pve
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -159,7 +159,7 @@ func (e *transportError) Unwrap() []error {
 	return []error{e.err}
 }
 
-var lockRe = regexp.MustCompile(`(?:VM|CT|[Gg]uest)(?: \d+)? is locked \(([A-Za-z0-9_-]+)\)`)
+var lockRe = lazyre.New(`(?:VM|CT|[Gg]uest)(?: \d+)? is locked \(([A-Za-z0-9_-]+)\)`)
 
 // parseLock finds "VM is locked (backup)" in a PVE message.
 func parseLock(msg string) (string, bool) {
@@ -173,7 +173,7 @@ func parseLock(msg string) (string, bool) {
 // runningRe matches PVE's refusals because a guest runs: "VM 100 already
 // running" (vm_start), "unable to restore VM 100 - vm is running"
 // (qmrestore), "VM 100 is running - destroy failed" (destroy_vm).
-var runningRe = regexp.MustCompile(`(?i)\b(?:already running|vm(?: \d+)? is running)\b`)
+var runningRe = lazyre.New(`(?i)\b(?:already running|vm(?: \d+)? is running)\b`)
 
 // permanent picks the sentinel for a PVE "die" message that no retry can
 // change. PVE answers every die with a 500, so without this they would all

@@ -1,8 +1,9 @@
 package pve
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -15,7 +16,7 @@ var nicModels = map[string]bool{
 	"ne2k_pci": true, "pcnet": true, "rtl8139": true, "virtio": true, "vmxnet3": true,
 }
 
-var macRe = regexp.MustCompile(`^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$`)
+var macRe = lazyre.New(`^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$`)
 
 // Net is a parsed network device of a guest config (net0, …), e.g.
 // "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1,tag=20,rate=50"

@@ -1,9 +1,10 @@
 package pve
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ type UPIDInfo struct {
 	User      string    // root@pam, or user@realm!token
 }
 
-var upidRe = regexp.MustCompile(`^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`)
+var upidRe = lazyre.New(`^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`)
 
 // ParseUPID decodes s the way PVE's upid_decode does.
 func ParseUPID(s string) (UPIDInfo, error) {
@@ -50,7 +51,7 @@ func ParseUPID(s string) (UPIDInfo, error) {
 // sprintf("%3d%% ($transferred_h of $target_h) in %s, read: …, write: …"),
 // as it appears in the task log behind vzdump's "INFO: " prefix. It does
 // not match "backup is sparse: 1.0 GiB (12%) total zero data".
-var progressRe = regexp.MustCompile(`^(?:\S+ \S+ )?INFO:\s+(\d{1,3})% \(`)
+var progressRe = lazyre.New(`^(?:\S+ \S+ )?INFO:\s+(\d{1,3})% \(`)
 
 // ParseProgress reads the percentage from a vzdump progress log line
 // ("INFO:  42% (4.2 GiB of 10.0 GiB) in 5s, read: …") → 42.
@@ -71,7 +72,7 @@ func ParseProgress(line string) (pct int, ok bool) {
 // sec)" (pve-qemu vma-reader.c) and pbs-restore's "progress 42% (read …
 // bytes, zeroes = 40% (… bytes), duration 94 sec)". qemu-server prints them
 // unprefixed (no "INFO:").
-var restoreProgressRe = regexp.MustCompile(`^(?:\S+ \S+ )?progress (\d{1,3})% \(read \d+ bytes`)
+var restoreProgressRe = lazyre.New(`^(?:\S+ \S+ )?progress (\d{1,3})% \(read \d+ bytes`)
 
 // ParseRestoreProgress reads the percentage from a qmrestore progress line
 // → 42. A VMA archive counts all disks together; a Proxmox Backup Server
@@ -92,7 +93,7 @@ func ParseRestoreProgress(line string) (pct int, ok bool) {
 // archiveRe matches PVE::VZDump's "creating $archive_txt archive '$target'",
 // where $archive_txt is "vzdump", "Proxmox Backup Server" or a backup
 // provider's name.
-var archiveRe = regexp.MustCompile(`^(?:\S+ \S+ )?INFO: creating (?:.+ )?archive '(.+)'\s*$`)
+var archiveRe = lazyre.New(`^(?:\S+ \S+ )?INFO: creating (?:.+ )?archive '(.+)'\s*$`)
 
 // ParseArchive returns the archive target named by a vzdump log line
 // ("INFO: creating vzdump archive '/mnt/backup/dump/vzdump-qemu-100-….vma.zst'").
@@ -115,7 +116,7 @@ func VolidFromArchive(storage, target string) string {
 	return storage + ":backup/" + name
 }
 
-var warningsRe = regexp.MustCompile(`^WARNINGS: (\d+)$`)
+var warningsRe = lazyre.New(`^WARNINGS: (\d+)$`)
 
 // IsWarnings reports whether a task exit status is "WARNINGS: N" — a task
 // that succeeded with N warnings.

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -67,7 +67,7 @@ func (c *Client) ListBackups(ctx context.Context, node, storage string, vmid pve
 	return out, nil
 }
 
-var backupVMIDRe = regexp.MustCompile(`(?:^|/)vzdump-(?:qemu|lxc|openvz)-(\d+)-|^[^:]*:backup/(?:vm|ct)/(\d+)/`)
+var backupVMIDRe = lazyre.New(`(?:^|/)vzdump-(?:qemu|lxc|openvz)-(\d+)-|^[^:]*:backup/(?:vm|ct)/(\d+)/`)
 
 // Volume finds one backup volume by volid. It reads the content listing
 // (filtered by the vmid named in the volid when there is one) rather than

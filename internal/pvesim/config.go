@@ -1,6 +1,8 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
 	"maps"
 	"regexp"
@@ -18,9 +20,9 @@ import (
 // start (vm_stop_cleanup, vm_start).
 
 var (
-	reUnusedKey = regexp.MustCompile(`^unused\d+$`)
-	reNetKey    = regexp.MustCompile(`^net\d+$`)
-	reNewDisk   = regexp.MustCompile(`^(?:([^/:\s]+):)?(\d+(?:\.\d+)?)$`)
+	reUnusedKey = lazyre.New(`^unused\d+$`)
+	reNetKey    = lazyre.New(`^net\d+$`)
+	reNewDisk   = lazyre.New(`^(?:([^/:\s]+):)?(\d+(?:\.\d+)?)$`)
 )
 
 // fastPlug are the options a running VM takes at once ($fast_plug_option

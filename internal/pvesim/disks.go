@@ -1,9 +1,10 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func imageKey(volid string) string {
 	return storage + ":" + name
 }
 
-var reDiskName = regexp.MustCompile(`^(?:vm|base|subvol)-(\d+)-disk-(\d+)$`)
+var reDiskName = lazyre.New(`^(?:vm|base|subvol)-(\d+)-disk-(\d+)$`)
 
 // allocImage is vdisk_alloc on an lvmthin storage: the lowest free
 // vm-<vmid>-disk-N (find_free_diskname counts vm-, base- and subvol- LVs).

@@ -1,9 +1,10 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -69,7 +70,7 @@ func vzdumpFormatTime(d time.Duration) string {
 // strftime renders "%F %H:%M:%S".
 func strftime(t time.Time) string { return t.Format("2006-01-02 15:04:05") }
 
-var reShellSafe = regexp.MustCompile(`^[\w!%+,\-./:=@^]+$`)
+var reShellSafe = lazyre.New(`^[\w!%+,\-./:=@^]+$`)
 
 // shellQuote is String::ShellQuote::shell_quote for one word.
 func shellQuote(s string) string {

@@ -1,10 +1,11 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -369,7 +370,7 @@ func (s *Sim) restoreVMA(c *taskCtx, job *restoreJob) error {
 	return nil
 }
 
-var reSmbiosUUID = regexp.MustCompile(`uuid=[0-9a-fA-F-]+`)
+var reSmbiosUUID = lazyre.New(`uuid=[0-9a-fA-F-]+`)
 
 // handleResize is resize_vm: a "resize" task on PVE 8+, grow only.
 func (s *Sim) handleResize(r *request) (any, error) {
@@ -447,7 +448,7 @@ func (s *Sim) handleResize(r *request) (any, error) {
 	return upid, nil
 }
 
-var reResize = regexp.MustCompile(`^(\+)?(\d+(?:\.\d+)?)([KMGT])?$`)
+var reResize = lazyre.New(`^(\+)?(\d+(?:\.\d+)?)([KMGT])?$`)
 
 // lvmSize renders a size as lvm prints it ("10.00 GiB").
 func lvmSize(b int64) string {

@@ -1,6 +1,8 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"bytes"
 	"compress/gzip"
 	_ "embed"
@@ -147,7 +149,7 @@ func perlToGoRegexp(s string) string {
 }
 
 // indexedProp matches schema keys like "net[n]" against "net0".
-var indexedProp = regexp.MustCompile(`^([a-z]+)\[n\]$`)
+var indexedProp = lazyre.New(`^([a-z]+)\[n\]$`)
 
 // indexMax is the highest index PVE accepts for each "name[n]" key.
 var indexMax = map[string]int{
@@ -293,8 +295,8 @@ func scalarString(v any) string {
 }
 
 var (
-	reInteger = regexp.MustCompile(`^[+-]?\d+$`)
-	reNumber  = regexp.MustCompile(`^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$`)
+	reInteger = lazyre.New(`^[+-]?\d+$`)
+	reNumber  = lazyre.New(`^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$`)
 )
 
 // check validates one value against its schema (PVE's check_prop) and
@@ -458,15 +460,15 @@ func checkPropertyString(format map[string]*propSchema, value string) string {
 }
 
 var (
-	reVMID       = regexp.MustCompile(`^[1-9][0-9]{2,8}$`)
-	reNodeName   = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$`)
-	reStorageID  = regexp.MustCompile(`(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
-	reConfigID   = regexp.MustCompile(`(?i)^[a-z][a-z0-9_-]+$`)
-	reRealm      = regexp.MustCompile(`^[A-Za-z][A-Za-z.\-_\d]*[A-Za-z\d]$`)
-	reDNSName    = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])$`)
-	reKeepOption = regexp.MustCompile(`^keep-(all|last|hourly|daily|weekly|monthly|yearly)$`)
-	reDigits     = regexp.MustCompile(`^\d+$`)
-	reUnicastMAC = regexp.MustCompile(`(?i)^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$`)
+	reVMID       = lazyre.New(`^[1-9][0-9]{2,8}$`)
+	reNodeName   = lazyre.New(`^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$`)
+	reStorageID  = lazyre.New(`(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
+	reConfigID   = lazyre.New(`(?i)^[a-z][a-z0-9_-]+$`)
+	reRealm      = lazyre.New(`^[A-Za-z][A-Za-z.\-_\d]*[A-Za-z\d]$`)
+	reDNSName    = lazyre.New(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])$`)
+	reKeepOption = lazyre.New(`^keep-(all|last|hourly|daily|weekly|monthly|yearly)$`)
+	reDigits     = lazyre.New(`^\d+$`)
+	reUnicastMAC = lazyre.New(`(?i)^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$`)
 )
 
 var storageContentTypes = map[string]bool{

@@ -1,8 +1,9 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -209,9 +210,9 @@ func realVolumeID(storage, volume string) (volid, storeid string, err *apiError)
 }
 
 var (
-	reBackupVolname = regexp.MustCompile(`^backup/([^/]+)$`)
-	reLVMVolname    = regexp.MustCompile(`^(vm|base)-(\d+)-\S+$`)
-	reArchiveName   = regexp.MustCompile(`^vzdump-(qemu|lxc|openvz)-(\d+)-(\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})\.(vma|tar)(?:\.(zst|gz|lzo))?$`)
+	reBackupVolname = lazyre.New(`^backup/([^/]+)$`)
+	reLVMVolname    = lazyre.New(`^(vm|base)-(\d+)-\S+$`)
+	reArchiveName   = lazyre.New(`^vzdump-(qemu|lxc|openvz)-(\d+)-(\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})\.(vma|tar)(?:\.(zst|gz|lzo))?$`)
 )
 
 // volumeRef is a parsed volume id.

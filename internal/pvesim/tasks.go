@@ -1,10 +1,11 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ func (c *taskCtx) sleep(d time.Duration) error { return c.s.sleep(c.ctx, d) }
 // now is the simulated wall time.
 func (c *taskCtx) now() time.Time { return c.s.now() }
 
-var reUPID = regexp.MustCompile(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$`)
+var reUPID = lazyre.New(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$`)
 
 // nodeBoot is when a node booted, for pstart (clock ticks since boot).
 func (s *Sim) nodeBoot(node string) time.Time {

@@ -1,11 +1,12 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func configDigest(raw string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-var reDiskKey = regexp.MustCompile(`^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$`)
+var reDiskKey = lazyre.New(`^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$`)
 
 // disk is one drive of a VM config.
 type disk struct {
@@ -120,7 +121,7 @@ func (v *vm) disks() []disk {
 	return out
 }
 
-var reSize = regexp.MustCompile(`^(\d+(?:\.\d+)?)([KMGT](?:iB)?)?$`)
+var reSize = lazyre.New(`^(\d+(?:\.\d+)?)([KMGT](?:iB)?)?$`)
 
 // parseSize is PVE::JSONSchema::parse_size ("10G" → bytes).
 func parseSize(s string) int64 {

@@ -1,10 +1,11 @@
 package pvesim
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -493,8 +494,8 @@ func (s *Sim) prune(c *taskCtx, job *vzdumpJob, vmid int) {
 }
 
 var (
-	reNotesEscape = regexp.MustCompile(`\\(.)`)
-	reNotesVar    = regexp.MustCompile(`\{\{([^\s{}]+)\}\}`)
+	reNotesEscape = lazyre.New(`\\(.)`)
+	reNotesVar    = lazyre.New(`\{\{([^\s{}]+)\}\}`)
 )
 
 // generateNotes is vzdump's notes-template expansion.

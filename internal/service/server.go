@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
@@ -94,7 +94,7 @@ func RequiredPrivileges(storage string, pveMajor int) []PrivilegeNeed {
 	return out
 }
 
-var storageIDRe = regexp.MustCompile(`^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
+var storageIDRe = lazyre.New(`^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
 
 // TestServer runs the connection checks of server.test against the
 // panel's server: the address answers, TLS is pinned or CA-verified, the

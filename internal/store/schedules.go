@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -30,7 +30,7 @@ type Schedule struct {
 	UpdatedAt time.Time
 }
 
-var hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+var hhmm = lazyre.New(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
 const scheduleDayColumns = `service_id, timezone,
 sun_enabled, sun_time, mon_enabled, mon_time, tue_enabled, tue_time, wed_enabled, wed_time,

@@ -1,13 +1,14 @@
 package store
 
 import (
+	"github.com/pvekeep/pvekeep/internal/lazyre"
+
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -205,7 +206,7 @@ func nullString(s string) any {
 	return s
 }
 
-var dbNameRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+var dbNameRe = lazyre.New(`^[A-Za-z0-9_]{1,64}$`)
 
 // CreateDatabase creates database name (utf8mb4) on the server adminDSN
 // points at; adminDSN's own database part is ignored. Used by tests and
