@@ -21,6 +21,7 @@
     #pvekeep-status                  VM facts; .pvekeep-checked = their age
     #pvekeep-job                     running job (data-job-id, data-job-state, data-poll-url)
     #pvekeep-job-progress .progress-bar   its progress (aria-valuenow)
+    #pvekeep-job .pvekeep-job-progress-text  its progress in words ("42% done"), beside the bar
     #pvekeep-job .pvekeep-job-state  its state in words
     #pvekeep-lock                    why nothing can be done now
     #pvekeep-notice                  quota full / backups off (data-notice)
@@ -32,10 +33,20 @@
     form#pvekeep-backup-create       Backup now: input#pvekeep-note[name=pvekeep_note], [data-pvekeep=backup-create-submit]
   (the older [data-pvekeep=…] names stay on the same elements.)
 *}
+{*
+  The title as the themes' own headers: six's .panel-title is 16px; a
+  twenty-one .card-title is an h3 at 1.75rem unless sized (its sidebar
+  cards use 1rem). The progress text sits beside the bar, never inside it:
+  a bar of a few percent would cut it off.
+*}
+<style>
+#pvekeep .pvekeep-title { font-size: 16px; margin: 0; line-height: 1.3; }
+#pvekeep .pvekeep-job-progress { margin-bottom: 5px; }
+</style>
 <div id="pvekeep" class="pvekeep text-left" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">
   <div class="card panel panel-default pvekeep-card">
     <div class="card-header panel-heading">
-      <h3 class="card-title panel-title pvekeep-title">{$pvekeep_lang['backups.title']|escape}</h3>
+      <h3 class="card-title panel-title m-0 pvekeep-title">{$pvekeep_lang['backups.title']|escape}</h3>
     </div>
     <div class="card-body panel-body">
 
@@ -94,11 +105,12 @@
       <p>
         <strong class="pvekeep-job-kind">{$pvekeep_active_job.kind_text|escape}</strong>
         <span class="pvekeep-job-state">{$pvekeep_active_job.state_text|escape}</span>
+        &middot; <span class="pvekeep-job-progress-text">{$pvekeep_active_job.progress_text|escape}</span>
       </p>
       <div id="pvekeep-job-progress" class="progress pvekeep-job-progress">
         <div class="progress-bar progress-bar-striped progress-bar-animated active" role="progressbar"
           style="width: {$pvekeep_active_job.progress|escape}%;" aria-valuenow="{$pvekeep_active_job.progress|escape}"
-          aria-valuemin="0" aria-valuemax="100">{$pvekeep_active_job.progress_text|escape}</div>
+          aria-valuemin="0" aria-valuemax="100" aria-valuetext="{$pvekeep_active_job.progress_text|escape}"></div>
       </div>
       {if $pvekeep_active_job.started_text}
         <p><small class="pvekeep-job-started">{$pvekeep_active_job.started_text|escape}</small></p>
@@ -188,6 +200,7 @@
     return;
   }
   var bar = box.querySelector('.progress-bar');
+  var label = box.querySelector('.pvekeep-job-progress-text');
   var state = box.querySelector('.pvekeep-job-state');
   var every = parseInt(box.getAttribute('data-poll-ms'), 10) || 2000;
   var ended = false;
@@ -200,7 +213,8 @@
         }
         bar.style.width = d.job.progress + '%';
         bar.setAttribute('aria-valuenow', String(d.job.progress));
-        bar.textContent = d.job.progress_text;
+        bar.setAttribute('aria-valuetext', d.job.progress_text);
+        label.textContent = d.job.progress_text;
         state.textContent = d.job.state_text;
         box.setAttribute('data-job-state', d.job.state);
         if (d.job.done) {

@@ -71,6 +71,33 @@ final class TemplateTest extends TestCase
         $this->assertStringNotContainsString('id="pvekeep-backup-create"', $html, 'locked: no Backup now');
     }
 
+    /**
+     * The bar holds no text: at a few percent (twenty-one's bar clips what
+     * does not fit) the label would be cut to "1!"; it sits beside the bar,
+     * and the poll updates it there.
+     */
+    public function testProgressTextIsBesideTheBarNotInIt(): void
+    {
+        $html = self::render(ClientAreaView::TEMPLATE, self::vars(['active_job' => [
+            'id' => 9, 'kind' => 'backup.create', 'state' => 'running', 'progress_pct' => 3,
+        ]]));
+        $this->assertMatchesRegularExpression('/<div class="progress-bar[^"]*"[^>]*aria-valuetext="3% done"><\/div>/', $html, 'an empty bar');
+        $this->assertMatchesRegularExpression('/<span class="pvekeep-job-progress-text">3% done<\/span>/', $html);
+        $this->assertStringContainsString("label.textContent = d.job.progress_text", $html);
+        $this->assertStringNotContainsString("bar.textContent", $html);
+    }
+
+    /**
+     * The card's title is sized as the themes' own headers (six's
+     * .panel-title), not Bootstrap 4's full h3 of a bare .card-title.
+     */
+    public function testTitleIsSizedAsTheThemesHeaders(): void
+    {
+        $html = self::render(ClientAreaView::TEMPLATE, self::vars([]));
+        $this->assertMatchesRegularExpression('/<h3 class="[^"]*\bm-0\b[^"]*pvekeep-title">/', $html);
+        $this->assertMatchesRegularExpression('/#pvekeep \.pvekeep-title \{[^}]*font-size: 16px;/', $html);
+    }
+
     public function testErrorPage(): void
     {
         $html = self::render(ClientAreaView::ERROR_TEMPLATE, ['pvekeep_error' => self::HOSTILE, 'pvekeep_flash' => null]);

@@ -374,7 +374,8 @@ func (tb *tab) progress(t testing.TB) int {
 
 // TestProductPageScreenshots takes the product page in both themes: idle,
 // a backup running (twice, the bar moving without a reload) and a failed
-// restore, into screenshotDir.
+// restore, into screenshotDir, checking what the screenshots showed wrong
+// once: the title's size and the bar's label.
 func TestProductPageScreenshots(t *testing.T) {
 	t.Parallel()
 	browser := newBrowser(t)
@@ -394,6 +395,11 @@ func TestProductPageScreenshots(t *testing.T) {
 			tb.page = s.productURL(c, theme)
 			tb.load(t)
 			tb.screenshot(t, theme+"-idle")
+			// The card's title as the theme's own headers (six's .panel-title
+			// is 16px), not Bootstrap 4's 28px h3.
+			if px := eval[float64](t, tb, `parseFloat(getComputedStyle(document.querySelector('.pvekeep-title')).fontSize)`); px > 18 {
+				t.Errorf("the Backups title is %.0fpx, want a header's size (≤ 18px)", px)
+			}
 
 			// Backup now, and the panel's cron drives it while the page polls.
 			tb.do(t, "type a note", chromedp.SendKeys(chromedp.CSS(`#pvekeep-note`), "before the PHP 8.3 upgrade"))
@@ -401,9 +407,13 @@ func TestProductPageScreenshots(t *testing.T) {
 			stop := s.cronInBackground(t)
 			eval[bool](t, tb, `window.__pvekeepSamePage = true`)
 			first := tb.waitProgress(t, func(p int) bool { return p > 0 && p < 100 })
+			tb.waitBarDrawn(t)
 			tb.screenshot(t, theme+"-running-1")
+			tb.progressReadable(t)
 			second := tb.waitProgress(t, func(p int) bool { return p > first && p < 100 })
+			tb.waitBarDrawn(t)
 			tb.screenshot(t, theme+"-running-2")
+			tb.progressReadable(t)
 			if !eval[bool](t, tb, `window.__pvekeepSamePage === true`) {
 				t.Errorf("the page reloaded while the bar moved")
 			}
@@ -429,6 +439,42 @@ func TestProductPageScreenshots(t *testing.T) {
 			tb.screenshot(t, theme+"-failed-restore")
 		})
 	}
+}
+
+// progressReadable checks that the running job's progress reads in full
+// ("18% done"): never clipped by a narrow bar.
+func (tb *tab) progressReadable(t testing.TB) {
+	t.Helper()
+	got := eval[string](t, tb, `(() => {
+		const bar = document.querySelector('#pvekeep-job-progress .progress-bar');
+		const label = document.querySelector('#pvekeep-job .pvekeep-job-progress-text');
+		if (label === null) { return 'no .pvekeep-job-progress-text'; }
+		if (bar.contains(label) || bar.textContent.trim() !== '') { return 'text inside the bar: ' + bar.textContent; }
+		const r = label.getBoundingClientRect();
+		if (r.width < label.scrollWidth - 1 || r.width === 0) { return 'clipped: ' + label.textContent; }
+		if (!label.textContent.includes(bar.getAttribute('aria-valuenow'))) { return 'reads ' + label.textContent; }
+		return '';
+	})()`)
+	if got != "" {
+		t.Errorf("the progress label is not readable: %s", got)
+	}
+}
+
+// waitBarDrawn waits until the bar is drawn at its value: the themes
+// animate its width (0.6 s), and a screenshot taken meanwhile shows a
+// shorter bar than the label says.
+func (tb *tab) waitBarDrawn(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if eval[bool](t, tb, `(() => { const b = document.querySelector('#pvekeep-job-progress .progress-bar');
+			const drawn = 100 * b.getBoundingClientRect().width / b.parentNode.clientWidth;
+			return Math.abs(drawn - parseInt(b.getAttribute('aria-valuenow'), 10)) < 1; })()`) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("the bar is not drawn at its value")
 }
 
 // waitProgress waits (without reloading) until the bar's value satisfies ok.
