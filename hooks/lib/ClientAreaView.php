@@ -52,11 +52,33 @@ final class ClientAreaView
             $vars = $view->build($list, $params, $flash, Input::token(), bin2hex(random_bytes(16)));
             return ['tabOverviewModuleOutputTemplate' => self::TEMPLATE, 'templateVariables' => $vars];
         } catch (\Throwable $e) {
+            $error = self::pageError($lang, $e);
             return [
                 'tabOverviewModuleOutputTemplate' => self::ERROR_TEMPLATE,
-                'templateVariables' => ['pvekeep_error' => $lang->error($e), 'pvekeep_flash' => $flash],
+                'templateVariables' => [
+                    'pvekeep_error' => $error['text'],
+                    'pvekeep_error_kind' => $error['kind'],
+                    'pvekeep_flash' => $flash,
+                ],
             ];
         }
+    }
+
+    /**
+     * What the page says when backups.list refused. The page view is no
+     * click, so no "action not possible": backups.list answers
+     * invalid_state only for a service that has no VM bound yet (an order
+     * not provisioned, or an admin who has not filled in the vmid), and the
+     * client is told just that, as information rather than an error.
+     *
+     * @return array{kind: string, text: string} kind: info | danger
+     */
+    public static function pageError(Lang $lang, \Throwable $e): array
+    {
+        if ($e instanceof \PvekeepRpcException && $e->getReason() === 'invalid_state') {
+            return ['kind' => 'info', 'text' => $lang->get('service.not_set_up')];
+        }
+        return ['kind' => 'danger', 'text' => $lang->error($e)];
     }
 
     /**

@@ -191,6 +191,28 @@ final class ClientAreaViewTest extends TestCase
         $this->assertSame('Retry restore', $f['retry_label']);
     }
 
+    /**
+     * backups.list answers invalid_state only for a service with no VM
+     * bound: the page view says the service is not set up yet, in the
+     * client's language, as information, never "action not possible".
+     */
+    public function testUnboundServiceIsNotSetUpYet(): void
+    {
+        $e = new PvekeepRpcException('no virtual machine is bound to this service', 1005, ['reason' => 'invalid_state']);
+        foreach (['english' => 'Your service is not set up yet.', 'german' => 'Ihr Dienst ist noch nicht eingerichtet.',
+            'russian' => 'Ваша услуга ещё не настроена.'] as $language => $start) {
+            $lang = new Lang($language);
+            $got = ClientAreaView::pageError($lang, $e);
+            $this->assertSame('info', $got['kind'], $language);
+            $this->assertStringStartsWith($start, $got['text'], $language);
+            $this->assertNotSame($lang->get('error.invalid_state'), $got['text'], $language);
+        }
+        $down = ClientAreaView::pageError(new Lang('english'), new PvekeepTransportException('no socket'));
+        $this->assertSame(['kind' => 'danger', 'text' => (new Lang('english'))->get('error.unavailable')], $down);
+        $forbidden = new PvekeepRpcException('not yours', 1002, ['reason' => 'forbidden']);
+        $this->assertSame('danger', ClientAreaView::pageError(new Lang('english'), $forbidden)['kind']);
+    }
+
     public function testFailedBackupIsExplained(): void
     {
         $failed = ['id' => 7, 'kind' => 'backup.create', 'state' => 'failed', 'error' => 'No space left on device',

@@ -98,6 +98,14 @@ final class TemplateTest extends TestCase
         $this->assertMatchesRegularExpression('/#pvekeep \.pvekeep-title \{[^}]*font-size: 16px;/', $html);
     }
 
+    public function testNotSetUpIsInformation(): void
+    {
+        $html = self::render(ClientAreaView::ERROR_TEMPLATE, ['pvekeep_error' => 'not set up', 'pvekeep_error_kind' => 'info', 'pvekeep_flash' => null]);
+        $this->assertStringContainsString('class="alert alert-info pvekeep-error"', $html);
+        $html = self::render(ClientAreaView::ERROR_TEMPLATE, ['pvekeep_error' => 'down', 'pvekeep_flash' => null]);
+        $this->assertStringContainsString('class="alert alert-danger pvekeep-error"', $html);
+    }
+
     public function testErrorPage(): void
     {
         $html = self::render(ClientAreaView::ERROR_TEMPLATE, ['pvekeep_error' => self::HOSTILE, 'pvekeep_flash' => null]);

@@ -102,6 +102,10 @@ func TestStandin(t *testing.T) {
 					if tt.unbound && forms != 0 {
 						t.Errorf("an unbound service's page offers %d action forms", forms)
 					}
+					// A page view, not a click: "not set up yet", never "action not possible".
+					if want := shipped(t, "en")["service.not_set_up"]; tt.unbound && tb.text(t, `#pvekeep-error[data-kind=info]`) != want {
+						t.Errorf("an unbound service's page reads %q, want %q", tb.text(t, `#pvekeep-error`), want)
+					}
 				})
 			}
 		}
