@@ -24,7 +24,8 @@
     #pvekeep-job .pvekeep-job-progress-text  its progress in words ("42% done"), beside the bar
     #pvekeep-job .pvekeep-job-state  its state in words
     #pvekeep-lock                    why nothing can be done now
-    #pvekeep-notice                  quota full / backups off (data-notice)
+    #pvekeep-notice                  why there is no Backup now (data-notice: disabled | vm-unusable | quota-full);
+                                     none while #pvekeep-lock shows
     #pvekeep-quota                   "n of m backups used" (data-used, data-max)
     #pvekeep-failed-restore          failed restore (data-job-id); buttons [data-pvekeep=restore-retry|restore-reinstall]
     #pvekeep-failed-backup           failed backup or removal

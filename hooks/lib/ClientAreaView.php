@@ -144,19 +144,23 @@ final class ClientAreaView
             ];
         }
 
+        // A restore or reinstall that failed after Proxmox changed the VM
+        // left it unusable: a backup of it now is worthless and would take
+        // a place of the quota. Restoring another backup stays offered.
+        $unusable = false;
         $failed = is_array($list['failed_restore'] ?? null) ? $list['failed_restore'] : null;
         if ($failed !== null) {
             $next = (array) ($failed['next_actions'] ?? []);
             $what = ($failed['kind'] ?? '') === 'vm.reinstall' ? 'reinstall' : 'restore';
             // Without a reinstall to offer, the job failed before Proxmox
             // changed anything: the server still works.
-            $damaged = in_array('reinstall', $next, true);
+            $unusable = in_array('reinstall', $next, true);
             $failed += [
-                'message' => $this->lang->get($what . ($damaged ? '.failed' : '.failed_intact')),
+                'message' => $this->lang->get($what . ($unusable ? '.failed' : '.failed_intact')),
                 'retry_label' => $this->lang->get($what === 'reinstall' ? 'button.reinstall_retry' : 'button.restore_retry'),
                 'retry_warning' => $this->lang->get($what . '.warning'),
                 'can_retry' => $mayAct && in_array('retry', $next, true) && !$locked,
-                'can_reinstall' => $mayAct && $damaged && !$locked,
+                'can_reinstall' => $mayAct && $unusable && !$locked,
             ] + $this->failure($failed);
         }
 
@@ -169,10 +173,14 @@ final class ClientAreaView
             ] + $this->failure($failedBackup);
         }
 
+        // While something runs, the busy notice alone says why nothing can
+        // be done (a running backup already counts in the quota).
         $notice = ['kind' => '', 'text' => ''];
-        if (!$quota['enabled']) {
+        if (!$locked && !$quota['enabled']) {
             $notice = ['kind' => 'disabled', 'text' => $this->lang->get('backups.disabled')];
-        } elseif ($quota['full']) {
+        } elseif (!$locked && $unusable) {
+            $notice = ['kind' => 'vm-unusable', 'text' => $this->lang->get('backups.paused_unusable')];
+        } elseif (!$locked && $quota['full']) {
             $notice = ['kind' => 'quota-full', 'text' => $this->lang->get('backups.quota_full', $quota)];
         }
 
@@ -185,7 +193,7 @@ final class ClientAreaView
             'pvekeep_failed_backup' => $failedBackup,
             'pvekeep_lock' => $lockView,
             'pvekeep_notice' => $notice,
-            'pvekeep_can_backup' => $mayAct && $quota['enabled'] && !$quota['full'] && !$locked,
+            'pvekeep_can_backup' => $mayAct && $quota['enabled'] && !$quota['full'] && !$locked && !$unusable,
             'pvekeep_status' => $this->status($status),
             'pvekeep_flash' => $flash !== null && $flash['text'] !== '' ? $flash : null,
             'pvekeep_service_id' => $serviceId,

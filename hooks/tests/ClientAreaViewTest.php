@@ -192,6 +192,57 @@ final class ClientAreaViewTest extends TestCase
     }
 
     /**
+     * A restore that left the VM unusable: Backup now would save a broken
+     * server and take a place of the quota, so it is hidden with a reason;
+     * restoring another backup stays offered.
+     */
+    public function testUnusableVmAfterAFailedRestoreOffersNoBackupNow(): void
+    {
+        $failed = ['id' => 4, 'kind' => 'backup.restore', 'state' => 'failed', 'next_actions' => ['retry', 'reinstall']];
+        $v = self::view(['quota' => ['used' => 1, 'max' => 3], 'items' => [self::backup(1)], 'failed_restore' => $failed]);
+        $this->assertFalse($v['pvekeep_can_backup']);
+        $this->assertSame('vm-unusable', $v['pvekeep_notice']['kind']);
+        $this->assertStringStartsWith('No new backups until your server works again', $v['pvekeep_notice']['text']);
+        $this->assertTrue($v['pvekeep_backups'][0]['can_act'], 'restoring another backup is a way back');
+        $this->assertTrue($v['pvekeep_failed_restore']['can_retry']);
+        $this->assertTrue($v['pvekeep_failed_restore']['can_reinstall']);
+
+        $failed['kind'] = 'vm.reinstall';
+        $failed['next_actions'] = ['reinstall'];
+        $this->assertFalse(self::view(['failed_restore' => $failed])['pvekeep_can_backup'], 'a failed reinstall too');
+
+        // Failed before Proxmox changed anything: the server works, backups stay.
+        $failed = ['id' => 5, 'kind' => 'backup.restore', 'state' => 'failed', 'next_actions' => ['retry']];
+        $v = self::view(['items' => [self::backup(1)], 'failed_restore' => $failed]);
+        $this->assertTrue($v['pvekeep_can_backup']);
+        $this->assertSame('', $v['pvekeep_notice']['kind']);
+    }
+
+    /**
+     * A running backup already counts in the quota: the busy notice alone
+     * says why nothing can be done, not also "quota full".
+     */
+    public function testRunningJobShowsOnlyTheBusyNotice(): void
+    {
+        $job = ['id' => 9, 'kind' => 'backup.create', 'state' => 'running', 'progress_pct' => 3];
+        $lock = ['locked' => true, 'reason' => 'backup', 'job_id' => 9];
+        $list = ['quota' => ['used' => 3, 'max' => 3], 'items' => [self::backup(3, 'creating'), self::backup(2), self::backup(1)], 'active_job' => $job];
+        $v = self::view($list, $lock);
+        $this->assertTrue($v['pvekeep_lock']['locked']);
+        $this->assertSame('', $v['pvekeep_notice']['kind']);
+        $this->assertSame('', $v['pvekeep_notice']['text']);
+        $this->assertSame('3 of 3 backups used', $v['pvekeep_quota']['text'], 'the count stays');
+
+        $list['failed_restore'] = ['id' => 4, 'kind' => 'backup.restore', 'state' => 'failed', 'next_actions' => ['retry', 'reinstall']];
+        $list['active_job'] = ['id' => 10, 'kind' => 'backup.restore', 'state' => 'running', 'progress_pct' => 3];
+        $this->assertSame('', self::view($list, $lock)['pvekeep_notice']['kind'], 'a retry running: only busy');
+
+        $list['active_job'] = null;
+        $list['failed_restore'] = null;
+        $this->assertSame('quota-full', self::view($list)['pvekeep_notice']['kind'], 'once it ends');
+    }
+
+    /**
      * backups.list answers invalid_state only for a service with no VM
      * bound: the page view says the service is not set up yet, in the
      * client's language, as information, never "action not possible".

@@ -98,6 +98,18 @@ final class TemplateTest extends TestCase
         $this->assertMatchesRegularExpression('/#pvekeep \.pvekeep-title \{[^}]*font-size: 16px;/', $html);
     }
 
+    public function testFailedRestoreHidesBackupNowAndSaysWhy(): void
+    {
+        $html = self::render(ClientAreaView::TEMPLATE, self::vars([
+            'items' => [['id' => 5, 'created_at' => '2026-11-22T10:15:42Z', 'note' => 'n', 'size_bytes' => 10, 'status' => 'available', 'origin' => 'manual']],
+            'failed_restore' => ['id' => 4, 'kind' => 'backup.restore', 'state' => 'failed', 'next_actions' => ['retry', 'reinstall']],
+        ]));
+        $this->assertStringNotContainsString('id="pvekeep-backup-create"', $html);
+        $this->assertStringContainsString('data-notice="vm-unusable"', $html);
+        $this->assertStringContainsString('data-pvekeep="backup-restore"', $html);
+        $this->assertStringContainsString('data-pvekeep="restore-reinstall"', $html);
+    }
+
     public function testNotSetUpIsInformation(): void
     {
         $html = self::render(ClientAreaView::ERROR_TEMPLATE, ['pvekeep_error' => 'not set up', 'pvekeep_error_kind' => 'info', 'pvekeep_flash' => null]);

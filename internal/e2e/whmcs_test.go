@@ -375,7 +375,7 @@ func (tb *tab) progress(t testing.TB) int {
 // TestProductPageScreenshots takes the product page in both themes: idle,
 // a backup running (twice, the bar moving without a reload) and a failed
 // restore, into screenshotDir, checking what the screenshots showed wrong
-// once: the title's size and the bar's label.
+// once: the title's size, the bar's label, the notices and the forms.
 func TestProductPageScreenshots(t *testing.T) {
 	t.Parallel()
 	browser := newBrowser(t)
@@ -387,7 +387,8 @@ func TestProductPageScreenshots(t *testing.T) {
 		t.Run(theme, func(t *testing.T) {
 			t.Parallel()
 			w := w.sub(t)
-			c := w.newCustomer(100+i, 3)
+			// A quota of 2: the running backup fills it.
+			c := w.newCustomer(100+i, 2)
 			w.backedUp(c, `before the "big" upgrade`)
 			tb := s.open(t, browser)
 			tb.do(t, "size the window", chromedp.EmulateViewport(1280, 1000))
@@ -410,6 +411,13 @@ func TestProductPageScreenshots(t *testing.T) {
 			tb.waitBarDrawn(t)
 			tb.screenshot(t, theme+"-running-1")
 			tb.progressReadable(t)
+			// The running backup counts in the quota: busy, and nothing more.
+			if n := tb.count(t, `#pvekeep-lock`); n != 1 {
+				t.Errorf("while the backup runs the page shows %d busy notices, want 1", n)
+			}
+			if n := tb.count(t, `#pvekeep-notice`); n != 0 {
+				t.Errorf("while the backup runs the page also shows %q", tb.text(t, `#pvekeep-notice`))
+			}
 			second := tb.waitProgress(t, func(p int) bool { return p > first && p < 100 })
 			tb.waitBarDrawn(t)
 			tb.screenshot(t, theme+"-running-2")
@@ -437,6 +445,19 @@ func TestProductPageScreenshots(t *testing.T) {
 				t.Errorf("no failed restore on the page")
 			}
 			tb.screenshot(t, theme+"-failed-restore")
+			// The VM is unusable: no Backup now (with the reason), but
+			// Retry, Reinstall and restoring another backup.
+			if n := tb.count(t, `[data-pvekeep=backup-create]`); n != 0 {
+				t.Errorf("after a failed restore the page offers Backup now")
+			}
+			if got, want := tb.text(t, `#pvekeep-notice[data-notice=vm-unusable]`), shipped(t, "en")["backups.paused_unusable"]; got != want {
+				t.Errorf("the notice reads %q, want %q", got, want)
+			}
+			for _, sel := range []string{`[data-pvekeep=restore-retry]`, `[data-pvekeep=restore-reinstall]`, `[data-pvekeep=backup-restore]`} {
+				if tb.count(t, sel) == 0 {
+					t.Errorf("after a failed restore the page lacks %s", sel)
+				}
+			}
 		})
 	}
 }
