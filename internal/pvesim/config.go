@@ -527,13 +527,16 @@ func (s *Sim) handleVMPending(r *request) (any, error) {
 	for k := range v.pdel {
 		keys[k] = true
 	}
+	// values come typed, as parse_vm_config's check_type leaves them
+	// (integers and booleans are JSON numbers), whatever the schema says
+	returns := s.schema.paths["/nodes/{node}/qemu/{vmid}/config"]["GET"].Returns
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		item := map[string]any{"key": k}
 		if val, ok := v.conf[k]; ok {
-			item["value"] = val
+			item["value"] = returns.typedValue(k, val)
 		}
 		if val, ok := v.pending[k]; ok {
-			item["pending"] = val
+			item["pending"] = returns.typedValue(k, val)
 		}
 		if force, ok := v.pdel[k]; ok {
 			item["delete"] = 1

@@ -25,6 +25,7 @@ import (
 //	GET    /_sim/vms/{vmid}/config          VMConfig (current values)
 //	GET    /_sim/vms/{vmid}/pending         VMPending → {"values":{…},"deletes":[…]}
 //	GET    /_sim/vms/{vmid}/snapshots       Snapshots → ["name",…]
+//	PUT    /_sim/storages/{id}/rollback     {"newest_only":true}, see SetNewestOnlyRollback
 //	POST   /_sim/volumes                    Volume → {"volid":…}
 //	GET    /_sim/volumes/config?volid=…     BackupConfig (also: GET /api2/json/nodes/{node}/vzdump/extractconfig)
 //	PUT    /_sim/token/privileges           {"acl":{"/vms":["VM.Audit",…],…}} (null: all), see SetTokenPrivileges
@@ -68,6 +69,18 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.SetTokenSecret(in.Secret)
+		controlResult(w, nil)
+	case len(segs) == 3 && segs[0] == "storages" && segs[2] == "rollback" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		var in struct {
+			NewestOnly bool `json:"newest_only"`
+		}
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		if err := s.SetNewestOnlyRollback(segs[1], in.NewestOnly); err != nil {
+			controlJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
 		controlResult(w, nil)
 	case r.Method == http.MethodDelete && path == "/faults":
 		s.ClearFaults()

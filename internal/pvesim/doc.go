@@ -67,15 +67,33 @@
 //     the default "hotplug: network,disk,usb" allows goes live (network,
 //     new disks, drive bandwidth/IOPS limits, name and the like), the rest
 //     (cores, sockets, memory, cold drive options) waits for stop/start;
-//     GET …/pending, GET config merged unless current=1. New disks
+//     GET …/pending (values typed as check_type leaves them: integers
+//     and booleans are numbers), GET config merged unless current=1. New disks
 //     ("local-lvm:4"), deleted disks kept as unusedN, deleting unusedN
 //     frees the volume, MACs generated, bridges vmbr0 and vmbr1 on every
 //     node. Resize (task "resize", grow only).
 //
 //   - Clone (task qmclone, full or linked, "lock: clone" on the new VM,
 //     new MACs), destroy (task qmdestroy, refused while running, protected
-//     or locked), snapshots (qmsnapshot, qmdelsnapshot, qmrollback with
-//     their locks; the list ends with "current"; rollback hard-stops).
+//     or locked).
+//
+//   - Snapshots as qemu-server's API and pve-guest-common's AbstractConfig
+//     make them: the list with a "current" entry (parent, running, digest,
+//     "You are here!") and per snapshot name, description, snaptime,
+//     vmstate 0/1, parent and, mid-task, snapstate; snapname a
+//     pve-configid of 2–40 characters, "current" and "pending" reserved.
+//     qmsnapshot takes lock "snapshot" (the RAM state only of a running
+//     VM, a state volume on local-lvm), qmrollback lock "rollback" (a
+//     running VM is hard-stopped; the snapshot's config comes back with
+//     the VM's current description and unusedN kept, disks added since
+//     become unusedN, pending changes dropped, a new vmgenid; a RAM
+//     snapshot resumes, start=1 starts), qmdelsnapshot lock
+//     "snapshot-delete" (children re-parented). A locked VM ends these
+//     tasks with "VM is locked (<lock>)", and their locks keep vzdump out.
+//     Options.NewestOnlyRollback / SetNewestOnlyRollback make a disk
+//     storage ZFS-like: an older target fails with ZFSPoolPlugin's "can't
+//     rollback, 'X' is not most recent snapshot on 'volid'" before
+//     anything changes.
 //
 //   - One template per node (9000 on pve1, 9001 on pve2, …), see
 //     Options.NoTemplates.

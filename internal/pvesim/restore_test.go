@@ -233,7 +233,7 @@ func TestPendingOnRunningVMAppliesAtRestart(t *testing.T) {
 	found := false
 	for _, it := range r.body["data"].([]any) {
 		m := it.(map[string]any)
-		if m["key"] == "cores" && m["value"] == "1" && m["pending"] == "2" {
+		if m["key"] == "cores" && m["value"] == float64(1) && m["pending"] == float64(2) { // typed, as PVE sends them
 			found = true
 		}
 	}

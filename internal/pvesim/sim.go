@@ -59,6 +59,9 @@ type Options struct {
 	// the token may do everything, as root@pam's without privilege
 	// separation.
 	TokenPrivileges map[string][]string
+	// NewestOnlyRollback names disk storages that roll a volume back only
+	// to its newest snapshot, as ZFS does (see SetNewestOnlyRollback).
+	NewestOnlyRollback []string
 }
 
 // TemplateVMID is the vmid of the template seeded on pve1; pveN has
@@ -133,6 +136,8 @@ type Sim struct {
 	lastBackup map[int]time.Time
 	nodeLocks  map[string]chan struct{}
 	tokenACL   map[string][]string // nil: every privilege everywhere
+	snapSeq    int64               // snapshots taken so far (their creation order)
+	newestOnly map[string]bool     // storages that roll back only to the newest snapshot
 
 	bootTime time.Time // simulated time the simulator was made
 
@@ -166,6 +171,7 @@ func New(opts Options) *Sim {
 		nextPID:    100000 + int(randUint32()%50000),
 		lastBackup: map[int]time.Time{},
 		nodeLocks:  map[string]chan struct{}{},
+		newestOnly: map[string]bool{},
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		name := fmt.Sprintf("pve%d", i)
@@ -185,6 +191,11 @@ func New(opts Options) *Sim {
 	}
 	if opts.TokenPrivileges != nil {
 		s.SetTokenPrivileges(opts.TokenPrivileges)
+	}
+	for _, id := range opts.NewestOnlyRollback {
+		if err := s.SetNewestOnlyRollback(id, true); err != nil {
+			panic(fmt.Sprintf("pvesim: NewestOnlyRollback: %v", err))
+		}
 	}
 	s.routes = s.buildRoutes()
 	return s

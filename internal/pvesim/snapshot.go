@@ -6,13 +6,43 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// snapshot is one [snapname] section of a VM config (pve-guest-common's
-// AbstractConfig snapshot_create/delete/rollback).
+// snapshot is one [snapname] section of a VM config, made and used as
+// pve-guest-common's AbstractConfig (snapshot_create, snapshot_delete,
+// snapshot_rollback) with qemu-server's QemuConfig hooks do it.
 type snapshot struct {
-	conf map[string]string // the config at snapshot time, with snaptime, description, parent, vmstate
+	conf map[string]string // the config at snapshot time, with snaptime, description, parent, vmstate, snapstate
+	seq  int64             // creation order: what a ZFS-like storage sorts its volume snapshots by
+}
+
+// snapCopySkip are the keys __snapshot_copy_config leaves out, both when
+// a snapshot is taken and when it is rolled back to.
+func snapCopySkip(k string) bool {
+	switch k {
+	case "snapstate", "snaptime", "vmstate", "lock", "digest", "description":
+		return true
+	}
+	return reUnusedKey.MatchString(k)
+}
+
+// snapDrives are the volumes of a snapshot's (or config's) drives, CD-ROMs
+// and "none" left out (foreach_volume + drive_is_cdrom), sorted by key.
+func snapDrives(conf map[string]string) []disk {
+	var out []disk
+	for _, k := range slices.Sorted(maps.Keys(conf)) {
+		if !reDiskKey.MatchString(k) {
+			continue
+		}
+		d := parseDrive(conf[k])
+		if d.isCDROM() || !strings.Contains(d.file, ":") {
+			continue
+		}
+		out = append(out, disk{key: k, volid: d.file})
+	}
+	return out
 }
 
 func (s *Sim) handleSnapshotList(r *request) (any, error) {
@@ -33,6 +63,9 @@ func (s *Sim) handleSnapshotList(r *request) (any, error) {
 		if p := c["parent"]; p != "" {
 			item["parent"] = p
 		}
+		if st := c["snapstate"]; st != "" {
+			item["snapstate"] = st
+		}
 		out = append(out, item)
 	}
 	running := 0
@@ -46,11 +79,43 @@ func (s *Sim) handleSnapshotList(r *request) (any, error) {
 	return append(out, cur), nil
 }
 
-// snapTask runs a snapshot worker under a config lock, as the
-// AbstractConfig snapshot functions do: check_lock, set the lock, work,
-// remove the lock.
-func (s *Sim) snapTask(r *request, typ, lock string, took time.Duration, pre func(v *vm) error, work func(c *taskCtx, v *vm) error) (any, error) {
-	node, vmid := r.str("node"), r.int("vmid", 0)
+// lockedVM runs fn under the simulator's mutex on a VM that exists and
+// whose config file lock is free (lock_config + load_config).
+func (s *Sim) lockedVM(node string, vmid int, fn func(v *vm) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, aerr := s.vmOn(node, vmid)
+	if aerr == nil {
+		aerr = v.flockBusy()
+	}
+	if aerr != nil {
+		return aerr
+	}
+	return fn(v)
+}
+
+// checkLock is AbstractConfig::check_lock.
+func checkLock(v *vm) error {
+	if l := v.conf["lock"]; l != "" {
+		return fmt.Errorf("VM is locked (%s)", l)
+	}
+	return nil
+}
+
+// handleSnapshotCreate is the snapshot API call and snapshot_create:
+// prepare (lock "snapshot", the section written with snapstate
+// "prepare", the VM state saved when asked and running), the volume
+// snapshots, commit (snapstate and lock removed, parent set).
+func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
+	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
+	if name == "current" {
+		return nil, errDie("unable to use snapshot name 'current' (reserved name)\n")
+	}
+	if strings.EqualFold(name, "pending") {
+		return nil, errDie("unable to use snapshot name 'pending' (reserved name)\n")
+	}
+	withState := r.bool("vmstate", false)
+	description := r.str("description")
 	s.mu.Lock()
 	_, aerr := s.vmOn(node, vmid)
 	s.mu.Unlock()
@@ -58,110 +123,200 @@ func (s *Sim) snapTask(r *request, typ, lock string, took time.Duration, pre fun
 		return nil, aerr
 	}
 	upid := s.startTask(taskSpec{
-		node: node, typ: typ, id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
+		node: node, typ: "qmsnapshot", id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
 		run: func(c *taskCtx) error {
-			s.mu.Lock()
-			v, aerr := s.vmOn(node, vmid)
-			if aerr == nil {
-				aerr = v.flockBusy()
-			}
-			if aerr != nil {
-				s.mu.Unlock()
-				return aerr
-			}
-			if l := v.conf["lock"]; l != "" {
-				s.mu.Unlock()
-				return fmt.Errorf("VM is locked (%s)", l)
-			}
-			if err := pre(v); err != nil {
-				s.mu.Unlock()
-				return err
-			}
-			v.conf["lock"] = lock
-			s.mu.Unlock()
-			err := c.sleep(took)
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if v.conf["lock"] == lock {
-				delete(v.conf, "lock")
-			}
+			var snap *snapshot
+			var running bool
+			err := s.lockedVM(node, vmid, func(v *vm) error {
+				if v.conf["template"] == "1" {
+					return errors.New("you can't take a snapshot if it's a template")
+				}
+				if err := checkLock(v); err != nil {
+					return err
+				}
+				if _, ok := v.snaps[name]; ok {
+					return fmt.Errorf("snapshot name '%s' already used", name)
+				}
+				v.conf["lock"] = "snapshot"
+				for _, other := range slices.Sorted(maps.Keys(v.snaps)) {
+					if v.snaps[other].conf["parent"] == name {
+						c.t.lines = append(c.t.lines, fmt.Sprintf("deleting parent '%s' reference from '%s' to avoid bogus snapshot cycle.", name, other))
+						delete(v.snaps[other].conf, "parent")
+					}
+				}
+				conf := map[string]string{}
+				for k, val := range v.conf {
+					if !snapCopySkip(k) {
+						conf[k] = val
+					}
+				}
+				running = v.running
+				if withState && running {
+					// __snapshot_save_vmstate: twice the memory plus 500 MiB for the device state
+					im := &image{node: v.node, storage: imagesStorage, name: fmt.Sprintf("vm-%d-state-%s", v.vmid, name),
+						vmid: v.vmid, size: (2*v.memoryMiB() + 500) << 20}
+					s.images[im.volid()] = im
+					conf["vmstate"] = im.volid()
+					conf["runningmachine"] = "pc-i440fx-9.2+pve1"
+					conf["runningcpu"] = "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3"
+				}
+				conf["snapstate"] = "prepare"
+				conf["snaptime"] = strconv.FormatInt(s.now().Unix(), 10)
+				if description != "" {
+					conf["description"] = description
+				}
+				s.snapSeq++
+				snap = &snapshot{conf: conf, seq: s.snapSeq}
+				v.snaps[name] = snap
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			return work(c, v)
+			err = s.snapshotVolumes(c, snap, running)
+			if err != nil {
+				c.logf("snapshot create failed: starting cleanup")
+				_ = s.lockedVM(node, vmid, func(v *vm) error {
+					if st := snap.conf["vmstate"]; st != "" {
+						s.freeImage(st)
+					}
+					if v.snaps[name] == snap {
+						delete(v.snaps, name)
+					}
+					if v.conf["lock"] == "snapshot" {
+						delete(v.conf, "lock")
+					}
+					return nil
+				})
+				return err
+			}
+			return s.lockedVM(node, vmid, func(v *vm) error {
+				if v.conf["lock"] != "snapshot" {
+					return errors.New("missing snapshot lock")
+				}
+				sn, ok := v.snaps[name]
+				if !ok {
+					return fmt.Errorf("snapshot '%s' does not exist", name)
+				}
+				if sn.conf["snapstate"] != "prepare" {
+					return errors.New("wrong snapshot state")
+				}
+				delete(sn.conf, "snapstate")
+				delete(v.conf, "lock")
+				v.conf["parent"] = name
+				return nil
+			})
 		},
 	})
 	return upid, nil
 }
 
-func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
-	name := r.str("snapname")
-	if name == "current" {
-		return nil, errDie("unable to use snapshot name 'current' (reserved name)\n")
-	}
-	if name == "pending" || name == "PENDING" {
-		return nil, errDie("unable to use snapshot name 'pending' (reserved name)\n")
-	}
-	withState := r.bool("vmstate", false)
-	description := r.str("description")
-	return s.snapTask(r, "qmsnapshot", "snapshot", 3*time.Second, func(v *vm) error {
-		if v.conf["template"] == "1" {
-			return errors.New("you can't take a snapshot if it's a template")
+// snapshotVolumes logs and times the VM state save and the volume
+// snapshots as __snapshot_create_vol_snapshots_hook and
+// __snapshot_create_vol_snapshot print them.
+func (s *Sim) snapshotVolumes(c *taskCtx, snap *snapshot, running bool) error {
+	s.mu.Lock()
+	state, drives := snap.conf["vmstate"], snapDrives(snap.conf)
+	mem := snap.conf["memory"]
+	s.mu.Unlock()
+	if running && state != "" {
+		storage, _, _ := strings.Cut(state, ":")
+		c.logf("saving VM state and RAM using storage '%s'", storage)
+		mib, _ := strconv.ParseInt(mem, 10, 64)
+		if mib <= 0 {
+			mib = 512
 		}
-		if _, ok := v.snaps[name]; ok {
-			return fmt.Errorf("snapshot name '%s' already used", name)
-		}
-		return nil
-	}, func(c *taskCtx, v *vm) error {
-		conf := maps.Clone(v.conf)
-		for k := range conf {
-			if reUnusedKey.MatchString(k) {
-				delete(conf, k)
+		saved := mib * 4 / 10 // a guest rarely dirties all of its memory
+		for i := int64(1); i <= 2; i++ {
+			if err := c.sleep(time.Second); err != nil {
+				return err
 			}
+			c.logf("%s in %s", renderBytes(float64(saved*i/3<<20), 2), renderDuration(i))
 		}
-		conf["snaptime"] = strconv.FormatInt(s.now().Unix(), 10)
-		if description != "" {
-			conf["description"] = description
-		} else {
-			delete(conf, "description")
+		if err := c.sleep(time.Second); err != nil {
+			return err
 		}
-		if withState && v.running {
-			im := &image{node: v.node, storage: imagesStorage, name: fmt.Sprintf("vm-%d-state-%s", v.vmid, name),
-				vmid: v.vmid, size: 2*v.memoryMiB()<<20 + 8<<20}
-			s.images[im.volid()] = im
-			conf["vmstate"] = im.volid()
-			conf["runningmachine"] = "pc-i440fx-9.2+pve1"
+		c.logf("completed saving the VM state in %s, saved %s", renderDuration(3), renderBytes(float64(saved<<20), 2))
+	}
+	for _, d := range drives {
+		c.logf("snapshotting 'drive-%s' (%s)", d.key, d.volid)
+		if err := c.sleep(time.Second); err != nil {
+			return err
 		}
-		v.snaps[name] = &snapshot{conf: conf}
-		v.conf["parent"] = name
-		return nil
-	})
+	}
+	return nil
 }
 
+// handleSnapshotDelete is the delsnapshot API call and snapshot_delete:
+// the snapshot must exist, then set_lock "snapshot-delete" (refused while
+// another lock is held), snapstate "delete", the VM state volume freed,
+// the volume snapshots removed, the section dropped and its children
+// re-parented. force (removal from the config even if removing disk
+// snapshots fails) is accepted; removing them never fails here.
 func (s *Sim) handleSnapshotDelete(r *request) (any, error) {
-	name := r.str("snapname")
-	return s.snapTask(r, "qmdelsnapshot", "snapshot-delete", 2*time.Second, func(v *vm) error {
-		if _, ok := v.snaps[name]; !ok {
-			return fmt.Errorf("snapshot '%s' does not exist", name)
-		}
-		return nil
-	}, func(c *taskCtx, v *vm) error {
-		sn := v.snaps[name]
-		if st := sn.conf["vmstate"]; st != "" {
-			s.freeImage(st)
-		}
-		parent := sn.conf["parent"]
-		for _, other := range v.snaps {
-			if other.conf["parent"] == name {
-				setOrDelete(other.conf, "parent", parent)
+	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
+	s.mu.Lock()
+	_, aerr := s.vmOn(node, vmid)
+	s.mu.Unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	upid := s.startTask(taskSpec{
+		node: node, typ: "qmdelsnapshot", id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
+		run: func(c *taskCtx) error {
+			var drives []disk
+			err := s.lockedVM(node, vmid, func(v *vm) error {
+				sn, ok := v.snaps[name]
+				if !ok {
+					return fmt.Errorf("snapshot '%s' does not exist", name)
+				}
+				if err := checkLock(v); err != nil {
+					return err
+				}
+				v.conf["lock"] = "snapshot-delete"
+				if v.conf["template"] == "1" {
+					return errors.New("you can't delete a snapshot if vm is a template")
+				}
+				sn.conf["snapstate"] = "delete"
+				if st := sn.conf["vmstate"]; st != "" {
+					s.freeImage(st)
+					delete(sn.conf, "vmstate")
+				}
+				drives = snapDrives(sn.conf)
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-		}
-		if v.conf["parent"] == name {
-			setOrDelete(v.conf, "parent", parent)
-		}
-		delete(v.snaps, name)
-		return nil
+			for range drives {
+				if err := c.sleep(time.Second); err != nil {
+					return err
+				}
+			}
+			return s.lockedVM(node, vmid, func(v *vm) error {
+				if v.conf["lock"] != "snapshot-delete" {
+					return errors.New("encountered invalid lock, expected 'snapshot-delete'")
+				}
+				sn, ok := v.snaps[name]
+				if !ok {
+					return fmt.Errorf("snapshot '%s' does not exist", name)
+				}
+				parent := sn.conf["parent"]
+				if v.conf["parent"] == name {
+					setOrDelete(v.conf, "parent", parent)
+				}
+				for other, osn := range v.snaps {
+					if other != name && osn.conf["parent"] == name {
+						setOrDelete(osn.conf, "parent", parent)
+					}
+				}
+				delete(v.snaps, name)
+				delete(v.conf, "lock")
+				return nil
+			})
+		},
 	})
+	return upid, nil
 }
 
 func setOrDelete(m map[string]string, k, v string) {
@@ -172,40 +327,150 @@ func setOrDelete(m map[string]string, k, v string) {
 	}
 }
 
-func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
-	name := r.str("snapname")
-	start := r.bool("start", false)
-	return s.snapTask(r, "qmrollback", "rollback", 2*time.Second, func(v *vm) error {
-		if v.conf["template"] == "1" {
-			return errors.New("you can't rollback if vm is a template")
+// rollbackBlocker is volume_rollback_is_possible of a storage that rolls
+// back only to its newest snapshot (ZFSPoolPlugin): a snapshot taken
+// after the target that holds the same volume blocks it. Caller holds s.mu.
+func (s *Sim) rollbackBlocker(v *vm, name string) error {
+	target := v.snaps[name]
+	for _, d := range snapDrives(target.conf) {
+		storage, _, _ := strings.Cut(d.volid, ":")
+		if !s.newestOnly[storage] {
+			continue
 		}
-		if _, ok := v.snaps[name]; !ok {
-			return fmt.Errorf("snapshot '%s' does not exist", name)
-		}
-		if v.running {
-			// __snapshot_rollback_vm_stop: a hard stop
-			v.running, v.pid = false, 0
-		}
-		return nil
-	}, func(c *taskCtx, v *vm) error {
-		sn := v.snaps[name]
-		conf := maps.Clone(sn.conf)
-		delete(conf, "snaptime")
-		delete(conf, "vmstate")
-		delete(conf, "runningmachine")
-		for k, val := range v.conf {
-			if reUnusedKey.MatchString(k) {
-				conf[k] = val
+		for _, other := range v.snaps {
+			if other.seq <= target.seq {
+				continue
+			}
+			for _, od := range snapDrives(other.conf) {
+				if od.volid == d.volid {
+					return fmt.Errorf("can't rollback, '%s' is not most recent snapshot on '%s'", name, d.volid)
+				}
 			}
 		}
-		conf["parent"] = name
-		v.conf = conf
-		v.pending, v.pdel = map[string]string{}, map[string]bool{}
-		if start || sn.conf["vmstate"] != "" {
-			v.running, v.started, v.pid = true, s.now(), s.allocPID()
-		}
-		return nil
+	}
+	return nil
+}
+
+// handleSnapshotRollback is the rollback API call and snapshot_rollback:
+// the volumes checked (a newest-only storage refuses an older target
+// before anything changes), the lock checked, a running VM hard-stopped,
+// lock "rollback", the volumes rolled back, then the snapshot's config
+// applied keeping the VM's current description and unusedN entries
+// (__snapshot_apply_config), pending changes dropped, a new vmgenid, and
+// the VM resumed from a saved state or, with start, started.
+func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
+	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
+	start := r.bool("start", false)
+	s.mu.Lock()
+	_, aerr := s.vmOn(node, vmid)
+	s.mu.Unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	upid := s.startTask(taskSpec{
+		node: node, typ: "qmrollback", id: strconv.Itoa(vmid), user: r.user, vmid: vmid,
+		run: func(c *taskCtx) error {
+			var drives []disk
+			err := s.lockedVM(node, vmid, func(v *vm) error {
+				if v.conf["template"] == "1" {
+					return errors.New("you can't rollback if vm is a template")
+				}
+				sn, ok := v.snaps[name]
+				if !ok {
+					return fmt.Errorf("snapshot '%s' does not exist", name)
+				}
+				if err := s.rollbackBlocker(v, name); err != nil {
+					return err
+				}
+				if st := sn.conf["snapstate"]; st != "" {
+					return fmt.Errorf("unable to rollback to incomplete snapshot (snapstate = %s)", st)
+				}
+				if err := checkLock(v); err != nil {
+					return err
+				}
+				if v.running {
+					// __snapshot_rollback_vm_stop: vm_stop without shutdown, a hard stop
+					v.running, v.pid = false, 0
+					s.applyPending(v)
+				}
+				v.conf["lock"] = "rollback"
+				drives = snapDrives(sn.conf)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for range drives {
+				if err := c.sleep(time.Second); err != nil {
+					return err
+				}
+			}
+			var resume bool
+			err = s.lockedVM(node, vmid, func(v *vm) error {
+				sn, ok := v.snaps[name]
+				if !ok {
+					return fmt.Errorf("snapshot '%s' does not exist", name)
+				}
+				if v.conf["lock"] != "rollback" {
+					return errors.New("got wrong lock")
+				}
+				delete(v.conf, "lock")
+				inSnap := map[string]bool{}
+				for _, d := range snapDrives(sn.conf) {
+					inSnap[d.volid] = true
+				}
+				for _, d := range snapDrives(v.conf) {
+					if !inSnap[d.volid] {
+						v.addUnused(parseDrive(d.volid))
+					}
+				}
+				conf := map[string]string{}
+				for k, val := range v.conf {
+					if reUnusedKey.MatchString(k) || k == "description" {
+						conf[k] = val
+					}
+				}
+				for k, val := range sn.conf {
+					if !snapCopySkip(k) {
+						conf[k] = val
+					}
+				}
+				conf["parent"] = name
+				// __snapshot_rollback_hook
+				delete(conf, "runningmachine")
+				delete(conf, "runningcpu")
+				delete(conf, "running-nets-host-mtu")
+				if conf["vmgenid"] != "" {
+					conf["vmgenid"] = randomUUID()
+				}
+				v.conf = conf
+				v.pending, v.pdel = map[string]string{}, map[string]bool{}
+				v.cleanupUnused()
+				if sn.conf["vmstate"] != "" {
+					v.running, v.started, v.pid = true, s.now(), s.allocPID()
+					resume = true
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if start && !resume {
+				return s.lockedVM(node, vmid, func(v *vm) error {
+					if v.running {
+						return nil
+					}
+					if err := checkLock(v); err != nil {
+						return err
+					}
+					v.running, v.started, v.pid = true, s.now(), s.allocPID()
+					return nil
+				})
+			}
+			return nil
+		},
 	})
+	return upid, nil
 }
 
 func (s *Sim) handleSnapshotConfigGet(r *request) (any, error) {
@@ -227,21 +492,49 @@ func (s *Sim) handleSnapshotConfigGet(r *request) (any, error) {
 	return out, nil
 }
 
+// handleSnapshotConfigPut is update_snapshot_config: without a
+// description it does nothing at all; otherwise the VM must not be locked.
 func (s *Sim) handleSnapshotConfigPut(r *request) (any, error) {
+	if !r.has("description") {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, aerr := s.vmOn(r.str("node"), r.int("vmid", 0))
+	if aerr == nil {
+		aerr = v.flockBusy()
+	}
 	if aerr != nil {
 		return nil, aerr
+	}
+	if err := checkLock(v); err != nil {
+		return nil, errDie("%s\n", err)
 	}
 	sn, ok := v.snaps[r.str("snapname")]
 	if !ok {
 		return nil, errDie("snapshot '%s' does not exist\n", r.str("snapname"))
 	}
-	if r.has("description") {
-		setOrDelete(sn.conf, "description", r.str("description"))
-	}
+	setOrDelete(sn.conf, "description", r.str("description"))
 	return nil, nil
+}
+
+// SetNewestOnlyRollback makes a storage roll back only to a volume's
+// newest snapshot, as ZFS does (on: an older target fails the qmrollback
+// task with "can't rollback, 'X' is not most recent snapshot on
+// 'storage:volume'" before anything changes), or lifts that again.
+func (s *Sim) SetNewestOnlyRollback(storage string, on bool) error {
+	d, ok := findStorage(storage)
+	if !ok || !d.hasContent("images") {
+		return fmt.Errorf("storage '%s' does not exist or holds no disk images", storage)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.newestOnly[storage] = true
+	} else {
+		delete(s.newestOnly, storage)
+	}
+	return nil
 }
 
 // Snapshots lists a VM's snapshot names, oldest first.
