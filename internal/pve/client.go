@@ -56,6 +56,14 @@ type Cluster interface {
 	SetVolumeNotes(ctx context.Context, node, storage, volid, notes string) error
 	SetVolumeProtected(ctx context.Context, node, storage, volid string, protected bool) error
 
+	// Snapshots (snapshot.go).
+	Snapshots(ctx context.Context, node string, vmid pvekeep.VMID) (Snapshots, error)
+	CreateSnapshot(ctx context.Context, node string, req SnapshotRequest) (pvekeep.UPID, error)
+	RollbackSnapshot(ctx context.Context, node string, vmid pvekeep.VMID, name string, start bool) (pvekeep.UPID, error)
+	DeleteSnapshot(ctx context.Context, node string, vmid pvekeep.VMID, name string, force bool) (pvekeep.UPID, error)
+	SnapshotConfig(ctx context.Context, node string, vmid pvekeep.VMID, name string) (VMConfig, error)
+	SetSnapshotDescription(ctx context.Context, node string, vmid pvekeep.VMID, name, description string) error
+
 	// About the server itself (server.test, server.options).
 	Permissions(ctx context.Context, path string) (map[string]bool, error)
 	Nodes(ctx context.Context) ([]Node, error)

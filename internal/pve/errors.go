@@ -128,7 +128,8 @@ func (e *TaskError) Error() string {
 // was locked, so errors.Is(err, ErrLocked) works for task failures too, and
 // the sentinel the exit status reads as (see classifyTask): ErrShrink for a
 // resize on PVE 8+, ErrRunning for "already running"/"vm is running",
-// ErrAlreadyExists, ErrNotFound, ErrDigestMismatch.
+// ErrAlreadyExists (also a snapshot name "already used"), ErrNotFound,
+// ErrDigestMismatch, ErrNotNewestSnapshot.
 func (e *TaskError) Unwrap() []error {
 	var errs []error
 	if e.locked != nil {
@@ -187,6 +188,10 @@ func permanent(msg string) error {
 		return ErrDigestMismatch
 	case runningRe.MatchString(msg):
 		return ErrRunning
+	case strings.Contains(lower, "is not most recent snapshot"):
+		return ErrNotNewestSnapshot
+	case strings.Contains(lower, "snapshot name") && strings.Contains(lower, "(reserved name)"):
+		return ErrInvalidSnapshotName
 	}
 	return nil
 }
@@ -232,7 +237,8 @@ func classifyTask(exitstatus string) error {
 		return kind
 	}
 	switch {
-	case strings.Contains(lower, "already exists"):
+	case strings.Contains(lower, "already exists"),
+		strings.HasPrefix(lower, "snapshot name '") && strings.HasSuffix(lower, "' already used"):
 		return ErrAlreadyExists
 	case strings.Contains(lower, "does not exist") || strings.Contains(lower, "no such"):
 		return ErrNotFound

@@ -70,4 +70,12 @@ func (f simFaults) SetLock(vmid pvekeep.VMID, lock string) error { return f.s.Se
 
 func (f simFaults) Clear() { f.s.ClearFaults() }
 
+// SetNewestOnlyRollback makes the simulator's storage ZFS-like for the
+// newest-only rollback test (pvetest.NewestOnlyRollback).
+func (f simFaults) SetNewestOnlyRollback(storage string, on bool) error {
+	return f.s.SetNewestOnlyRollback(storage, on)
+}
+
+var _ pvetest.NewestOnlyRollback = simFaults{}
+
 var _ pve.Cluster = (*pve.Client)(nil)

@@ -22,7 +22,10 @@
 // Datastore.AllocateSpace; the lifecycle tests (with a template and a
 // scratch vmid) also VM.Allocate, VM.Clone, VM.Config.*, VM.PowerMgmt and
 // Datastore.AllocateSpace on the image storage, and they stop, restore and
-// destroy only the scratch guest. Tests that need fault injection (failed task,
+// destroy only the scratch guest; the snapshot tests take, roll back and
+// delete snapshots of that guest only and need VM.Snapshot and
+// VM.Snapshot.Rollback too (their newest-only rollback test runs live when
+// the guest's disk is on a zfspool storage). Tests that need fault injection (failed task,
 // task with warnings, stuck lock, HTTP faults) skip without Env.Faults.
 // A live Proxmox is optional equipment and CI has none, but its absence is
 // declared, never guessed: PVEKEEP_TEST_REQUIRE_LIVE_PVE=0 says there is
