@@ -29,6 +29,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tokenSecret := fs.String("token-secret", "", "API token secret to accept (default random)")
 	password := fs.String("password", "", "root@pam password for ticket login (default random)")
 	verbose := fs.Bool("v", false, "log every API request")
+	var newestOnly []string
+	fs.Func("newest-only-rollback", "disk storage that rolls back only to a volume's newest snapshot, as ZFS (repeatable; e.g. local-lvm)", func(v string) error {
+		if _, ok := findStorage(v); !ok {
+			return fmt.Errorf("no storage %q", v)
+		}
+		newestOnly = append(newestOnly, v)
+		return nil
+	})
 	allowRemote := fs.Bool("allow-remote", false, "listen on a non-loopback address (the /_sim control surface has no authentication)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: sim: %v", ErrUsage, err)
@@ -50,7 +58,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sim := New(Options{
 		Nodes: *nodes, VMs: *vms, Speed: *speed,
 		TokenID: *tokenID, TokenSecret: *tokenSecret, Password: *password,
-		Logger: logger,
+		Logger: logger, NewestOnlyRollback: newestOnly,
 	})
 	info, err := sim.Start(*listen)
 	if err != nil {

@@ -19,7 +19,9 @@
 //     an ACL (Options.TokenPrivileges, SetTokenPrivileges): then the most
 //     specific path wins, storage lists and /cluster/resources hide what
 //     it may not audit, and storage content answers 403 "Permission check
-//     failed (path, privs)". Only those checks are enforced; other
+//     failed (path, privs)"; the snapshot endpoints check VM.Audit,
+//     VM.Snapshot, VM.Snapshot.Rollback and (rollback with start)
+//     VM.PowerMgmt as qemu-server does. Only those checks are enforced; other
 //     endpoints let a restricted token through. SetTokenSecret regenerates
 //     (or revokes) the token's secret. Connections counts the TCP/TLS
 //     connections clients opened.

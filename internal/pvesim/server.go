@@ -113,6 +113,7 @@ func (s *Sim) buildRoutes() []route {
 		{"POST", "/nodes/{node}/qemu/{vmid}/clone", s.handleClone},
 		{"GET", "/nodes/{node}/qemu/{vmid}/snapshot", s.handleSnapshotList},
 		{"POST", "/nodes/{node}/qemu/{vmid}/snapshot", s.handleSnapshotCreate},
+		{"GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", s.handleSnapshotCmdIndex},
 		{"DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", s.handleSnapshotDelete},
 		{"POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", s.handleSnapshotRollback},
 		{"GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", s.handleSnapshotConfigGet},

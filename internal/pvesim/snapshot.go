@@ -45,7 +45,20 @@ func snapDrives(conf map[string]string) []disk {
 	return out
 }
 
+// needVM is the method's "check => ['perm', '/vms/{vmid}', [privs], any
+// => 1]": 403 unless the caller holds one of privs on the guest.
+func (s *Sim) needVM(r *request, privs ...string) *apiError {
+	path := fmt.Sprintf("/vms/%d", r.int("vmid", 0))
+	if !s.can(r, path, privs...) {
+		return errPerm(path, privs...)
+	}
+	return nil
+}
+
 func (s *Sim) handleSnapshotList(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Audit"); aerr != nil {
+		return nil, aerr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, aerr := s.vmOn(r.str("node"), r.int("vmid", 0))
@@ -107,6 +120,9 @@ func checkLock(v *vm) error {
 // "prepare", the VM state saved when asked and running), the volume
 // snapshots, commit (snapstate and lock removed, parent set).
 func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Snapshot"); aerr != nil {
+		return nil, aerr
+	}
 	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
 	if name == "current" {
 		return nil, errDie("unable to use snapshot name 'current' (reserved name)\n")
@@ -254,6 +270,9 @@ func (s *Sim) snapshotVolumes(c *taskCtx, snap *snapshot, running bool) error {
 // re-parented. force (removal from the config even if removing disk
 // snapshots fails) is accepted; removing them never fails here.
 func (s *Sim) handleSnapshotDelete(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Snapshot"); aerr != nil {
+		return nil, aerr
+	}
 	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
 	s.mu.Lock()
 	_, aerr := s.vmOn(node, vmid)
@@ -359,8 +378,17 @@ func (s *Sim) rollbackBlocker(v *vm, name string) error {
 // (__snapshot_apply_config), pending changes dropped, a new vmgenid, and
 // the VM resumed from a saved state or, with start, started.
 func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Snapshot", "VM.Snapshot.Rollback"); aerr != nil {
+		return nil, aerr
+	}
 	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
 	start := r.bool("start", false)
+	if start {
+		// the worker starts the guest itself: VM.PowerMgmt is checked up front
+		if aerr := s.needVM(r, "VM.PowerMgmt"); aerr != nil {
+			return nil, aerr
+		}
+	}
 	s.mu.Lock()
 	_, aerr := s.vmOn(node, vmid)
 	s.mu.Unlock()
@@ -473,7 +501,16 @@ func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
 	return upid, nil
 }
 
+// handleSnapshotCmdIndex is snapshot_cmd_idx: the two commands, whether
+// or not the snapshot exists.
+func (s *Sim) handleSnapshotCmdIndex(r *request) (any, error) {
+	return []map[string]any{{"cmd": "rollback"}, {"cmd": "config"}}, nil
+}
+
 func (s *Sim) handleSnapshotConfigGet(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"); aerr != nil {
+		return nil, aerr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, aerr := s.vmOn(r.str("node"), r.int("vmid", 0))
@@ -495,6 +532,9 @@ func (s *Sim) handleSnapshotConfigGet(r *request) (any, error) {
 // handleSnapshotConfigPut is update_snapshot_config: without a
 // description it does nothing at all; otherwise the VM must not be locked.
 func (s *Sim) handleSnapshotConfigPut(r *request) (any, error) {
+	if aerr := s.needVM(r, "VM.Snapshot"); aerr != nil {
+		return nil, aerr
+	}
 	if !r.has("description") {
 		return nil, nil
 	}

@@ -1,6 +1,7 @@
 package pvesim
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -391,4 +392,43 @@ func slicesContain(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// The snapshot endpoints check the privileges qemu-server names for them.
+func TestSnapshotPermissions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	mustTask(t, b, "POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"snap"}})
+	b.sim.SetTokenPrivileges(map[string][]string{"/vms": {"VM.Snapshot.Rollback"}})
+	for _, tc := range []struct {
+		method, path string
+		form         url.Values
+		status       string
+	}{
+		{"GET", "/nodes/pve1/qemu/100/snapshot", nil, "403 Permission check failed (/vms/100, VM.Audit)"},
+		{"POST", "/nodes/pve1/qemu/100/snapshot", url.Values{"snapname": {"other"}}, "403 Permission check failed (/vms/100, VM.Snapshot)"},
+		{"DELETE", "/nodes/pve1/qemu/100/snapshot/snap", nil, "403 Permission check failed (/vms/100, VM.Snapshot)"},
+		{"PUT", "/nodes/pve1/qemu/100/snapshot/snap/config", url.Values{"description": {"x"}}, "403 Permission check failed (/vms/100, VM.Snapshot)"},
+		{"POST", "/nodes/pve1/qemu/100/snapshot/snap/rollback", url.Values{"start": {"1"}}, "403 Permission check failed (/vms/100, VM.PowerMgmt)"},
+		{"GET", "/nodes/pve1/qemu/100/snapshot/snap/config", nil, "200 OK"},
+		{"GET", "/nodes/pve1/qemu/100/snapshot/snap", nil, "200 OK"},
+		{"POST", "/nodes/pve1/qemu/100/snapshot/snap/rollback", nil, "200 OK"},
+	} {
+		if r := b.raw(t, tc.method, tc.path, tc.form, nil); r.status != tc.status {
+			t.Errorf("%s %s: %s, want %s", tc.method, tc.path, r.status, tc.status)
+		}
+	}
+	r := b.raw(t, "GET", "/nodes/pve1/qemu/100/snapshot/snap", nil, nil)
+	if list, _ := r.body["data"].([]any); len(list) != 2 || list[0].(map[string]any)["cmd"] != "rollback" {
+		t.Errorf("cmd index %v", r.body)
+	}
+}
+
+func TestMainNewestOnlyRollbackFlag(t *testing.T) {
+	t.Parallel()
+	var out, errb strings.Builder
+	err := Main(t.Context(), []string{"--newest-only-rollback", "nope"}, &out, &errb)
+	if !errors.Is(err, ErrUsage) || !strings.Contains(errb.String(), `no storage "nope"`) {
+		t.Errorf("err = %v, stderr %q", err, errb.String())
+	}
 }
