@@ -92,8 +92,10 @@
 //     snapshot resumes, start=1 starts), qmdelsnapshot lock
 //     "snapshot-delete" (children re-parented). A locked VM ends these
 //     tasks with "VM is locked (<lock>)", and their locks keep vzdump out.
-//     Options.NewestOnlyRollback / SetNewestOnlyRollback make a disk
-//     storage ZFS-like: an older target fails with ZFSPoolPlugin's "can't
+//     The task logs carry qemu-server's lines and LvmThinPlugin's lvcreate
+//     and lvremove output. Options.NewestOnlyRollback (pvekeep sim
+//     --newest-only-rollback, /_sim/storages/{id}/rollback) and
+//     SetNewestOnlyRollback make a disk storage ZFS-like: an older target fails with ZFSPoolPlugin's "can't
 //     rollback, 'X' is not most recent snapshot on 'volid'" before
 //     anything changes.
 //

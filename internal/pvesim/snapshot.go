@@ -55,6 +55,13 @@ func (s *Sim) needVM(r *request, privs ...string) *apiError {
 	return nil
 }
 
+// lvName is the logical volume behind a local-lvm volid (what lvcreate
+// and lvremove print).
+func lvName(volid string) string {
+	_, name, _ := strings.Cut(imageKey(volid), ":")
+	return name
+}
+
 func (s *Sim) handleSnapshotList(r *request) (any, error) {
 	if aerr := s.needVM(r, "VM.Audit"); aerr != nil {
 		return nil, aerr
@@ -189,7 +196,7 @@ func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
 			if err != nil {
 				return err
 			}
-			err = s.snapshotVolumes(c, snap, running)
+			err = s.snapshotVolumes(c, name, snap, running)
 			if err != nil {
 				c.logf("snapshot create failed: starting cleanup")
 				_ = s.lockedVM(node, vmid, func(v *vm) error {
@@ -228,9 +235,9 @@ func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
 }
 
 // snapshotVolumes logs and times the VM state save and the volume
-// snapshots as __snapshot_create_vol_snapshots_hook and
-// __snapshot_create_vol_snapshot print them.
-func (s *Sim) snapshotVolumes(c *taskCtx, snap *snapshot, running bool) error {
+// snapshots as __snapshot_create_vol_snapshots_hook,
+// __snapshot_create_vol_snapshot and LvmThinPlugin's lvcreate print them.
+func (s *Sim) snapshotVolumes(c *taskCtx, name string, snap *snapshot, running bool) error {
 	s.mu.Lock()
 	state, drives := snap.conf["vmstate"], snapDrives(snap.conf)
 	mem := snap.conf["memory"]
@@ -259,6 +266,7 @@ func (s *Sim) snapshotVolumes(c *taskCtx, snap *snapshot, running bool) error {
 		if err := c.sleep(time.Second); err != nil {
 			return err
 		}
+		c.logf("  Logical volume \"snap_%s_%s\" created.", lvName(d.volid), name)
 	}
 	return nil
 }
@@ -300,6 +308,7 @@ func (s *Sim) handleSnapshotDelete(r *request) (any, error) {
 				if st := sn.conf["vmstate"]; st != "" {
 					s.freeImage(st)
 					delete(sn.conf, "vmstate")
+					c.t.lines = append(c.t.lines, fmt.Sprintf("  Logical volume \"%s\" successfully removed.", lvName(st)))
 				}
 				drives = snapDrives(sn.conf)
 				return nil
@@ -307,10 +316,11 @@ func (s *Sim) handleSnapshotDelete(r *request) (any, error) {
 			if err != nil {
 				return err
 			}
-			for range drives {
+			for _, d := range drives {
 				if err := c.sleep(time.Second); err != nil {
 					return err
 				}
+				c.logf("  Logical volume \"snap_%s_%s\" successfully removed.", lvName(d.volid), name)
 			}
 			return s.lockedVM(node, vmid, func(v *vm) error {
 				if v.conf["lock"] != "snapshot-delete" {
@@ -428,10 +438,12 @@ func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
 			if err != nil {
 				return err
 			}
-			for range drives {
+			for _, d := range drives {
 				if err := c.sleep(time.Second); err != nil {
 					return err
 				}
+				c.logf("  Logical volume \"%s\" successfully removed.", lvName(d.volid))
+				c.logf("  Logical volume \"%s\" created.", lvName(d.volid))
 			}
 			var resume bool
 			err = s.lockedVM(node, vmid, func(v *vm) error {

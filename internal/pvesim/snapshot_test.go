@@ -377,11 +377,22 @@ func TestSnapshotTaskLog(t *testing.T) {
 		`^saving VM state and RAM using storage 'local-lvm'$`,
 		`^completed saving the VM state in 3s, saved \d+\.\d\d MiB$`,
 		`^snapshotting 'drive-scsi0' \(local-lvm:vm-100-disk-0\)$`,
+		`^  Logical volume "snap_vm-100-disk-0_snap" created\.$`,
 		`^TASK OK$`,
 	} {
 		if !hasLine(lines, re) {
 			t.Errorf("no line %s in\n%s", re, strings.Join(lines, "\n"))
 		}
+	}
+	upid, _ = b.runTask(t, "POST", "/nodes/pve1/qemu/100/snapshot/snap/rollback", nil)
+	if lines := taskLog(t, b.client, upid); !hasLine(lines, `^  Logical volume "vm-100-disk-0" successfully removed\.$`) ||
+		!hasLine(lines, `^  Logical volume "vm-100-disk-0" created\.$`) {
+		t.Errorf("rollback log:\n%s", strings.Join(lines, "\n"))
+	}
+	upid, _ = b.runTask(t, "DELETE", "/nodes/pve1/qemu/100/snapshot/snap", nil)
+	if lines := taskLog(t, b.client, upid); !hasLine(lines, `^  Logical volume "vm-100-state-snap" successfully removed\.$`) ||
+		!hasLine(lines, `^  Logical volume "snap_vm-100-disk-0_snap" successfully removed\.$`) {
+		t.Errorf("delete log:\n%s", strings.Join(lines, "\n"))
 	}
 }
 
