@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,11 +39,24 @@ type serviceRow struct {
 	Email       sql.NullString
 	Language    sql.NullString
 	BoundVMID   sql.NullInt64
+	FieldID     sql.NullInt64
+	FieldRowID  sql.NullInt64
 	FieldVMID   sql.NullString
 	OptionName  sql.NullString
 	OptionType  sql.NullString
 	OptionQty   sql.NullInt64
 	OptionSub   sql.NullString
+	OptionOrder sql.NullInt64
+	OptionID    sql.NullInt64
+	OptionRow   sql.NullInt64
+}
+
+// chosenOption is one configurable option row, with what orders it:
+// WHMCS's option order, then ids (a later row of the same name wins).
+type chosenOption struct {
+	order, id, row int64
+	name, typ, sub string
+	qty            int64
 }
 
 // serviceQuery reads everything Service returns in one statement (one
@@ -49,13 +64,17 @@ type serviceRow struct {
 // ever cached between calls and a changed product, binding or option
 // shows on the next one.
 //
-// field_vmid is the value of the product custom field whose name (before
-// '|') is "vmid"; the newest value row wins if WHMCS ever left two. It
-// counts only when the plugin's own binding (bound_vmid) is unset.
+// field_vmid is a value of the product custom field whose name (before
+// '|') is "vmid": the first such field's newest value row wins if WHMCS
+// ever left several (each is a row; the choice is made in Go). It counts
+// only when the plugin's own binding (bound_vmid) is unset. A correlated
+// subquery picking it in SQL cost the statement about half its time.
 //
 // The option columns are the service's chosen configurable options,
 // limited to the option groups linked to its current product: WHMCS keeps
-// the rows of a previous product's options after a product change.
+// the rows of a previous product's options after a product change. They
+// are put in order in Go: sorting in SQL would sort the wide rows (24
+// TEXT settings each), which doubled the statement's time.
 //
 // configoption1..24 follow in order (product_settings).
 var serviceQuery = func() string {
@@ -68,27 +87,24 @@ SELECT h.id, h.userid, h.packageid, h.server, h.domainstatus, h.domain,
        p.name AS product_name,
        c.firstname, c.lastname, c.email, c.language,
        ps.vmid AS bound_vmid,
-       (SELECT v.value
-        FROM tblcustomfields f
-        JOIN tblcustomfieldsvalues v ON v.fieldid = f.id AND v.relid = h.id
-        WHERE f.type = 'product' AND f.relid = h.packageid
-          AND LOWER(TRIM(SUBSTRING_INDEX(f.fieldname, '|', 1))) = 'vmid'
-        ORDER BY f.id, v.id DESC
-        LIMIT 1) AS field_vmid,
+       f.id AS field_id, v.id AS field_value_id, v.value AS field_vmid,
        o.optionname AS option_name, o.optiontype AS option_type, hc.qty AS option_qty,
        COALESCE(s.optionname, '') AS option_sub,
+       o.order AS option_order, o.id AS option_id, hc.id AS option_row,
        ` + strings.Join(cols, ", ") + `
 FROM tblhosting h
 LEFT JOIN tblproducts p ON p.id = h.packageid
 LEFT JOIN tblclients c ON c.id = h.userid
 LEFT JOIN mod_pvekeep_services ps ON ps.service_id = h.id
+LEFT JOIN tblcustomfields f ON f.type = 'product' AND f.relid = h.packageid
+  AND LOWER(TRIM(SUBSTRING_INDEX(f.fieldname, '|', 1))) = 'vmid'
+LEFT JOIN tblcustomfieldsvalues v ON v.fieldid = f.id AND v.relid = h.id
 LEFT JOIN (tblhostingconfigoptions hc
            JOIN tblproductconfigoptions o ON o.id = hc.configid
            LEFT JOIN tblproductconfigoptionssub s ON s.id = hc.optionid AND s.configid = o.id)
   ON hc.relid = h.id
  AND o.gid IN (SELECT l.gid FROM tblproductconfiglinks l WHERE l.pid = h.packageid)
-WHERE h.id = ?
-ORDER BY o.order, o.id, hc.id`
+WHERE h.id = ?`
 }()
 
 // Service reads what WHMCS knows about service id (see
@@ -100,15 +116,19 @@ func (s *Store) Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Serv
 	}
 	defer rows.Close()
 	var (
-		f     pvekeep.ServiceFacts
-		found bool
+		f       pvekeep.ServiceFacts
+		found   bool
+		options []chosenOption
+		bound   bool
+		field   serviceRow // the row holding the custom field value that counts
 	)
 	for rows.Next() {
 		var row serviceRow
 		var settings [24]string
 		dest := []any{&row.ID, &row.UserID, &row.PackageID, &row.Server, &row.Status, &row.Domain,
 			&row.ProductName, &row.FirstName, &row.LastName, &row.Email, &row.Language,
-			&row.BoundVMID, &row.FieldVMID, &row.OptionName, &row.OptionType, &row.OptionQty, &row.OptionSub}
+			&row.BoundVMID, &row.FieldID, &row.FieldRowID, &row.FieldVMID, &row.OptionName, &row.OptionType, &row.OptionQty, &row.OptionSub,
+			&row.OptionOrder, &row.OptionID, &row.OptionRow}
 		for i := range settings {
 			dest = append(dest, &settings[i])
 		}
@@ -134,12 +154,18 @@ func (s *Store) Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Serv
 			}
 			if row.BoundVMID.Valid && row.BoundVMID.Int64 > 0 {
 				f.VMID = pvekeep.VMID(row.BoundVMID.Int64)
-			} else if row.FieldVMID.Valid {
-				f.VMID = parseVMID(row.FieldVMID.String)
+				bound = true
 			}
 		}
+		if !bound && row.FieldRowID.Valid && (!field.FieldRowID.Valid || row.FieldID.Int64 < field.FieldID.Int64 ||
+			row.FieldID.Int64 == field.FieldID.Int64 && row.FieldRowID.Int64 > field.FieldRowID.Int64) {
+			field = row
+		}
 		if row.OptionName.Valid {
-			addConfigOption(f.ConfigOptions, row.OptionName.String, row.OptionType.String, row.OptionQty.Int64, row.OptionSub.String)
+			options = append(options, chosenOption{
+				order: row.OptionOrder.Int64, id: row.OptionID.Int64, row: row.OptionRow.Int64,
+				name: row.OptionName.String, typ: row.OptionType.String, sub: row.OptionSub.String, qty: row.OptionQty.Int64,
+			})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -147,6 +173,15 @@ func (s *Store) Service(ctx context.Context, id pvekeep.ServiceID) (pvekeep.Serv
 	}
 	if !found {
 		return pvekeep.ServiceFacts{}, fmt.Errorf("read service %d: %w", id, ErrNotFound)
+	}
+	if field.FieldRowID.Valid {
+		f.VMID = parseVMID(field.FieldVMID.String)
+	}
+	slices.SortFunc(options, func(a, b chosenOption) int {
+		return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.id, b.id), cmp.Compare(a.row, b.row))
+	})
+	for _, o := range options {
+		addConfigOption(f.ConfigOptions, o.name, o.typ, o.qty, o.sub)
 	}
 	return f, nil
 }

@@ -230,3 +230,36 @@ func TestServiceAfterProductChangeIgnoresOldOptions(t *testing.T) {
 		t.Errorf("after product change: product %q options %v", f.ProductName, f.ConfigOptions)
 	}
 }
+
+// WHMCS may leave two value rows for one field: the newest counts, and
+// the service's configurable options read the same however many there are.
+func TestServiceNewestVMIDFieldValueWinsAndOptionsStay(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	id := b.fx.ServiceIDs[0]
+	before, err := s.Service(ctx, pvekeep.ServiceID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid, err := b.seed.VMIDField(ctx, b.fx.ProductID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"300", "301"} {
+		if _, err := b.db.Store.DB().ExecContext(ctx, `INSERT INTO tblcustomfieldsvalues
+(fieldid, relid, value, created_at, updated_at) VALUES (?, ?, ?, NOW(), NOW())`, fid, id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := s.Service(ctx, pvekeep.ServiceID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.VMID != 301 {
+		t.Errorf("vmid %d, want the newest value row's 301", f.VMID)
+	}
+	if len(before.ConfigOptions) == 0 || !maps.Equal(f.ConfigOptions, before.ConfigOptions) {
+		t.Errorf("options with three value rows = %v, want %v as with one", f.ConfigOptions, before.ConfigOptions)
+	}
+}
