@@ -105,6 +105,9 @@ func TestInWHMCS(t *testing.T) {
 
 	t.Run("a Proxmox error containing HTML is shown as text", func(t *testing.T) {
 		const hostile = `<b class="pvekeep-injected">refused</b><img src="x" onerror="window.__xss=1">`
+		// Without <img>: an injected element is found as such, not through
+		// the browser's log of a failed image load.
+		const hostileFlash = `<b class="pvekeep-injected">refused</b><script>window.__xss=1</script>`
 		c := w.newCustomer(102, 3)
 		w.backedUp(c, "nightly")
 		tb := s.open(t, browser)
@@ -114,11 +117,21 @@ func TestInWHMCS(t *testing.T) {
 
 		// Proxmox refuses the backup with an HTML error body.
 		must(t, w.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: `/vzdump$`, Status: 500,
-			Message: "vzdump " + hostile, Count: 1}))
+			Message: "vzdump " + hostileFlash, Count: 1}))
 		tb.submit(t, `[data-pvekeep=backup-create-submit]`)
 		tb.mustShowPage(t)
+		// The flash shows once: check it here, before any reload.
 		if got := tb.attr(t, `#pvekeep-flash`, "data-kind"); got != "danger" {
 			t.Errorf("after a refused backup the flash is %q: %q", got, tb.text(t, `#pvekeep-flash`))
+		}
+		if got := tb.text(t, `#pvekeep-flash`); !strings.Contains(got, hostileFlash) {
+			t.Errorf("the flash reads %q, want Proxmox's message as text, tags and all", got)
+		}
+		if n := tb.count(t, `.pvekeep-injected, #pvekeep-flash *`); n != 0 {
+			t.Errorf("Proxmox's HTML in the flash became %d elements", n)
+		}
+		if got := eval[string](t, tb, `typeof window.__xss`); got != "undefined" {
+			t.Errorf("Proxmox's HTML in the flash ran a script")
 		}
 		w.sim.ClearFaults()
 
