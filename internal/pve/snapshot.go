@@ -55,7 +55,7 @@ type Snapshot struct {
 // Snapshots is a guest's snapshot list (GET …/snapshot) with PVE's
 // "current" entry taken apart.
 type Snapshots struct {
-	Items   []Snapshot // oldest first (by Time, then Name)
+	Items   []Snapshot // oldest first (by Time; within a second parents first, then by Name)
 	Current string     // the snapshot the guest's present state descends from; "" when none
 	Running bool       // the guest runs
 	Digest  string     // the guest config's digest
@@ -100,9 +100,16 @@ func (c *Client) Snapshots(ctx context.Context, node string, vmid pvekeep.VMID) 
 		}
 		out.Items = append(out.Items, sn)
 	}
-	slices.SortFunc(out.Items, func(a, b Snapshot) int {
+	slices.SortStableFunc(out.Items, func(a, b Snapshot) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
+		}
+		// snaptime has whole seconds: within one, a parent comes first
+		switch {
+		case b.Parent == a.Name:
+			return -1
+		case a.Parent == b.Name:
+			return 1
 		}
 		return strings.Compare(a.Name, b.Name)
 	})

@@ -52,19 +52,21 @@ func TestSnapshotsParse(t *testing.T) {
 			{"name": "current", "digest": "abc", "running": 1, "description": "You are here!", "parent": "c"},
 			{"name": "c", "snaptime": 1767398400, "vmstate": 0, "description": "x", "parent": "b", "snapstate": "delete"},
 			{"name": "a", "snaptime": 1767225600, "vmstate": 0, "description": "first\nsecond line"},
+			{"name": "bb", "snaptime": 1767398400, "vmstate": 0, "description": "", "parent": "c"},
 		})
 	})
 	got, err := f.connect(t).Snapshots(context.Background(), "pve1", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Current != "c" || !got.Running || got.Digest != "abc" || len(got.Items) != 3 {
+	if got.Current != "c" || !got.Running || got.Digest != "abc" || len(got.Items) != 4 {
 		t.Fatalf("Snapshots = %+v", got)
 	}
 	want := []pve.Snapshot{
 		{Name: "a", Description: "first\nsecond line", Time: time.Unix(1767225600, 0).UTC()},
 		{Name: "b", Time: time.Unix(1767312000, 0).UTC(), VMState: true, Parent: "a"},
 		{Name: "c", Description: "x", Time: time.Unix(1767398400, 0).UTC(), Parent: "b", State: "delete"},
+		{Name: "bb", Time: time.Unix(1767398400, 0).UTC(), Parent: "c"}, // after its parent, though its name sorts first
 	}
 	for i, w := range want {
 		if got.Items[i] != w {

@@ -1,6 +1,7 @@
 package pvesim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -589,7 +590,8 @@ func (s *Sim) SetNewestOnlyRollback(storage string, on bool) error {
 	return nil
 }
 
-// Snapshots lists a VM's snapshot names, oldest first.
+// Snapshots lists a VM's snapshot names, oldest first (in the order
+// they were taken, snaptime having only whole seconds).
 func (s *Sim) Snapshots(vmid int) ([]string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -599,23 +601,10 @@ func (s *Sim) Snapshots(vmid int) ([]string, bool) {
 	}
 	names := slices.Collect(maps.Keys(v.snaps))
 	slices.SortFunc(names, func(a, b string) int {
-		return compareInts(v.snaps[a].conf["snaptime"], v.snaps[b].conf["snaptime"], a, b)
+		if c := cmp.Compare(v.snaps[a].seq, v.snaps[b].seq); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
 	})
 	return names, true
-}
-
-func compareInts(x, y, a, b string) int {
-	i, _ := strconv.ParseInt(x, 10, 64)
-	j, _ := strconv.ParseInt(y, 10, 64)
-	switch {
-	case i < j:
-		return -1
-	case i > j:
-		return 1
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
