@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/pvekeep/pvekeep/internal/lazyre"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
@@ -29,7 +29,7 @@ var (
 )
 
 // snapshotNameRe is PVE's pve-configid; the schema adds maxLength 40.
-var snapshotNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]+$`)
+var snapshotNameRe = lazyre.New(`^[A-Za-z][A-Za-z0-9_-]+$`)
 
 // ValidSnapshotName reports whether PVE accepts name for a new snapshot:
 // a letter, then letters, digits, "_" or "-", 2–40 characters in all, and
