@@ -287,8 +287,57 @@ final class AdminView
         if ($rows === '') {
             return 'No emails.';
         }
-        return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-emails">'
+        $notice = $this->waitingNotice($emails);
+        return ($notice !== '' ? '<div class="alert alert-warning" id="pvekeep-admin-emails-waiting">' . Http::escape($notice) . '</div>' : '')
+            . '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-emails">'
             . '<tr><th>Email</th><th>State</th><th>To</th><th>Attempts</th><th>Created</th><th>Last error</th></tr>' . $rows
             . '</table></div>';
+    }
+
+    /**
+     * Why client emails wait and how to get them out, '' when none waits
+     * with a reason. The plugin notes the reason on each waiting email:
+     * "no SMTP settings: …" when WHMCS does not send by SMTP and no TOML
+     * [smtp] is set, else the SMTP problem (unusable settings, a server
+     * that deferred the message).
+     *
+     * @param array<mixed> $emails
+     */
+    public function waitingNotice(array $emails, ?string $provider = null): string
+    {
+        $noSmtp = 0;
+        $other = [];
+        foreach ($emails as $m) {
+            if (!is_array($m) || ($m['state'] ?? '') !== 'queued' || (string) ($m['last_error'] ?? '') === '') {
+                continue;
+            }
+            $why = (string) $m['last_error'];
+            if (strncmp($why, 'no SMTP settings', 16) === 0) {
+                $noSmtp++;
+            } else {
+                $other[$why] = ($other[$why] ?? 0) + 1;
+            }
+        }
+        $parts = [];
+        if ($noSmtp > 0) {
+            $provider = $provider ?? MailSettings::provider();
+            $parts[] = sprintf(
+                '%s waiting: pvekeep sends client emails by SMTP only, and %s. Fix: in System Settings → General Settings'
+                . ' → Mail, choose SMTP as the Mail Provider, or set [smtp] in the plugin\'s TOML file (config.php\'s'
+                . ' \'config\'). Nothing is lost: the waiting emails go out with the next cron run.',
+                $noSmtp === 1 ? '1 client email is' : $noSmtp . ' client emails are',
+                $provider !== '' && $provider !== 'SMTP' ? 'WHMCS sends its mail with ' . $provider
+                    : 'no SMTP settings reach the plugin'
+            );
+        }
+        foreach ($other as $why => $n) {
+            $parts[] = sprintf(
+                '%s waiting: %s. Check WHMCS\'s SMTP settings (System Settings → General Settings → Mail) or the'
+                . ' plugin\'s [smtp]; each cron run tries again.',
+                $n === 1 ? '1 client email is' : $n . ' client emails are',
+                rtrim($why, '.')
+            );
+        }
+        return implode(' ', $parts);
     }
 }

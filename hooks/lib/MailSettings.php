@@ -9,7 +9,9 @@ namespace WHMCS\Module\Server\Pvekeep;
  * configuration); older installs keep MailType = "smtp" and SMTPHost,
  * SMTPPort, SMTPUsername, SMTPPassword (encrypted), SMTPSSL ("", "ssl",
  * "tls"). The sender is Email / CompanyName either way. null when WHMCS
- * does not send by SMTP (the emails then wait in the plugin's outbox).
+ * does not send by SMTP (the emails then wait in the plugin's outbox; the
+ * admin's service tab and, once a day, the activity log say so: Cron,
+ * AdminView).
  */
 final class MailSettings
 {
@@ -64,6 +66,36 @@ final class MailSettings
             'from_email' => (string) ($s['Email'] ?? ''),
             'from_name' => (string) ($s['CompanyName'] ?? ''),
         ];
+    }
+
+    /**
+     * What WHMCS sends its own mail with, as the admin reads it: "SMTP",
+     * "PHP mail()", another Mail Provider's module name, or '' when the
+     * settings cannot be read.
+     */
+    public static function provider(): string
+    {
+        try {
+            return self::providerOf(self::read());
+        } catch (\Throwable $e) {
+            return '';
+        }
+    }
+
+    /**
+     * @param array<string, string> $s setting => value as tblconfiguration stores it
+     */
+    public static function providerOf(array $s): string
+    {
+        $config = self::mailConfig((string) ($s['MailConfig'] ?? ''));
+        $module = $config !== null ? (string) ($config['module'] ?? '') : strtolower((string) ($s['MailType'] ?? ''));
+        if (strcasecmp($module, 'SmtpMail') === 0 || $module === 'smtp') {
+            return 'SMTP';
+        }
+        if (strcasecmp($module, 'PhpMail') === 0 || $module === 'mail' || ($config === null && $module === '' && $s !== [])) {
+            return 'PHP mail()';
+        }
+        return $module;
     }
 
     /** @return array<string, string> */
