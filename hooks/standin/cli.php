@@ -8,6 +8,8 @@
  *   php hooks/standin/cli.php cron                        WHMCS's cron run: fires AfterCronJob
  *   php hooks/standin/cli.php command NAME SERVICE_ID     a module command as the system (Create, Suspend, …)
  *   php hooks/standin/cli.php params SERVICE_ID           the $params WHMCS would build (model left out)
+ *   php hooks/standin/cli.php client-area SERVICE_ID      the module's ClientArea, rendered, as the owner sees it,
+ *                                                         called whatever the status (WHMCS: Active only) → {status, html}
  *   php hooks/standin/cli.php encrypt TEXT                WHMCS's encrypt() with this installation's hash
  *
  * Output: one JSON document on stdout. Exit 0, or 1 with the error on stderr.
@@ -40,11 +42,16 @@ try {
             $out = standin_params((int) ($args[0] ?? 0));
             $out['model'] = $out['model']->toArray();
             break;
+        case 'client-area':
+            require_once __DIR__ . '/lib/theme.php';
+            require_once __DIR__ . '/lib/clientarea.php';
+            $out = standin_client_area_direct((int) ($args[0] ?? 0));
+            break;
         case 'encrypt':
             $out = encrypt((string) ($args[0] ?? ''));
             break;
         default:
-            fwrite(STDERR, "usage: cli.php test-connection ID | config-options PID | cron | command NAME SID | params SID | encrypt TEXT\n");
+            fwrite(STDERR, "usage: cli.php test-connection ID | config-options PID | cron | command NAME SID | params SID | client-area SID | encrypt TEXT\n");
             exit(2);
     }
     echo json_encode($out, JSON_UNESCAPED_SLASHES | JSON_PRETTY_PRINT), "\n";

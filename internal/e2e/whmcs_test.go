@@ -158,10 +158,24 @@ func TestInWHMCS(t *testing.T) {
 		}
 	})
 
+	// In the browser this holds because WHMCS (and so the stand-in) calls
+	// ClientArea only for an Active service: the page has no module output at
+	// all. The module must not rely on that alone, so the stand-in's CLI also
+	// calls its ClientArea directly for the Suspended service, and PHPUnit's
+	// ClientAreaViewTest::testNoFormsForAnotherClientOrAnInactiveService
+	// guards the view's can_* flags.
 	t.Run("a suspended service shows no action forms", func(t *testing.T) {
 		c := w.newCustomer(103, 3)
 		w.backedUp(c, "nightly")
 		must(t, w.seed.SetServiceStatus(context.Background(), c.serviceID, "Suspended"))
+		var direct struct{ Status, HTML string }
+		s.cli(t, &direct, "client-area", fmt.Sprint(c.serviceID))
+		if direct.Status != "Suspended" || !strings.Contains(direct.HTML, `data-pvekeep="page"`) {
+			t.Fatalf("ClientArea called directly for the %s service rendered:\n%.600s", direct.Status, direct.HTML)
+		}
+		if n := strings.Count(strings.ToLower(direct.HTML), "<form"); n != 0 {
+			t.Errorf("ClientArea called directly for a suspended service renders %d forms:\n%s", n, direct.HTML)
+		}
 		for _, theme := range []string{"twenty-one", "six"} {
 			tb := s.open(t, browser)
 			tb.login(t, c.clientID, 0, nil)

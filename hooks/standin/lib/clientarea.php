@@ -141,22 +141,8 @@ function standin_product_details($theme, $uid, $id)
 
     $moduleOutput = '';
     $replacement = null;
-    if ($active && standin_has('ClientArea')) {
-        $ca = standin_call('ClientArea', $params);
-        if (is_string($ca)) {
-            $moduleOutput = $ca;
-        } elseif (is_array($ca)) {
-            $vars = array_merge(standin_template_base_vars($params), (array) ($ca['templateVariables'] ?? $ca['vars'] ?? []));
-            if (!empty($ca['tabOverviewReplacementTemplate'])) {
-                $replacement = standin_module_template($ca['tabOverviewReplacementTemplate'], $vars);
-            } elseif (!empty($ca['tabOverviewModuleOutputTemplate'])) {
-                $moduleOutput = standin_module_template($ca['tabOverviewModuleOutputTemplate'], $vars);
-            } elseif (!empty($ca['templatefile'])) {
-                $moduleOutput = standin_module_template($ca['templatefile'], $vars);
-            }
-        } elseif ($ca !== null) {
-            throw new \UnexpectedValueException('ClientArea returned ' . gettype($ca));
-        }
+    if ($active) { // as WHMCS: module output only for an Active service
+        list($moduleOutput, $replacement) = standin_module_client_area($params);
     }
 
     $content = $alerts . standin_product_overview($theme, $svc, $moduleOutput, $replacement);
@@ -177,6 +163,56 @@ function standin_product_details($theme, $uid, $id)
         ['label' => STANDIN_LANG['clientareacancelrequestbutton'], 'href' => 'clientarea.php?action=cancel&id=' . $id],
     ]);
     echo standin_client_page($theme, STANDIN_LANG['clientareaproductdetails'], $sidebar, $content);
+}
+
+/**
+ * Calls the module's ClientArea and renders what it returns: [module output
+ * HTML, replacement HTML or null]. The caller decides whether WHMCS would
+ * call it at all (an Active service only).
+ */
+function standin_module_client_area(array $params)
+{
+    $moduleOutput = '';
+    $replacement = null;
+    if (!standin_has('ClientArea')) {
+        return [$moduleOutput, $replacement];
+    }
+    $ca = standin_call('ClientArea', $params);
+    if (is_string($ca)) {
+        $moduleOutput = $ca;
+    } elseif (is_array($ca)) {
+        $vars = array_merge(standin_template_base_vars($params), (array) ($ca['templateVariables'] ?? $ca['vars'] ?? []));
+        if (!empty($ca['tabOverviewReplacementTemplate'])) {
+            $replacement = standin_module_template($ca['tabOverviewReplacementTemplate'], $vars);
+        } elseif (!empty($ca['tabOverviewModuleOutputTemplate'])) {
+            $moduleOutput = standin_module_template($ca['tabOverviewModuleOutputTemplate'], $vars);
+        } elseif (!empty($ca['templatefile'])) {
+            $moduleOutput = standin_module_template($ca['templatefile'], $vars);
+        }
+    } elseif ($ca !== null) {
+        throw new \UnexpectedValueException('ClientArea returned ' . gettype($ca));
+    }
+    return [$moduleOutput, $replacement];
+}
+
+/**
+ * The module's ClientArea for service $id as its owner sees it, called
+ * WHATEVER the service's status (cli.php client-area). WHMCS calls it only
+ * for an Active service; this shows what the module does on its own when it
+ * is called for another (a future WHMCS, a hook, a theme that calls it).
+ *
+ * @return array{status: string, html: string}
+ */
+function standin_client_area_direct($id)
+{
+    $svc = standin_service((int) $id);
+    if ($svc === null) {
+        throw new \InvalidArgumentException("no service $id");
+    }
+    define('CLIENTAREA', true);
+    $_SESSION = ['uid' => (int) $svc['userid']];
+    list($moduleOutput, $replacement) = standin_module_client_area(standin_params((int) $id));
+    return ['status' => (string) $svc['domainstatus'], 'html' => $replacement !== null ? $replacement : $moduleOutput];
 }
 
 /** What WHMCS gives every client-area template besides the module's own variables. */
