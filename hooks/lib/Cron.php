@@ -94,7 +94,14 @@ final class Cron
             return false;
         }
         try {
-            if (\WHMCS\Database\Capsule::table('tblactivitylog')->where('description', $line)->first() !== null) {
+            // The indexed date bounds the lookup: tblactivitylog grows for
+            // years, and its description is unindexed text.
+            $since = date('Y-m-d 00:00:00', $now ?? time());
+            $seen = \WHMCS\Database\Capsule::table('tblactivitylog')
+                ->where('date', '>=', $since)
+                ->where('description', $line)
+                ->first();
+            if ($seen !== null) {
                 return false;
             }
         } catch (\Throwable $e) {

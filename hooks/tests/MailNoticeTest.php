@@ -38,7 +38,10 @@ final class MailNoticeTest extends TestCase
     {
         $rows = [];
         foreach ($GLOBALS['pvekeep_test']['activity'] as $i => $line) {
-            $rows[] = ['id' => $i + 1, 'description' => $line];
+            // WHMCS stamps a line with the time it is written: the notice
+            // is written on the day it names.
+            preg_match('/\d{4}-\d{2}-\d{2}/', $line, $day);
+            $rows[] = ['id' => $i + 1, 'date' => ($day[0] ?? '2026-01-01') . ' 00:00:01', 'description' => $line];
         }
         $GLOBALS['pvekeep_test']['tables']['tblactivitylog'] = $rows;
     }
