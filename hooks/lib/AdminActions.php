@@ -60,8 +60,13 @@ final class AdminActions
             return Http::escape('This is an admin command.');
         }
         if (defined('ADMINAREA')) {
-            if (!Input::isPost()) {
-                return Http::escape('Admin commands run from the buttons of the service page (a POST). Nothing was changed.');
+            // WHMCS's admin UI sends these buttons itself (runModuleCommand,
+            // AJAX); whether as GET or POST is not public, so the method is
+            // not the guard. An admin session and WHMCS's admin token are:
+            // a request bearing the token cannot be forged from another
+            // site, GET or POST. (Client-area functions stay POST-only.)
+            if ((int) ($_SESSION['adminid'] ?? 0) <= 0) {
+                return Http::escape('Admin commands need a logged-in admin. Nothing was changed.');
             }
             if (!Input::checkToken('WHMCS.admin.default')) {
                 return Http::escape('The request carried no valid security token. Nothing was changed.');

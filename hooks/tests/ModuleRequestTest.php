@@ -35,6 +35,15 @@ final class ModuleRequestTest extends TestCase
         }
     }
 
+    /** A new fake plugin, the previous one closed (tearDown closes the last). */
+    private function freshPlugin(): FakePlugin
+    {
+        if ($this->plugin !== null) {
+            $this->plugin->close();
+        }
+        return $this->plugin();
+    }
+
     private function plugin(array $answers = [], array $stderr = []): FakePlugin
     {
         $this->plugin = new FakePlugin($answers, $stderr);
@@ -253,13 +262,33 @@ final class ModuleRequestTest extends TestCase
         $this->assertSame(['adminBackupCreate', 'adminBackupRestore', 'adminBackupRemove'], array_values($buttons));
     }
 
-    public function testAdminButtonsNeedAPost(): void
+    /**
+     * WHMCS's admin UI may send a module button as a GET or a POST (its
+     * runModuleCommand AJAX; not public): either works with an admin session
+     * and the admin token, neither without.
+     */
+    public function testAdminButtonsNeedAnAdminAndTheTokenNotAPost(): void
     {
-        $plugin = $this->plugin();
-        $res = self::request(['area' => 'admin', 'method' => 'GET', 'session' => ['adminid' => 1], 'token_ok' => true,
-            'call' => 'pvekeep_adminBackupCreate']);
-        $this->assertStringContainsString('Nothing was changed', $res['result']);
-        $this->assertSame([], $plugin->requests());
+        foreach (['GET', 'POST'] as $method) {
+            $plugin = $this->freshPlugin();
+            $res = self::request(['area' => 'admin', 'method' => $method, 'session' => ['adminid' => 1], 'token_ok' => true,
+                'call' => 'pvekeep_adminBackupCreate', strtolower($method) => ['token' => 'csrf-token-1']]);
+            $this->assertSame('success', $res['result'], "$method with the token");
+            $this->assertSame(['WHMCS.admin.default'], $res['token_checks'], $method);
+            $this->assertSame(['backups.create'], array_column($plugin->requests(), 'method'), $method);
+
+            $plugin = $this->freshPlugin();
+            $res = self::request(['area' => 'admin', 'method' => $method, 'session' => ['adminid' => 1], 'token_ok' => false,
+                'call' => 'pvekeep_adminBackupCreate']);
+            $this->assertStringContainsString('no valid security token. Nothing was changed', $res['result'], "$method without");
+            $this->assertSame([], $plugin->requests(), "$method without the token");
+
+            $plugin = $this->freshPlugin();
+            $res = self::request(['area' => 'admin', 'method' => $method, 'session' => [], 'token_ok' => true,
+                'call' => 'pvekeep_adminBackupCreate']);
+            $this->assertStringContainsString('need a logged-in admin', $res['result'], "$method, no admin");
+            $this->assertSame([], $plugin->requests(), "$method without an admin");
+        }
     }
 
     public function testAnAdminsFailureGoesToTheActivityAndModuleLogWithThePluginsStderr(): void
