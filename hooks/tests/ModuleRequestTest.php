@@ -36,12 +36,12 @@ final class ModuleRequestTest extends TestCase
     }
 
     /** A new fake plugin, the previous one closed (tearDown closes the last). */
-    private function freshPlugin(): FakePlugin
+    private function freshPlugin(array $answers = []): FakePlugin
     {
         if ($this->plugin !== null) {
             $this->plugin->close();
         }
-        return $this->plugin();
+        return $this->plugin($answers);
     }
 
     private function plugin(array $answers = [], array $stderr = []): FakePlugin
@@ -191,6 +191,29 @@ final class ModuleRequestTest extends TestCase
         $this->assertSame(['jobs.get'], array_column($calls, 'method'));
         $this->assertSame(9, $calls[0]['params']['job_id']);
         $this->assertSame(['type' => 'client', 'id' => 7], $calls[0]['params']['actor']);
+    }
+
+    /** The poll's last answer names the final state in the client's words, not "succeeded". */
+    public function testThePollTranslatesAFinishedJobsState(): void
+    {
+        $want = [
+            'english' => ['succeeded' => 'Finished', 'failed' => 'Failed', 'cancelled' => 'Cancelled'],
+            'german' => ['succeeded' => 'Abgeschlossen', 'failed' => 'Fehlgeschlagen', 'cancelled' => 'Abgebrochen'],
+            'russian' => ['succeeded' => 'Завершено', 'failed' => 'Не удалось', 'cancelled' => 'Отменено'],
+        ];
+        foreach ($want as $language => $states) {
+            foreach ($states as $state => $text) {
+                $this->freshPlugin(['jobs.get' => ['result' => ['job' => [
+                    'id' => 9, 'kind' => 'backup.create', 'state' => $state, 'progress_pct' => 100,
+                ]]]]);
+                $res = self::request(['area' => 'client', 'method' => 'GET', 'call' => 'pvekeep_ClientArea',
+                    'get' => ['action' => 'productdetails', 'id' => '42', 'pvekeep_poll' => '9'],
+                    'session' => ['uid' => 7, 'Language' => $language]]);
+                $body = json_decode($res['output'], true);
+                $this->assertSame($text, $body['job']['state_text'], "$language $state");
+                $this->assertTrue($body['job']['done'], "$language $state");
+            }
+        }
     }
 
     private const OVERVIEW = [
