@@ -236,6 +236,8 @@ type JobFinish struct {
 	Step   string
 	Now    time.Time
 	Backup *BackupChange
+	// Snapshot is the change to the job's snapshot, if any.
+	Snapshot *SnapshotChange
 }
 
 // FinishJob ends the job l holds and applies f.Backup, in one
@@ -256,7 +258,10 @@ func (s *Store) FinishJob(ctx context.Context, l pvekeep.Lease, f JobFinish) err
 		if err := oneRow(res, "finish job", l); err != nil {
 			return err
 		}
-		return applyBackupChange(ctx, tx, l.JobID, f.Backup)
+		if err := applyBackupChange(ctx, tx, l.JobID, f.Backup); err != nil {
+			return err
+		}
+		return applySnapshotChange(ctx, tx, l.JobID, f.Snapshot)
 	})
 	if err != nil {
 		return fmt.Errorf("finish job %d: %w", l.JobID, err)
@@ -282,7 +287,10 @@ func (s *Store) CancelJob(ctx context.Context, id pvekeep.JobID, f JobFinish) er
 		} else if n != 1 {
 			return ErrNotFound
 		}
-		return applyBackupChange(ctx, tx, id, f.Backup)
+		if err := applyBackupChange(ctx, tx, id, f.Backup); err != nil {
+			return err
+		}
+		return applySnapshotChange(ctx, tx, id, f.Snapshot)
 	})
 	if err != nil {
 		return fmt.Errorf("cancel job %d: %w", id, err)
@@ -299,6 +307,9 @@ func validateFinish(f JobFinish) error {
 	}
 	if f.Backup != nil && (f.Backup.ID == 0 || f.Backup.Status == "") {
 		return errors.New("backup change needs an id and a status")
+	}
+	if f.Snapshot != nil && (f.Snapshot.ID == 0 || f.Snapshot.Status == "") {
+		return errors.New("snapshot change needs an id and a status")
 	}
 	return nil
 }
