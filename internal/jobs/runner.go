@@ -106,6 +106,9 @@ type Stats struct {
 	// settings; EmailsSkipped those the client opted out of (see service).
 	EmailsWaiting int `json:"emails_waiting"`
 	EmailsSkipped int `json:"emails_skipped"`
+	// SnapshotsExpiring counts the removals of expired snapshots the tick
+	// queued before its run (see service).
+	SnapshotsExpiring int `json:"snapshots_expiring"`
 	// FactsRefreshed counts services whose VM facts the tick refreshed
 	// from Proxmox (see service).
 	FactsRefreshed int `json:"facts_refreshed"`

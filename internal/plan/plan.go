@@ -25,34 +25,38 @@ import (
 // Module settings, by index into ServiceFacts.ProductSettings
 // (configoptionN is index N-1).
 const (
-	SettingBackupStorage            = 0  // configoption1: PVE storage id for backups
-	SettingBackupsQuota             = 1  // configoption2
-	SettingSnapshotsQuota           = 2  // configoption3
-	SettingSnapshotLifetime         = 3  // configoption4: days, 0 = keep
-	SettingCores                    = 4  // configoption5
-	SettingRAM                      = 5  // configoption6: GB
-	SettingSystemDisk               = 6  // configoption7: GB
-	SettingExtraDisk                = 7  // configoption8: GB, 0 = none
-	SettingSystemReadMBs            = 8  // configoption9
-	SettingSystemWriteMBs           = 9  // configoption10
-	SettingSystemReadIOPS           = 10 // configoption11
-	SettingSystemWriteIOPS          = 11 // configoption12
-	SettingExtraReadMBs             = 12 // configoption13
-	SettingExtraWriteMBs            = 13 // configoption14
-	SettingExtraReadIOPS            = 14 // configoption15
-	SettingExtraWriteIOPS           = 15 // configoption16
-	SettingNetworkMBs               = 16 // configoption17: MB/s, 0 = unlimited
-	SettingBridge                   = 17 // configoption18: e.g. vmbr0
-	SettingVLAN                     = 18 // configoption19: 0 = untagged
-	SettingNetModel                 = 19 // configoption20: virtio, e1000, …
-	SettingDiskStorage              = 20 // configoption21: storage for new disks
-	SettingOSTemplate               = 21 // configoption22: template vmid a reinstall clones
-	settingsUsed                    = 22
-	defaultSystemDisk               = "scsi0"
-	defaultExtraDisk                = "scsi1"
-	defaultNetwork                  = "net0"
-	maxCount                        = 100000
-	maxNetworkRateMBs       float64 = 100000
+	SettingBackupStorage    = 0  // configoption1: PVE storage id for backups
+	SettingBackupsQuota     = 1  // configoption2
+	SettingSnapshotsQuota   = 2  // configoption3
+	SettingSnapshotLifetime = 3  // configoption4: days, 0 = keep
+	SettingCores            = 4  // configoption5
+	SettingRAM              = 5  // configoption6: GB
+	SettingSystemDisk       = 6  // configoption7: GB
+	SettingExtraDisk        = 7  // configoption8: GB, 0 = none
+	SettingSystemReadMBs    = 8  // configoption9
+	SettingSystemWriteMBs   = 9  // configoption10
+	SettingSystemReadIOPS   = 10 // configoption11
+	SettingSystemWriteIOPS  = 11 // configoption12
+	SettingExtraReadMBs     = 12 // configoption13
+	SettingExtraWriteMBs    = 13 // configoption14
+	SettingExtraReadIOPS    = 14 // configoption15
+	SettingExtraWriteIOPS   = 15 // configoption16
+	SettingNetworkMBs       = 16 // configoption17: MB/s, 0 = unlimited
+	SettingBridge           = 17 // configoption18: e.g. vmbr0
+	SettingVLAN             = 18 // configoption19: 0 = untagged
+	SettingNetModel         = 19 // configoption20: virtio, e1000, …
+	SettingDiskStorage      = 20 // configoption21: storage for new disks
+	SettingOSTemplate       = 21 // configoption22: template vmid a reinstall clones
+	// SettingSnapshotRAM is configoption23, "Snapshot RAM" (a yes/no:
+	// WHMCS stores "on"; "yes", "1" and "true" count too): whether a
+	// client's snapshot of a running VM may save its RAM (issue 8).
+	SettingSnapshotRAM         = 22
+	settingsUsed               = 23
+	defaultSystemDisk          = "scsi0"
+	defaultExtraDisk           = "scsi1"
+	defaultNetwork             = "net0"
+	maxCount                   = 100000
+	maxNetworkRateMBs  float64 = 100000
 )
 
 // Configurable option names (the part before '|') that override settings.
@@ -89,6 +93,8 @@ type Quotas struct {
 	BackupsMax           int
 	SnapshotsMax         int
 	SnapshotLifetimeDays int // 0 = keep
+	// SnapshotRAM: a snapshot may save the running VM's RAM.
+	SnapshotRAM bool
 }
 
 // Managed is a value the package sets, or nothing when the package leaves
@@ -179,6 +185,10 @@ func QuotasFromFacts(f pvekeep.ServiceFacts) (Quotas, error) {
 	q.BackupsMax = r.count(SettingBackupsQuota).Value
 	q.SnapshotsMax = r.count(SettingSnapshotsQuota).Value
 	q.SnapshotLifetimeDays = r.count(SettingSnapshotLifetime).Value
+	switch strings.ToLower(strings.TrimSpace(f.ProductSettings[SettingSnapshotRAM])) {
+	case "on", "yes", "1", "true":
+		q.SnapshotRAM = true
+	}
 	if r.err != nil {
 		return Quotas{}, r.err
 	}

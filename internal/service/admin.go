@@ -43,6 +43,10 @@ type AdminOverview struct {
 	// quotas' maxima are then 0); "" when they can. The client's page
 	// fails on it; the admin must see why.
 	SettingsError string
+	// Snapshots are the plugin's snapshots of the service that count,
+	// newest first; a failed removal (an expiry the cron keeps retrying)
+	// shows its LastError and Attempts.
+	Snapshots []pvekeep.Snapshot
 }
 
 // overviewJobs and overviewEmails bound the admin tab's lists.
@@ -90,6 +94,10 @@ func (s *Service) Overview(ctx context.Context, c Call) (AdminOverview, error) {
 		return AdminOverview{}, err
 	}
 	out := AdminOverview{Status: st, Backups: items}
+	if out.Snapshots, err = s.snaps.Snapshots(ctx, f.ServiceID, listedSnapshots...); err != nil {
+		return AdminOverview{}, dbError(err)
+	}
+	out.Status.Snapshots.Used = len(out.Snapshots)
 	if _, err := plan.QuotasFromFacts(f); err != nil {
 		out.SettingsError = err.Error()
 		if e, ok := pvekeep.AsError(err); ok {

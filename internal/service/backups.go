@@ -388,6 +388,9 @@ func (s *Service) failIfFinal(ctx context.Context, lease pvekeep.Lease, job pvek
 	if job.Kind == pvekeep.KindBackupRemove {
 		f.Backup = &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupAvailable}
 	}
+	if isSnapshotKind(job.Kind) {
+		f.Snapshot = snapshotFailure(job, msg)
+	}
 	if ferr := s.finish(ctx, lease, job, f); ferr != nil {
 		return ferr
 	}

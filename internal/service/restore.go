@@ -670,6 +670,9 @@ func (s *Service) restoreRun(ctx context.Context, pc pve.Cluster, srv pvekeep.Se
 		}
 		return job, nil
 	}
+	// qmrestore with force destroys the VM's snapshots before it writes:
+	// the plugin's records follow whatever Proxmox still lists.
+	s.forgetDestroyedSnapshots(ctx, pc, lease, job)
 	if _, ok := taskSucceeded(ts.ExitStatus); !ok {
 		lines, lerr := pc.TaskLog(ctx, job.UPID, 0)
 		if lerr != nil {
@@ -685,6 +688,7 @@ func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvek
 	if job.UPID == "" {
 		upid, err := pc.DeleteVM(ctx, job.Node, job.VMID, true)
 		if errors.Is(err, pve.ErrNotFound) {
+			s.forgetDestroyedSnapshots(ctx, pc, lease, job)
 			return s.advance(ctx, lease, job, stepClone, 10)
 		}
 		if err != nil {
@@ -702,6 +706,8 @@ func (s *Service) reinstallPurge(ctx context.Context, pc pve.Cluster, lease pvek
 	if err != nil || !done {
 		return job, err
 	}
+	// Purged or not, the VM's snapshots may be gone: the records follow.
+	s.forgetDestroyedSnapshots(ctx, pc, lease, job)
 	if failure != "" {
 		return s.failRestore(ctx, lease, job, "removing the broken VM failed: "+failure)
 	}

@@ -76,6 +76,10 @@ type Config struct {
 	StatusTimeout time.Duration
 	// FactsTimeout bounds a tick's refresh of one server's VM facts.
 	FactsTimeout time.Duration
+	// RollbackVerdict bounds how long snapshots.rollback waits for Proxmox
+	// to accept an older target (a newest-only storage refuses it first
+	// thing in the task, before touching the VM).
+	RollbackVerdict time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +116,9 @@ func (c Config) withDefaults() Config {
 	if c.FactsTimeout <= 0 {
 		c.FactsTimeout = defaultFactsTimeout
 	}
+	if c.RollbackVerdict <= 0 {
+		c.RollbackVerdict = 10 * time.Second
+	}
 	return c
 }
 
@@ -119,6 +126,7 @@ func (c Config) withDefaults() Config {
 // service, and the job steps that cron ticks run.
 type Service struct {
 	st         serviceStore
+	snaps      snapshotStore
 	emails     emailStore
 	facts      factsStore
 	admin      adminStore
@@ -137,6 +145,7 @@ type Service struct {
 type Deps struct {
 	Store interface {
 		serviceStore
+		snapshotStore
 		emailStore
 		factsStore
 		adminStore
@@ -160,7 +169,7 @@ type Deps struct {
 // Tick drives.
 func New(d Deps, cfg Config) *Service {
 	s := &Service{
-		st: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
+		st: d.Store, snaps: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
 		mailer: d.Mailer, newMailer: d.NewMailer,
 		reconciler: reconcile.New(d.Logger), clock: d.Clock,
 		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
@@ -175,6 +184,9 @@ func New(d Deps, cfg Config) *Service {
 	d.Runner.Handle(pvekeep.KindBackupRemove, s.stepBackupRemove)
 	d.Runner.Handle(pvekeep.KindBackupRestore, s.stepRestoreJob)
 	d.Runner.Handle(pvekeep.KindVMReinstall, s.stepRestoreJob)
+	d.Runner.Handle(pvekeep.KindSnapshotCreate, s.stepSnapshotCreate)
+	d.Runner.Handle(pvekeep.KindSnapshotRollback, s.stepSnapshotRollback)
+	d.Runner.Handle(pvekeep.KindSnapshotRemove, s.stepSnapshotRemove)
 	return s
 }
 
@@ -315,6 +327,12 @@ func lockName(k pvekeep.JobKind) string {
 		return "restore"
 	case pvekeep.KindVMReinstall:
 		return "reinstall"
+	case pvekeep.KindSnapshotCreate:
+		return "snapshot"
+	case pvekeep.KindSnapshotRollback:
+		return "rollback"
+	case pvekeep.KindSnapshotRemove:
+		return "snapshot-delete"
 	default:
 		return string(k)
 	}

@@ -64,6 +64,11 @@ func (s *Service) Status(ctx context.Context, c Call) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	snaps, err := s.snaps.Snapshots(ctx, f.ServiceID, listedSnapshots...)
+	if err != nil {
+		return Status{}, dbError(err)
+	}
+	out.Snapshots.Used = len(snaps)
 
 	liveCtx, cancel := context.WithTimeout(ctx, s.cfg.StatusTimeout)
 	_, ref, st, err := s.vmState(liveCtx, c.Server, f)

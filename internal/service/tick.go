@@ -59,7 +59,14 @@ func (s *Service) TickWithSMTP(ctx context.Context, servers []pvekeep.Server, bu
 		byID[srv.ID] = srv
 	}
 	ctx = s.withPanelSMTP(ctx, smtp)
+	// Before the run, so that the run already removes what expired.
+	ids := make([]int64, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	expiring := s.expireSnapshots(ctx, ids)
 	st, err := s.run.Run(ctx, byID, budget)
+	st.SnapshotsExpiring = expiring
 	if err != nil {
 		return st, dbError(err)
 	}
