@@ -33,6 +33,10 @@ type backend interface {
 	Reinstall(ctx context.Context, c service.Call, failed pvekeep.JobID) (pvekeep.Job, error)
 	Overview(ctx context.Context, c service.Call) (service.AdminOverview, error)
 	SelectBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.BackupID, error)
+	ListSnapshots(ctx context.Context, c service.Call) (service.SnapshotList, error)
+	CreateSnapshot(ctx context.Context, c service.Call, description string, includeRAM bool, idempotencyKey string) (pvekeep.Job, error)
+	RollbackSnapshot(ctx context.Context, c service.Call, name, idempotencyKey string) (pvekeep.Job, error)
+	RemoveSnapshot(ctx context.Context, c service.Call, name, idempotencyKey string) (pvekeep.Job, error)
 	TestServer(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, storage string) (service.ServerReport, error)
 	ServerOptions(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, kind string) ([]service.Option, error)
 }
@@ -87,6 +91,10 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 		"admin.select_backup": t.adminSelectBackup,
 		"server.test":         t.serverTest,
 		"server.options":      t.serverOptions,
+		"snapshots.list":      t.snapshotsList,
+		"snapshots.create":    t.snapshotsCreate,
+		"snapshots.rollback":  t.snapshotsRollback,
+		"snapshots.remove":    t.snapshotsRemove,
 	}
 	return t
 }
@@ -439,4 +447,67 @@ func (t *Table) serverOptions(ctx context.Context, params json.RawMessage) (any,
 		out.Items = append(out.Items, optionOut{Value: o.Value, Label: o.Label})
 	}
 	return out, nil
+}
+
+// snapshotsList is the snapshots section of the client page: database
+// only for a client; an admin's call also lists, bounded, the snapshots
+// made outside the plugin (flagged, never counted).
+func (t *Table) snapshotsList(ctx context.Context, params json.RawMessage) (any, error) {
+	var p common
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	l, err := t.svc.ListSnapshots(ctx, p.call())
+	if err != nil {
+		return nil, err
+	}
+	return snapshotListFrom(l), nil
+}
+
+func (t *Table) snapshotsCreate(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		Description    string `json:"description"`
+		IncludeRAM     bool   `json:"include_ram"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.CreateSnapshot(ctx, p.call(), p.Description, p.IncludeRAM, p.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+// snapshotParams are what snapshots.rollback and snapshots.remove carry.
+type snapshotParams struct {
+	common
+	Name           string `json:"name"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func (t *Table) snapshotsRollback(ctx context.Context, params json.RawMessage) (any, error) {
+	var p snapshotParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.RollbackSnapshot(ctx, p.call(), p.Name, p.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+func (t *Table) snapshotsRemove(ctx context.Context, params json.RawMessage) (any, error) {
+	var p snapshotParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.RemoveSnapshot(ctx, p.call(), p.Name, p.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
 }

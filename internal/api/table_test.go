@@ -105,6 +105,30 @@ func (f *fakeBackend) SelectBackup(_ context.Context, c service.Call, id pvekeep
 	return id, f.err
 }
 
+func (f *fakeBackend) ListSnapshots(_ context.Context, c service.Call) (service.SnapshotList, error) {
+	f.got = c
+	exp := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	return service.SnapshotList{Quota: service.Usage{Used: 1, Max: 3}, LifetimeDays: 1, Items: []pvekeep.Snapshot{{
+		Name: "pk20261122-100000-abcdef", Description: "d", Status: pvekeep.SnapshotAvailable,
+		CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), ExpiresAt: &exp,
+	}}}, f.err
+}
+
+func (f *fakeBackend) CreateSnapshot(_ context.Context, c service.Call, description string, _ bool, _ string) (pvekeep.Job, error) {
+	f.got, f.note = c, description
+	return pvekeep.Job{ID: 10, Kind: pvekeep.KindSnapshotCreate, State: pvekeep.JobRunning}, f.err
+}
+
+func (f *fakeBackend) RollbackSnapshot(_ context.Context, c service.Call, name, _ string) (pvekeep.Job, error) {
+	f.got, f.note = c, name
+	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) RemoveSnapshot(_ context.Context, c service.Call, name, _ string) (pvekeep.Job, error) {
+	f.got, f.note = c, name
+	return pvekeep.Job{}, f.err
+}
+
 func newTable(f *fakeBackend) *Table {
 	return New(f, f, slog.New(slog.DiscardHandler), Config{Version: "test"})
 }
@@ -263,6 +287,40 @@ var contractMethods = []string{
 	"backups.create", "backups.list", "backups.remove", "backups.restore", "cron.tick",
 	"jobs.get", "plugin.hello", "restore.reinstall", "restore.retry", "service.status",
 	"admin.overview", "admin.select_backup", "server.test", "server.options",
+	"snapshots.list", "snapshots.create", "snapshots.rollback", "snapshots.remove",
+}
+
+// snapshots.list answers DESIGN §3's shape: quota, lifetime_s and items
+// with name, description, created_at, expires_at and vmstate.
+func TestSnapshotsListAnswersTheContractShape(t *testing.T) {
+	t.Parallel()
+	res, rerr := newTable(&fakeBackend{}).Call(context.Background(), "snapshots.list", json.RawMessage(`{"service_id":1}`))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Quota     struct{ Used, Max int } `json:"quota"`
+		LifetimeS int64                   `json:"lifetime_s"`
+		Items     []map[string]any        `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Quota.Used != 1 || got.Quota.Max != 3 || got.LifetimeS != 86400 || len(got.Items) != 1 {
+		t.Fatalf("snapshots.list = %s", raw)
+	}
+	for _, k := range []string{"name", "description", "created_at", "expires_at", "vmstate"} {
+		if _, ok := got.Items[0][k]; !ok {
+			t.Errorf("item lacks %q: %s", k, raw)
+		}
+	}
+	if got.Items[0]["expires_at"] != "2026-11-23T10:00:00Z" {
+		t.Errorf("expires_at = %v", got.Items[0]["expires_at"])
+	}
 }
 
 func TestHelloListsExactlyTheMethodsTheTableServes(t *testing.T) {

@@ -193,6 +193,9 @@ type overviewOut struct {
 	// SettingsError says why the product's settings cannot be read
 	// (quotas then show max 0); absent when they can.
 	SettingsError string `json:"settings_error,omitempty"`
+	// Snapshots are the plugin's snapshots of the service; a failed
+	// removal (an expiry the cron retries) has last_error and attempts.
+	Snapshots []snapshotOut `json:"snapshots"`
 }
 
 func overviewFrom(o service.AdminOverview) overviewOut {
@@ -202,7 +205,10 @@ func overviewFrom(o service.AdminOverview) overviewOut {
 		Quotas: st.Quotas, ActiveJob: st.ActiveJob, SelectedBackupID: int64(o.SelectedBackupID),
 		Backups: make([]adminBackupOut, 0, len(o.Backups)), Jobs: make([]adminJobOut, 0, len(o.Jobs)),
 		Emails: make([]emailOut, 0, len(o.Emails)), FailedRestore: jobPtr(o.FailedRestore),
-		SettingsError: o.SettingsError,
+		SettingsError: o.SettingsError, Snapshots: make([]snapshotOut, 0, len(o.Snapshots)),
+	}
+	for _, sn := range o.Snapshots {
+		out.Snapshots = append(out.Snapshots, snapshotFrom(sn))
 	}
 	for _, b := range o.Backups {
 		out.Backups = append(out.Backups, adminBackupOut{backupOut: backupFrom(b), Volid: b.Volid})
@@ -257,4 +263,77 @@ func rfc3339(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// snapshotOut is one of the plugin's snapshots. expires_at is null for a
+// snapshot kept until removed; the page counts down to it.
+type snapshotOut struct {
+	Name        string  `json:"name"`
+	Description string  `json:"description"`
+	CreatedAt   string  `json:"created_at"`
+	ExpiresAt   *string `json:"expires_at"`
+	VMState     bool    `json:"vmstate"`
+	Status      string  `json:"status"`
+	// Foreign: made outside the plugin (the Proxmox UI); admins only,
+	// never counted, never offered to the client.
+	Foreign bool `json:"foreign"`
+	// LastError and Attempts: the failed removals so far (an expiry the
+	// cron keeps retrying); "" and 0 when none failed.
+	LastError string `json:"last_error"`
+	Attempts  int    `json:"attempts"`
+	// RemovedAt: for removed_by_restore items.
+	RemovedAt *string `json:"removed_at,omitempty"`
+}
+
+func snapshotFrom(sn pvekeep.Snapshot) snapshotOut {
+	return snapshotOut{
+		Name: sn.Name, Description: sn.Description, CreatedAt: rfc3339(sn.CreatedAt), ExpiresAt: timePtr(sn.ExpiresAt),
+		VMState: sn.VMState, Status: string(sn.Status), LastError: sn.LastError, Attempts: sn.Attempts,
+		RemovedAt: timePtr(sn.RemovedAt),
+	}
+}
+
+// snapshotListOut is snapshots.list's result (DESIGN §3: quota,
+// lifetime_s, items), with the service's status so that one call is the
+// whole snapshots section.
+type snapshotListOut struct {
+	Status statusOut `json:"status"`
+	Quota  usageOut  `json:"quota"`
+	// LifetimeS is the product's snapshot lifetime in seconds; 0 = kept.
+	LifetimeS    int64         `json:"lifetime_s"`
+	LifetimeDays int           `json:"lifetime_days"`
+	RAMAllowed   bool          `json:"ram_allowed"`
+	Items        []snapshotOut `json:"items"`
+	ActiveJob    *jobOut       `json:"active_job"`
+	// FailedJob is the newest job when it is a snapshot job that failed.
+	FailedJob *jobOut `json:"failed_job"`
+	// RemovedByRestore are the snapshots the latest restore or reinstall
+	// destroyed in Proxmox (the page says so).
+	RemovedByRestore []snapshotOut `json:"removed_by_restore"`
+	// Foreign: admins only (absent for clients).
+	Foreign      []snapshotOut `json:"foreign,omitempty"`
+	ForeignError *problemOut   `json:"foreign_error,omitempty"`
+}
+
+func snapshotListFrom(l service.SnapshotList) snapshotListOut {
+	out := snapshotListOut{
+		Status: statusFrom(l.Status), Quota: usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
+		LifetimeS: int64(l.LifetimeDays) * 86400, LifetimeDays: l.LifetimeDays, RAMAllowed: l.RAMAllowed,
+		Items: make([]snapshotOut, 0, len(l.Items)), ActiveJob: jobPtr(l.ActiveJob), FailedJob: jobPtr(l.FailedJob),
+		RemovedByRestore: make([]snapshotOut, 0, len(l.RemovedByRestore)),
+	}
+	for _, sn := range l.Items {
+		out.Items = append(out.Items, snapshotFrom(sn))
+	}
+	for _, sn := range l.RemovedByRestore {
+		out.RemovedByRestore = append(out.RemovedByRestore, snapshotFrom(sn))
+	}
+	for _, f := range l.Foreign {
+		out.Foreign = append(out.Foreign, snapshotOut{Name: f.Name, Description: f.Description,
+			CreatedAt: rfc3339(f.CreatedAt), VMState: f.VMState, Status: string(pvekeep.SnapshotAvailable), Foreign: true})
+	}
+	if e := l.ForeignError; e != nil {
+		out.ForeignError = &problemOut{Reason: string(e.Reason), Message: e.Message}
+	}
+	return out
 }
