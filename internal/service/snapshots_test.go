@@ -9,6 +9,7 @@ import (
 
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/pvesim"
 	"github.com/pvekeep/pvekeep/internal/seed"
 	"github.com/pvekeep/pvekeep/internal/service"
 )
@@ -423,5 +424,104 @@ func manualSnapshot(t *testing.T, b *bundle, name string) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
+	}
+}
+
+func (b *bundle) tasksOfType(typ string) int {
+	n := 0
+	for _, task := range b.sim.State().Tasks {
+		if task.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// The answer to the snapshot request is lost (it lands 3 s later): the
+// job waits out the quiet window, finds the task in Proxmox's list and
+// follows it, never asking for a second snapshot.
+func TestLostAnswerToASnapshotIsAdoptedNotResubmitted(t *testing.T) {
+	t.Parallel()
+	b := setupSnapshots(t, 3, 0, "")
+	b.clock.real = true
+	ctx := context.Background()
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "POST", PathRegex: "/snapshot$", Delay: 3 * time.Second, Detached: true, Count: 1}))
+	clicked := time.Now()
+	job, err := b.svc.CreateSnapshot(ctx, b.call(), "lost answer", false, "")
+	must(t, err)
+	b.drain(t)
+	time.Sleep(time.Until(clicked.Add(4 * time.Second))) // when a second submission would show
+	got, err := b.svc.GetJob(ctx, b.call(), job.ID)
+	must(t, err)
+	if got.State != pvekeep.JobSucceeded {
+		t.Fatalf("job ended %s (%s), want succeeded", got.State, got.Error)
+	}
+	if n := b.tasksOfType("qmsnapshot"); n != 1 {
+		t.Errorf("qmsnapshot ran %d times, want 1", n)
+	}
+	if names, _ := b.sim.Snapshots(100); len(names) != 1 {
+		t.Errorf("Proxmox has %v, want one snapshot", names)
+	}
+}
+
+func TestSameIdempotencyKeyTakesOneSnapshot(t *testing.T) {
+	t.Parallel()
+	b := setupSnapshots(t, 3, 0, "")
+	ctx := context.Background()
+	first, err := b.svc.CreateSnapshot(ctx, b.call(), "once", false, "key-1")
+	must(t, err)
+	again, err := b.svc.CreateSnapshot(ctx, b.call(), "once", false, "key-1")
+	must(t, err)
+	if again.ID != first.ID {
+		t.Errorf("retry got job %d, want %d", again.ID, first.ID)
+	}
+	b.drain(t)
+	later, err := b.svc.CreateSnapshot(ctx, b.call(), "once", false, "key-1")
+	must(t, err)
+	if later.ID != first.ID {
+		t.Errorf("late retry got job %d, want %d", later.ID, first.ID)
+	}
+	if _, err := b.svc.RemoveSnapshot(ctx, b.call(), "pkwhatever", "key-1"); reasonOf(err) != pvekeep.ReasonInvalidInput {
+		t.Errorf("the key reused for a removal: %v, want invalid_input", err)
+	}
+	if names, _ := b.sim.Snapshots(100); len(names) != 1 || b.tasksOfType("qmsnapshot") != 1 {
+		t.Errorf("Proxmox has %v after %d qmsnapshot tasks, want one", names, b.tasksOfType("qmsnapshot"))
+	}
+}
+
+// A snapshot with the VM's RAM resumes the VM on rollback even when it was
+// stopped at the click.
+func TestRollbackToARAMSnapshotLeavesTheVMRunning(t *testing.T) {
+	t.Parallel()
+	b := setupSnapshots(t, 3, 0, "on")
+	ctx := context.Background()
+	_, err := b.svc.CreateSnapshot(ctx, b.call(), "with ram", true, "")
+	must(t, err)
+	b.drain(t)
+	l, err := b.svc.ListSnapshots(ctx, b.call())
+	must(t, err)
+	if len(l.Items) != 1 || !l.Items[0].VMState || !l.RAMAllowed {
+		t.Fatalf("items %+v ram allowed %v: want one snapshot with RAM", l.Items, l.RAMAllowed)
+	}
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	upid, err := pc.StopVM(ctx, "pve1", 100)
+	must(t, err)
+	for {
+		ts, err := pc.TaskStatus(ctx, upid)
+		must(t, err)
+		if !ts.Running {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
+	}
+	if vmRunning(b, 100) {
+		t.Fatal("VM still running after stop")
+	}
+	_, err = b.svc.RollbackSnapshot(ctx, b.call(), l.Items[0].Name, "")
+	must(t, err)
+	b.drain(t)
+	if !vmRunning(b, 100) {
+		t.Error("VM stopped after rolling back to a snapshot with RAM")
 	}
 }
