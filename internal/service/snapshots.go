@@ -60,7 +60,8 @@ type SnapshotList struct {
 	Items      []pvekeep.Snapshot
 	ActiveJob  *pvekeep.Job
 	// FailedJob is the service's newest job when it is a snapshot job that
-	// failed: the client clicked and must learn why nothing came of it.
+	// a client or admin started and that failed: they clicked and must
+	// learn why nothing came of it.
 	FailedJob *pvekeep.Job
 	// RemovedByRestore are the plugin's snapshots the service's latest
 	// restore or reinstall destroyed (Proxmox removes them all).
@@ -108,7 +109,9 @@ func (s *Service) ListSnapshots(ctx context.Context, c Call) (SnapshotList, erro
 	}
 	st.Snapshots.Used = len(out.Items)
 	out.Status, out.Quota, out.ActiveJob = st, st.Snapshots, st.ActiveJob
-	if j := js.Newest; j != nil && j.State == pvekeep.JobFailed && isSnapshotKind(j.Kind) {
+	// The cron's own failed expiries are the admin's to see (admin.overview),
+	// not an answer to anything the client did.
+	if j := js.Newest; j != nil && j.State == pvekeep.JobFailed && isSnapshotKind(j.Kind) && j.ActorType != pvekeep.ActorSystem {
 		out.FailedJob = j
 	}
 	if c.Actor.Type == pvekeep.ActorAdmin {

@@ -303,6 +303,9 @@ func TestFailedExpiryIsRetriedByLaterTicksAndShownToTheAdmin(t *testing.T) {
 	if len(o.Snapshots) != 1 || o.Snapshots[0].LastError == "" {
 		t.Errorf("admin overview snapshots %+v, want the failed expiry shown", o.Snapshots)
 	}
+	if cl, err := b.svc.ListSnapshots(ctx, b.call()); err != nil || cl.FailedJob != nil {
+		t.Errorf("the client's list shows the cron's failed expiry: %+v, %v", cl.FailedJob, err)
+	}
 	must(t, b.sim.SetLock(100, ""))
 	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
 	must(t, err)
