@@ -40,7 +40,6 @@ const (
 	SnapshotRemovedByClient  = "removed" // a snapshots.remove
 	SnapshotRemovedByExpiry  = "expired" // the cron's lifetime enforcement
 	SnapshotRemovedByRestore = "restore" // a restore or reinstall destroyed it in Proxmox
-	SnapshotRemovedMissing   = "missing" // found gone from Proxmox
 )
 
 // Snapshot is the plugin's record of one snapshot it took for a service.
