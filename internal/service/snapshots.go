@@ -491,6 +491,15 @@ func (s *Service) snapshotJob(ctx context.Context, c Call, kind pvekeep.JobKind,
 // target on a newest-only storage.
 const errNotNewest = "this storage can only roll back to the newest snapshot: remove the newer snapshots first, or roll back to the newest"
 
+// notNewestError is the invalid_state a refused older target answers;
+// data.state "not_newest_snapshot" lets the panel pick its own
+// translated message for it.
+func notNewestError() *pvekeep.Error {
+	e := pvekeep.InvalidState(errNotNewest)
+	e.Data = map[string]any{"state": "not_newest_snapshot"}
+	return e
+}
+
 // rollbackVerdict waits, RollbackVerdict at most, for Proxmox to decide
 // whether it can roll back to sn at all: its rollback task checks the
 // storage first (ZFS refuses any but the newest snapshot), then stops the
@@ -524,7 +533,7 @@ func (s *Service) rollbackVerdict(ctx context.Context, pc pve.Cluster, lease pve
 					return job, err
 				}
 				job.State, job.Error, job.FinishedAt = pvekeep.JobFailed, errNotNewest, &now
-				return job, pvekeep.InvalidState(errNotNewest)
+				return job, notNewestError()
 			}
 			return job, nil
 		}
@@ -575,7 +584,7 @@ func (s *Service) dispatchRollback(ctx context.Context, pc pve.Cluster, srv pvek
 	upid, err := pc.RollbackSnapshot(ctx, ref.Node, job.VMID, sn.Name, p.Start && !sn.VMState)
 	if err != nil {
 		if errors.Is(err, pve.ErrNotNewestSnapshot) {
-			return job, s.failIfFinal(ctx, lease, job, pvekeep.InvalidState(errNotNewest))
+			return job, s.failIfFinal(ctx, lease, job, notNewestError())
 		}
 		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("roll back", err)))
 	}

@@ -233,6 +233,9 @@ func TestRollbackToAnOlderSnapshotOnNewestOnlyStorageChangesNothing(t *testing.T
 	if reasonOf(err) != pvekeep.ReasonInvalidState {
 		t.Fatalf("rollback to an older snapshot on newest-only storage: %v, want invalid_state", err)
 	}
+	if e, _ := pvekeep.AsError(err); e.Data["state"] != "not_newest_snapshot" {
+		t.Errorf("data = %v, want state not_newest_snapshot for the panel's translation", e.Data)
+	}
 	cfg, _ := b.sim.VMConfig(100)
 	if cfg["parent"] != second.Name || cfg["lock"] != "" || !vmRunning(b, 100) {
 		t.Errorf("VM changed: parent %q lock %q running %v", cfg["parent"], cfg["lock"], vmRunning(b, 100))
