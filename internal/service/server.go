@@ -318,7 +318,7 @@ func (r *report) privileges(ctx context.Context, pc pve.Cluster, subject string,
 	}
 	if len(missing) > 0 {
 		r.fail(CheckPrivileges, "the module lacks privileges: "+strings.Join(missing, "; ")+
-			" (a token with privilege separation gets only what is granted to the token itself)")
+			" (a token with privilege separation has only what both it and its user are granted; see docs/proxmox-privileges.md)")
 		return
 	}
 	r.pass(CheckPrivileges, fmt.Sprintf("%s holds all %d privileges the module needs", subject, granted))
