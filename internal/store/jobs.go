@@ -39,12 +39,23 @@ func normaliseJob(j *pvekeep.Job) {
 	}
 }
 
-func getJob(ctx context.Context, q queryer, where string, args ...any) (pvekeep.Job, error) {
-	var j pvekeep.Job
-	if err := q.GetContext(ctx, &j, "SELECT "+jobColumns+" FROM mod_pvekeep_jobs WHERE "+where, args...); err != nil {
+// getRow reads the one row of table that where selects into a T:
+// ErrNotFound when there is none.
+func getRow[T any](ctx context.Context, q queryer, columns, table, where string, args ...any) (T, error) {
+	var v T
+	if err := q.GetContext(ctx, &v, "SELECT "+columns+" FROM "+table+" WHERE "+where, args...); err != nil {
+		var zero T
 		if errors.Is(err, sql.ErrNoRows) {
-			return pvekeep.Job{}, ErrNotFound
+			return zero, ErrNotFound
 		}
+		return zero, err
+	}
+	return v, nil
+}
+
+func getJob(ctx context.Context, q queryer, where string, args ...any) (pvekeep.Job, error) {
+	j, err := getRow[pvekeep.Job](ctx, q, jobColumns, "mod_pvekeep_jobs", where, args...)
+	if err != nil {
 		return pvekeep.Job{}, err
 	}
 	normaliseJob(&j)
@@ -52,14 +63,7 @@ func getJob(ctx context.Context, q queryer, where string, args ...any) (pvekeep.
 }
 
 func getBackup(ctx context.Context, q queryer, where string, args ...any) (pvekeep.Backup, error) {
-	var b pvekeep.Backup
-	if err := q.GetContext(ctx, &b, "SELECT "+backupColumns+" FROM mod_pvekeep_backups WHERE "+where, args...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return pvekeep.Backup{}, ErrNotFound
-		}
-		return pvekeep.Backup{}, err
-	}
-	return b, nil
+	return getRow[pvekeep.Backup](ctx, q, backupColumns, "mod_pvekeep_backups", where, args...)
 }
 
 // NewBackupCreate asks for a backup.create job and its backup record.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,14 +41,7 @@ func (e *SnapshotStateError) Error() string {
 }
 
 func getSnapshot(ctx context.Context, q queryer, where string, args ...any) (pvekeep.Snapshot, error) {
-	var sn pvekeep.Snapshot
-	if err := q.GetContext(ctx, &sn, "SELECT "+snapshotColumns+" FROM mod_pvekeep_snapshots WHERE "+where, args...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return pvekeep.Snapshot{}, ErrNotFound
-		}
-		return pvekeep.Snapshot{}, err
-	}
-	return sn, nil
+	return getRow[pvekeep.Snapshot](ctx, q, snapshotColumns, "mod_pvekeep_snapshots", where, args...)
 }
 
 // NewSnapshotCreate asks for a snapshot.create job and its record (status
