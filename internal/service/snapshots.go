@@ -352,38 +352,67 @@ func (s *Service) snapshotTaken(ctx context.Context, lease pvekeep.Lease, job pv
 	return job, nil
 }
 
-// stepSnapshotCreate advances a snapshot job: submit the qmsnapshot if it
-// is not yet submitted, else follow it to the end.
-func (s *Service) stepSnapshotCreate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+// endedSnapshotTask is a snapshot or rollback job whose Proxmox task has
+// ended, with what its step read on the way.
+type endedSnapshotTask struct {
+	pc pve.Cluster
+	p  pvekeep.SnapshotJobParams
+	sn pvekeep.Snapshot
+	ts pve.TaskStatus
+}
+
+// followSnapshotTask is what taking and rolling back a snapshot do alike
+// until their task has ended: connect, load the job's snapshot, submit
+// the task with dispatch if it is not submitted yet, give up once overdue
+// and read the task's status. ended is false while the job is not there
+// yet; the step then returns state and err as they are.
+func (s *Service) followSnapshotTask(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server,
+	dispatch func(context.Context, pve.Cluster, pvekeep.Server, pvekeep.Lease, pvekeep.Job, pvekeep.Snapshot) (pvekeep.Job, error),
+) (t endedSnapshotTask, ended bool, state pvekeep.JobState, err error) {
 	pc, err := s.connect(ctx, srv)
 	if err != nil {
 		if msg := s.overdue(job); msg != "" {
-			return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+			state, err = s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+			return t, false, state, err
 		}
-		return job.State, err
+		return t, false, job.State, err
 	}
 	p, err := snapParams(job)
 	if err != nil {
-		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.InvalidState(err.Error())))
+		state, err = s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.InvalidState(err.Error())))
+		return t, false, state, err
 	}
 	sn, err := s.snaps.Snapshot(ctx, job.ServiceID, p.SnapshotID)
 	if err != nil {
-		return job.State, dbError(fmt.Errorf("load snapshot %d: %w", p.SnapshotID, err))
+		return t, false, job.State, dbError(fmt.Errorf("load snapshot %d: %w", p.SnapshotID, err))
 	}
 	if job.UPID == "" {
-		out, err := s.dispatchSnapshotCreate(ctx, pc, srv, lease, job, sn)
-		return s.stateAfter(ctx, out, err)
+		out, err := dispatch(ctx, pc, srv, lease, job, sn)
+		state, err = s.stateAfter(ctx, out, err)
+		return t, false, state, err
 	}
 	if msg := s.overdue(job); msg != "" {
-		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+		state, err = s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
+		return t, false, state, err
 	}
 	ts, err := pc.TaskStatus(ctx, job.UPID)
 	if err != nil {
-		return job.State, pveError("read task status", err)
+		return t, false, job.State, pveError("read task status", err)
 	}
 	if ts.Running {
-		return job.State, nil
+		return t, false, job.State, nil
 	}
+	return endedSnapshotTask{pc: pc, p: p, sn: sn, ts: ts}, true, job.State, nil
+}
+
+// stepSnapshotCreate advances a snapshot job: submit the qmsnapshot if it
+// is not yet submitted, else follow it to the end.
+func (s *Service) stepSnapshotCreate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	t, ended, state, err := s.followSnapshotTask(ctx, lease, job, srv, s.dispatchSnapshotCreate)
+	if !ended {
+		return state, err
+	}
+	pc, sn, ts := t.pc, t.sn, t.ts
 	list, err := pc.Snapshots(ctx, job.Node, job.VMID)
 	if err != nil {
 		return job.State, pveError("list snapshots", err)
@@ -593,35 +622,11 @@ func (s *Service) dispatchRollback(ctx context.Context, pc pve.Cluster, srv pvek
 
 // stepSnapshotRollback advances a rollback job.
 func (s *Service) stepSnapshotRollback(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
-	pc, err := s.connect(ctx, srv)
-	if err != nil {
-		if msg := s.overdue(job); msg != "" {
-			return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
-		}
-		return job.State, err
+	t, ended, state, err := s.followSnapshotTask(ctx, lease, job, srv, s.dispatchRollback)
+	if !ended {
+		return state, err
 	}
-	p, err := snapParams(job)
-	if err != nil {
-		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.InvalidState(err.Error())))
-	}
-	sn, err := s.snaps.Snapshot(ctx, job.ServiceID, p.SnapshotID)
-	if err != nil {
-		return job.State, dbError(fmt.Errorf("load snapshot %d: %w", p.SnapshotID, err))
-	}
-	if job.UPID == "" {
-		out, err := s.dispatchRollback(ctx, pc, srv, lease, job, sn)
-		return s.stateAfter(ctx, out, err)
-	}
-	if msg := s.overdue(job); msg != "" {
-		return s.stateAfter(ctx, job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil)))
-	}
-	ts, err := pc.TaskStatus(ctx, job.UPID)
-	if err != nil {
-		return job.State, pveError("read task status", err)
-	}
-	if ts.Running {
-		return job.State, nil
-	}
+	pc, p, sn, ts := t.pc, t.p, t.sn, t.ts
 	now := s.clock.Now().UTC()
 	if _, ok := taskSucceeded(ts.ExitStatus); !ok {
 		msg := errNotNewest
