@@ -379,10 +379,7 @@ func (s *Sim) handleResize(r *request) (any, error) {
 	}
 	node, vmid := r.str("node"), r.int("vmid", 0)
 	disk, sizestr, digest, skiplock := r.str("disk"), r.str("size"), r.str("digest"), r.bool("skiplock", false)
-	s.mu.Lock()
-	_, aerr := s.vmOn(node, vmid)
-	s.mu.Unlock()
-	if aerr != nil {
+	if aerr := s.checkVMOn(node, vmid); aerr != nil {
 		return nil, aerr
 	}
 	upid := s.startTask(taskSpec{

@@ -140,10 +140,7 @@ func (s *Sim) handleSnapshotCreate(r *request) (any, error) {
 	}
 	withState := r.bool("vmstate", false)
 	description := r.str("description")
-	s.mu.Lock()
-	_, aerr := s.vmOn(node, vmid)
-	s.mu.Unlock()
-	if aerr != nil {
+	if aerr := s.checkVMOn(node, vmid); aerr != nil {
 		return nil, aerr
 	}
 	upid := s.startTask(taskSpec{
@@ -283,10 +280,7 @@ func (s *Sim) handleSnapshotDelete(r *request) (any, error) {
 		return nil, aerr
 	}
 	node, vmid, name := r.str("node"), r.int("vmid", 0), r.str("snapname")
-	s.mu.Lock()
-	_, aerr := s.vmOn(node, vmid)
-	s.mu.Unlock()
-	if aerr != nil {
+	if aerr := s.checkVMOn(node, vmid); aerr != nil {
 		return nil, aerr
 	}
 	upid := s.startTask(taskSpec{
@@ -400,10 +394,7 @@ func (s *Sim) handleSnapshotRollback(r *request) (any, error) {
 			return nil, aerr
 		}
 	}
-	s.mu.Lock()
-	_, aerr := s.vmOn(node, vmid)
-	s.mu.Unlock()
-	if aerr != nil {
+	if aerr := s.checkVMOn(node, vmid); aerr != nil {
 		return nil, aerr
 	}
 	upid := s.startTask(taskSpec{

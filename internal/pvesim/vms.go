@@ -276,6 +276,15 @@ func (s *Sim) vmOn(node string, vmid int) (*vm, *apiError) {
 	return v, nil
 }
 
+// checkVMOn is vmOn for a handler that only needs to know, before it
+// starts its task, that the VM is on the node: it takes and releases s.mu.
+func (s *Sim) checkVMOn(node string, vmid int) *apiError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, aerr := s.vmOn(node, vmid)
+	return aerr
+}
+
 func (s *Sim) handleVMList(r *request) (any, error) {
 	node := r.str("node")
 	full := r.bool("full", false)
