@@ -432,18 +432,29 @@ func placeholders(n int) string {
 // Backups lists the service's backups newest first, optionally only those
 // in the given statuses.
 func (s *Store) Backups(ctx context.Context, serviceID pvekeep.ServiceID, statuses ...pvekeep.BackupStatus) ([]pvekeep.Backup, error) {
-	q := "SELECT " + backupColumns + " FROM mod_pvekeep_backups WHERE service_id = ?"
+	out, err := listOfService[pvekeep.Backup](ctx, s.db, backupColumns, "mod_pvekeep_backups", serviceID, statuses)
+	if err != nil {
+		return nil, fmt.Errorf("list backups of service %d: %w", serviceID, err)
+	}
+	return out, nil
+}
+
+// listOfService reads the service's rows of table newest first (created_at,
+// then id), only those in statuses when any are given; never nil. Errors
+// are classified.
+func listOfService[T any, S ~string](ctx context.Context, q queryer, columns, table string, serviceID pvekeep.ServiceID, statuses []S) ([]T, error) {
+	query := "SELECT " + columns + " FROM " + table + " WHERE service_id = ?"
 	args := []any{serviceID}
 	if len(statuses) > 0 {
-		q += " AND status IN (" + placeholders(len(statuses)) + ")"
+		query += " AND status IN (" + placeholders(len(statuses)) + ")"
 		for _, st := range statuses {
 			args = append(args, st)
 		}
 	}
-	q += " ORDER BY created_at DESC, id DESC"
-	out := []pvekeep.Backup{}
-	if err := s.db.SelectContext(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("list backups of service %d: %w", serviceID, classify(err))
+	query += " ORDER BY created_at DESC, id DESC"
+	out := []T{}
+	if err := q.SelectContext(ctx, &out, query, args...); err != nil {
+		return nil, classify(err)
 	}
 	return out, nil
 }

@@ -228,18 +228,9 @@ func snapshotParams(j pvekeep.Job) (pvekeep.SnapshotJobParams, error) {
 // Snapshots lists the service's snapshot records newest first, optionally
 // only those in the given statuses.
 func (s *Store) Snapshots(ctx context.Context, serviceID pvekeep.ServiceID, statuses ...pvekeep.SnapshotStatus) ([]pvekeep.Snapshot, error) {
-	q := "SELECT " + snapshotColumns + " FROM mod_pvekeep_snapshots WHERE service_id = ?"
-	args := []any{serviceID}
-	if len(statuses) > 0 {
-		q += " AND status IN (" + placeholders(len(statuses)) + ")"
-		for _, st := range statuses {
-			args = append(args, st)
-		}
-	}
-	q += " ORDER BY created_at DESC, id DESC"
-	out := []pvekeep.Snapshot{}
-	if err := s.db.SelectContext(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("list snapshots of service %d: %w", serviceID, classify(err))
+	out, err := listOfService[pvekeep.Snapshot](ctx, s.db, snapshotColumns, "mod_pvekeep_snapshots", serviceID, statuses)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of service %d: %w", serviceID, err)
 	}
 	return out, nil
 }
