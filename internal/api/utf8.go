@@ -101,19 +101,7 @@ func (s *textScanner) object(path string) {
 		if s.value(child); s.stop() {
 			return
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			s.bad = true
-			return
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return
-		default:
-			s.bad = true
+		if !s.separator('}') {
 			return
 		}
 	}
@@ -130,19 +118,7 @@ func (s *textScanner) array(path string) {
 		if s.value(path + "[" + strconv.Itoa(n) + "]"); s.stop() {
 			return
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			s.bad = true
-			return
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return
-		default:
-			s.bad = true
+		if !s.separator(']') {
 			return
 		}
 	}
@@ -230,4 +206,24 @@ func hex4(b []byte, i int) (rune, bool) {
 		return 0, false
 	}
 	return rune(v), true
+}
+
+// separator reads what follows a member or an element: a comma (more to
+// come: true) or the container's closer (false); anything else is bad.
+func (s *textScanner) separator(closer byte) bool {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		s.bad = true
+		return false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true
+	case closer:
+		s.i++
+		return false
+	}
+	s.bad = true
+	return false
 }
