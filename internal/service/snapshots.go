@@ -273,34 +273,29 @@ func snapParams(j pvekeep.Job) (pvekeep.SnapshotJobParams, error) {
 // the task from Proxmox's list, or finds the snapshot itself, instead of
 // asking twice.
 func (s *Service) dispatchSnapshotCreate(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, sn pvekeep.Snapshot) (pvekeep.Job, error) {
-	ref, err := s.locate(ctx, pc, job.VMID)
-	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, err)
-	}
-	if job.SubmittingAt != nil {
-		if adopted, ok, err := s.adoptTask(ctx, pc, srv, lease, job, ref.Node, "qmsnapshot", stepSnapshot); err != nil || ok {
-			return adopted, err
+	taken := func(node string) (pvekeep.Job, bool, error) {
+		list, err := pc.Snapshots(ctx, node, job.VMID)
+		if err != nil {
+			return job, false, nil
 		}
-		if list, err := pc.Snapshots(ctx, ref.Node, job.VMID); err == nil {
-			if got, ok := list.Find(sn.Name); ok && got.State == "" {
-				return s.snapshotTaken(ctx, lease, job, sn, got)
-			}
+		got, ok := list.Find(sn.Name)
+		if !ok || got.State != "" {
+			return job, false, nil
 		}
+		j, err := s.snapshotTaken(ctx, lease, job, sn, got)
+		return j, true, err
 	}
-	if msg := s.overdue(job); msg != "" {
-		return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
-	}
-	job, err = s.submitting(ctx, lease, job)
-	if err != nil {
+	node, job, done, err := s.beforeSubmit(ctx, pc, srv, lease, job, "qmsnapshot", stepSnapshot, taken)
+	if done {
 		return job, err
 	}
-	upid, err := pc.CreateSnapshot(ctx, ref.Node, pve.SnapshotRequest{
+	upid, err := pc.CreateSnapshot(ctx, node, pve.SnapshotRequest{
 		VMID: job.VMID, Name: sn.Name, Description: sn.Description, VMState: sn.VMState,
 	})
 	if err != nil {
 		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("take snapshot", err)))
 	}
-	return s.running(ctx, lease, job, stepSnapshot, upid, ref.Node)
+	return s.running(ctx, lease, job, stepSnapshot, upid, node)
 }
 
 // running records a submitted task's UPID and the step that follows it.
@@ -594,30 +589,18 @@ func (s *Service) dispatchRollback(ctx context.Context, pc pve.Cluster, srv pvek
 	if err != nil {
 		return job, s.failIfFinal(ctx, lease, job, pvekeep.InvalidState(err.Error()))
 	}
-	ref, err := s.locate(ctx, pc, job.VMID)
-	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, err)
-	}
-	if job.SubmittingAt != nil {
-		if adopted, ok, err := s.adoptTask(ctx, pc, srv, lease, job, ref.Node, "qmrollback", stepRollback); err != nil || ok {
-			return adopted, err
-		}
-	}
-	if msg := s.overdue(job); msg != "" {
-		return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
-	}
-	job, err = s.submitting(ctx, lease, job)
-	if err != nil {
+	node, job, done, err := s.beforeSubmit(ctx, pc, srv, lease, job, "qmrollback", stepRollback, nil)
+	if done {
 		return job, err
 	}
-	upid, err := pc.RollbackSnapshot(ctx, ref.Node, job.VMID, sn.Name, p.Start && !sn.VMState)
+	upid, err := pc.RollbackSnapshot(ctx, node, job.VMID, sn.Name, p.Start && !sn.VMState)
 	if err != nil {
 		if errors.Is(err, pve.ErrNotNewestSnapshot) {
 			return job, s.failIfFinal(ctx, lease, job, notNewestError())
 		}
 		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("roll back", err)))
 	}
-	return s.running(ctx, lease, job, stepRollback, upid, ref.Node)
+	return s.running(ctx, lease, job, stepRollback, upid, node)
 }
 
 // stepSnapshotRollback advances a rollback job.
@@ -650,30 +633,18 @@ func (s *Service) stepSnapshotRollback(ctx context.Context, lease pvekeep.Lease,
 // dispatchSnapshotRemove submits the qmdelsnapshot of a queued removal.
 // A snapshot already gone is the goal reached.
 func (s *Service) dispatchSnapshotRemove(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, sn pvekeep.Snapshot) (pvekeep.Job, error) {
-	ref, err := s.locate(ctx, pc, job.VMID)
-	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, err)
-	}
-	if job.SubmittingAt != nil {
-		if adopted, ok, err := s.adoptTask(ctx, pc, srv, lease, job, ref.Node, "qmdelsnapshot", stepSnapshotDelete); err != nil || ok {
-			return adopted, err
-		}
-	}
-	if msg := s.overdue(job); msg != "" {
-		return job, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
-	}
-	job, err = s.submitting(ctx, lease, job)
-	if err != nil {
+	node, job, done, err := s.beforeSubmit(ctx, pc, srv, lease, job, "qmdelsnapshot", stepSnapshotDelete, nil)
+	if done {
 		return job, err
 	}
-	upid, err := pc.DeleteSnapshot(ctx, ref.Node, job.VMID, sn.Name, false)
+	upid, err := pc.DeleteSnapshot(ctx, node, job.VMID, sn.Name, false)
 	if errors.Is(err, pve.ErrNotFound) {
 		return s.snapshotRemoved(ctx, lease, job, sn)
 	}
 	if err != nil {
 		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("remove snapshot", err)))
 	}
-	return s.running(ctx, lease, job, stepSnapshotDelete, upid, ref.Node)
+	return s.running(ctx, lease, job, stepSnapshotDelete, upid, node)
 }
 
 func (s *Service) snapshotRemoved(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, sn pvekeep.Snapshot) (pvekeep.Job, error) {
@@ -832,4 +803,34 @@ func (s *Service) expireSnapshots(ctx context.Context, serverIDs []int64) int {
 		}
 	}
 	return n
+}
+
+// beforeSubmit is what every snapshot dispatch does before it asks
+// Proxmox: find the VM's node; when an earlier run may have submitted
+// already, adopt its task (or let found recognise the goal reached)
+// instead of asking twice; refuse once overdue; mark the job submitting.
+// done means job and err are the dispatch's answer already.
+func (s *Service) beforeSubmit(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, typ, step string, found func(node string) (pvekeep.Job, bool, error)) (node string, _ pvekeep.Job, done bool, _ error) {
+	ref, err := s.locate(ctx, pc, job.VMID)
+	if err != nil {
+		return "", job, true, s.failIfFinal(ctx, lease, job, err)
+	}
+	if job.SubmittingAt != nil {
+		if adopted, ok, err := s.adoptTask(ctx, pc, srv, lease, job, ref.Node, typ, step); err != nil || ok {
+			return ref.Node, adopted, true, err
+		}
+		if found != nil {
+			if got, ok, err := found(ref.Node); ok || err != nil {
+				return ref.Node, got, true, err
+			}
+		}
+	}
+	if msg := s.overdue(job); msg != "" {
+		return ref.Node, job, true, s.failIfFinal(ctx, lease, job, pvekeep.Upstream(msg, nil))
+	}
+	job, err = s.submitting(ctx, lease, job)
+	if err != nil {
+		return ref.Node, job, true, err
+	}
+	return ref.Node, job, false, nil
 }
