@@ -3,7 +3,7 @@
 namespace WHMCS\Module\Server\Pvekeep;
 
 /**
- * The product's module settings (configoption1..22; their order is public:
+ * The product's module settings (configoption1..24, all WHMCS has; their order is public:
  * append, never reorder) and the Loader dropdowns that fill four of them
  * from the product's Proxmox server (server.options). SimpleMode marks the
  * settings WHMCS shows before "Switch to Advanced Mode".
@@ -65,6 +65,20 @@ final class ProductSettings
             'Network Model' => $text(10, '', 'virtio'),
             'Disk Storage' => ['Loader' => 'pvekeep_LoadDiskStorages'] + $text(15, 'Storage for a new additional disk', 'local-lvm', true),
             'Operating System' => ['Loader' => 'pvekeep_LoadTemplates'] + $text(6, 'Template VM a reinstall clones', '', true),
+            'Snapshot RAM' => [
+                'Type' => 'yesno',
+                'Description' => 'A client\'s snapshot of a running VM may save its RAM (slower, uses disk space)',
+            ],
+            // configoption24: WHMCS has no 25th column, so what is left
+            // shares one textarea (internal/plan/more.go reads it).
+            'More Settings' => [
+                'Type' => 'textarea', 'Rows' => '6', 'Cols' => '50',
+                'Description' => 'One "key = value" per line, all optional: ipv4_gateway, ipv4_prefix (24),'
+                    . ' dns_servers, searchdomain (for dedicated IPs; configurable options "IPv4 Gateway",'
+                    . ' "IPv4 Prefix", "DNS Servers" override), node (auto), terminate_grace_days (7),'
+                    . ' schedule_window (e.g. 01:00-05:00: the system picks each service\'s backup time),'
+                    . ' schedule_retries (3). See the README.',
+            ],
         ];
     }
 

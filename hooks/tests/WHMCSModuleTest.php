@@ -56,7 +56,12 @@ final class WHMCSModuleTest extends TestCase
         $this->assertSame('Network Bridge', $names[17]);
         $this->assertSame('Disk Storage', $names[20]);
         $this->assertSame('Operating System', $names[21]);
-        $this->assertCount(22, $names, 'issues 8 and 10 append one each: 24 is WHMCS\'s limit');
+        $this->assertSame('Snapshot RAM', $names[22]);
+        $this->assertSame('More Settings', $names[23]);
+        $this->assertCount(24, $names, '24 is WHMCS\'s limit: configoption24 is a key = value textarea');
+        foreach (pvekeep_ConfigOptions() as $name => $o) {
+            $this->assertContains($o['Type'], ['text', 'password', 'yesno', 'dropdown', 'radio', 'textarea'], $name);
+        }
     }
 
     /**

@@ -51,7 +51,7 @@ const (
 	// WHMCS stores "on"; "yes", "1" and "true" count too): whether a
 	// client's snapshot of a running VM may save its RAM (issue 8).
 	SettingSnapshotRAM         = 22
-	settingsUsed               = 23
+	settingsUsed               = 24
 	defaultSystemDisk          = "scsi0"
 	defaultExtraDisk           = "scsi1"
 	defaultNetwork             = "net0"

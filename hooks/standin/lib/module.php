@@ -254,6 +254,15 @@ function standin_config_options($productId)
     $i = 0;
     foreach ((array) standin_call('ConfigOptions', $params) as $key => $field) {
         $i++;
+        // WHMCS stores configoption1..24 and knows six field types; a 25th
+        // setting or another type would never reach the module.
+        if ($i > 24) {
+            throw new \UnexpectedValueException("ConfigOptions: setting $i ($key): WHMCS supports up to 24");
+        }
+        $type = is_array($field) ? ($field['Type'] ?? '') : '';
+        if (!in_array($type, ['text', 'password', 'yesno', 'dropdown', 'radio', 'textarea'], true)) {
+            throw new \UnexpectedValueException("ConfigOptions: setting $key has type '$type', not one WHMCS renders");
+        }
         $row = ['n' => $i, 'key' => $key, 'field' => $field, 'value' => (string) $p['configoption' . $i]];
         if (isset($field['Loader'])) {
             try {
