@@ -243,6 +243,7 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		ActiveJob:     jobPtr(l.ActiveJob),
 		FailedRestore: jobPtr(l.FailedRestore),
 		FailedBackup:  jobPtr(l.FailedBackup),
+		Snapshots:     snapshotListFrom(l.Snapshots),
 	}
 	for _, b := range l.Items {
 		out.Items = append(out.Items, backupOut{
@@ -461,7 +462,10 @@ func (t *Table) snapshotsList(ctx context.Context, params json.RawMessage) (any,
 	if err != nil {
 		return nil, err
 	}
-	return snapshotListFrom(l), nil
+	out := snapshotListFrom(l)
+	st := statusFrom(l.Status)
+	out.Status = &st
+	return out, nil
 }
 
 func (t *Table) snapshotsCreate(ctx context.Context, params json.RawMessage) (any, error) {

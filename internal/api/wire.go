@@ -87,6 +87,9 @@ type backupListOut struct {
 	ActiveJob     *jobOut     `json:"active_job"`
 	FailedRestore *jobOut     `json:"failed_restore"`
 	FailedBackup  *jobOut     `json:"failed_backup"`
+	// Snapshots is the page's snapshots section, as snapshots.list
+	// answers it: one call is everything a page view needs.
+	Snapshots snapshotListOut `json:"snapshots"`
 }
 
 type jobOut struct {
@@ -297,7 +300,9 @@ func snapshotFrom(sn pvekeep.Snapshot) snapshotOut {
 // lifetime_s, items), with the service's status so that one call is the
 // whole snapshots section.
 type snapshotListOut struct {
-	Status statusOut `json:"status"`
+	// Status is absent in backups.list's snapshots section: that answer
+	// has its own.
+	Status *statusOut `json:"status,omitempty"`
 	Quota  usageOut  `json:"quota"`
 	// LifetimeS is the product's snapshot lifetime in seconds; 0 = kept.
 	LifetimeS    int64         `json:"lifetime_s"`
@@ -317,7 +322,7 @@ type snapshotListOut struct {
 
 func snapshotListFrom(l service.SnapshotList) snapshotListOut {
 	out := snapshotListOut{
-		Status: statusFrom(l.Status), Quota: usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
+		Quota: usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
 		LifetimeS: int64(l.LifetimeDays) * 86400, LifetimeDays: l.LifetimeDays, RAMAllowed: l.RAMAllowed,
 		Items: make([]snapshotOut, 0, len(l.Items)), ActiveJob: jobPtr(l.ActiveJob), FailedJob: jobPtr(l.FailedJob),
 		RemovedByRestore: make([]snapshotOut, 0, len(l.RemovedByRestore)),

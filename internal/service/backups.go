@@ -36,6 +36,9 @@ type BackupList struct {
 	// removal that failed: the client clicked, and must learn why nothing
 	// came of it, until the next job.
 	FailedBackup *pvekeep.Job
+	// Snapshots is the page's snapshots section (snapshots.list's answer
+	// for a client, without its own copy of Status).
+	Snapshots SnapshotList
 }
 
 // listed says which backups a client sees: everything that is or will be
@@ -62,7 +65,17 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	if err != nil {
 		return BackupList{}, err
 	}
-	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob}
+	snaps, err := s.snaps.Snapshots(ctx, f.ServiceID)
+	if err != nil {
+		return BackupList{}, dbError(err)
+	}
+	section, err := snapshotSection(f, snaps, js)
+	if err != nil {
+		return BackupList{}, err
+	}
+	section.ActiveJob = st.ActiveJob
+	st.Snapshots.Used = section.Quota.Used
+	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob, Snapshots: section}
 	var newest []pvekeep.Job
 	if js.Newest != nil {
 		newest = []pvekeep.Job{*js.Newest}

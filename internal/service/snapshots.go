@@ -94,6 +94,23 @@ func (s *Service) ListSnapshots(ctx context.Context, c Call) (SnapshotList, erro
 	if err != nil {
 		return SnapshotList{}, err
 	}
+	out, err := snapshotSection(f, all, js)
+	if err != nil {
+		return SnapshotList{}, err
+	}
+	st.Snapshots.Used = out.Quota.Used
+	out.Status, out.ActiveJob = st, st.ActiveJob
+	if c.Actor.Type == pvekeep.ActorAdmin {
+		out.Foreign, out.ForeignError = s.foreignSnapshots(ctx, c, f, all)
+	}
+	return out, nil
+}
+
+// snapshotSection is what a page shows of the service's snapshots, from
+// its records (all of them, any status) and its jobs: snapshots.list's
+// answer and the snapshots part of backups.list, so that a page view
+// stays one call.
+func snapshotSection(f pvekeep.ServiceFacts, all []pvekeep.Snapshot, js store.ServiceJobs) (SnapshotList, error) {
 	pl, err := plan.QuotasFromFacts(f)
 	if err != nil {
 		return SnapshotList{}, err
@@ -107,15 +124,11 @@ func (s *Service) ListSnapshots(ctx context.Context, c Call) (SnapshotList, erro
 			out.RemovedByRestore = append(out.RemovedByRestore, sn)
 		}
 	}
-	st.Snapshots.Used = len(out.Items)
-	out.Status, out.Quota, out.ActiveJob = st, st.Snapshots, st.ActiveJob
+	out.Quota = Usage{Used: len(out.Items), Max: pl.SnapshotsMax}
 	// The cron's own failed expiries are the admin's to see (admin.overview),
 	// not an answer to anything the client did.
 	if j := js.Newest; j != nil && j.State == pvekeep.JobFailed && isSnapshotKind(j.Kind) && j.ActorType != pvekeep.ActorSystem {
 		out.FailedJob = j
-	}
-	if c.Actor.Type == pvekeep.ActorAdmin {
-		out.Foreign, out.ForeignError = s.foreignSnapshots(ctx, c, f, all)
 	}
 	return out, nil
 }

@@ -73,6 +73,22 @@ func TestSnapshotWithADescriptionIsListedWithItsLifetime(t *testing.T) {
 	}
 }
 
+// The client page makes one call, backups.list: its snapshots section
+// and its status's snapshot quota say what snapshots.list says.
+func TestBackupsListCarriesTheSnapshotsSection(t *testing.T) {
+	t.Parallel()
+	b := setupSnapshots(t, 3, 2, "")
+	sn := b.takeSnapshot(t, "page")
+	l, err := b.svc.ListBackups(context.Background(), b.call())
+	must(t, err)
+	if l.Status.Snapshots != (service.Usage{Used: 1, Max: 3}) || l.Snapshots.Quota != l.Status.Snapshots {
+		t.Errorf("status quota %+v, section quota %+v; want 1 of 3 in both", l.Status.Snapshots, l.Snapshots.Quota)
+	}
+	if len(l.Snapshots.Items) != 1 || l.Snapshots.Items[0].Name != sn.Name || l.Snapshots.LifetimeDays != 2 {
+		t.Errorf("section %+v, want %s with a 2-day lifetime", l.Snapshots, sn.Name)
+	}
+}
+
 func TestSnapshotRefusals(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
