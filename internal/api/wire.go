@@ -303,7 +303,7 @@ type snapshotListOut struct {
 	// Status is absent in backups.list's snapshots section: that answer
 	// has its own.
 	Status *statusOut `json:"status,omitempty"`
-	Quota  usageOut  `json:"quota"`
+	Quota  usageOut   `json:"quota"`
 	// LifetimeS is the product's snapshot lifetime in seconds; 0 = kept.
 	LifetimeS    int64         `json:"lifetime_s"`
 	LifetimeDays int           `json:"lifetime_days"`
@@ -322,7 +322,7 @@ type snapshotListOut struct {
 
 func snapshotListFrom(l service.SnapshotList) snapshotListOut {
 	out := snapshotListOut{
-		Quota: usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
+		Quota:     usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
 		LifetimeS: int64(l.LifetimeDays) * 86400, LifetimeDays: l.LifetimeDays, RAMAllowed: l.RAMAllowed,
 		Items: make([]snapshotOut, 0, len(l.Items)), ActiveJob: jobPtr(l.ActiveJob), FailedJob: jobPtr(l.FailedJob),
 		RemovedByRestore: make([]snapshotOut, 0, len(l.RemovedByRestore)),
