@@ -5,12 +5,14 @@
  *  - AfterCronJob: every WHMCS cron run drives the plugin's jobs and email
  *    outbox (cron.tick) for a short time, so nothing needs an extra crontab;
  *    cronjob/cron.php every minute is the faster option.
- *  - PreModule*: while pvekeep runs an operation on a VM (or Proxmox holds a
- *    lock on it), the other module commands would collide with it, so WHMCS
- *    is told to abort them (DESIGN §4). Not PreModuleCustom: a pvekeep
- *    service's custom functions are pvekeep's own, which refuse a locked VM
- *    themselves with the reason (WHMCS's abort shows none) and answer a
- *    double-posted form with its first job instead of an abort (DESIGN §9).
+ *  - PreModuleChangePassword: while pvekeep runs an operation on a VM (or
+ *    Proxmox holds a lock on it), a command pvekeep does not implement
+ *    would collide with it, so WHMCS is told to abort it (DESIGN §4).
+ *    Never for pvekeep's own commands (Create, Suspend, Unsuspend,
+ *    Terminate, ChangePackage, the custom functions): pvekeep is the
+ *    product's module (DESIGN §9), and they refuse a locked VM themselves
+ *    with the reason, where WHMCS's abort shows none ("Function Aborted by
+ *    Action Hook Code"); a double-posted form gets its first job back.
  */
 
 if (!defined('WHMCS')) {
@@ -67,11 +69,4 @@ function hook_pvekeep_after_cron(array $vars)
 }
 
 add_hook('AfterCronJob', 1, 'hook_pvekeep_after_cron');
-foreach (
-    [
-        'PreModuleSuspend', 'PreModuleUnsuspend', 'PreModuleTerminate', 'PreModuleChangePackage',
-        'PreModuleChangePassword',
-    ] as $hookPoint
-) {
-    add_hook($hookPoint, 1, 'hook_pvekeep_abort_when_locked');
-}
+add_hook('PreModuleChangePassword', 1, 'hook_pvekeep_abort_when_locked');

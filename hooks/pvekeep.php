@@ -4,7 +4,8 @@
  * pvekeep — WHMCS server module for Proxmox KVM backups.
  *
  * The entry points WHMCS calls, each handing over to one class in lib/
- * (namespace WHMCS\Module\Server\Pvekeep): ClientAreaView (the page and its
+ * (namespace WHMCS\Module\Server\Pvekeep): Lifecycle (create, suspend,
+ * unsuspend, change package, terminate), ClientAreaView (the page and its
  * poll), ClientActions (the page's forms), AdminView and AdminActions (the
  * admin's fields and buttons), ProductSettings and ConnectionTest (setup),
  * Rpc (every plugin call, logged by ModuleLog). No SQL, no Proxmox calls,
@@ -22,6 +23,7 @@ use WHMCS\Module\Server\Pvekeep\AdminView;
 use WHMCS\Module\Server\Pvekeep\ClientActions;
 use WHMCS\Module\Server\Pvekeep\ClientAreaView;
 use WHMCS\Module\Server\Pvekeep\ConnectionTest;
+use WHMCS\Module\Server\Pvekeep\Lifecycle;
 use WHMCS\Module\Server\Pvekeep\ProductSettings;
 
 function pvekeep_MetaData()
@@ -63,6 +65,42 @@ function pvekeep_LoadTemplates(array $params)
 function pvekeep_TestConnection(array $params)
 {
     return ConnectionTest::run($params);
+}
+
+/**
+ * A new order: the plugin clones the product's template into a new VM,
+ * sets its cloud-init (hostname, user, password, SSH key, IP), puts it at
+ * the package and starts it, as a job the cron carries on.
+ */
+function pvekeep_CreateAccount(array $params)
+{
+    return Lifecycle::run('CreateAccount', $params);
+}
+
+/** Stops the VM; the client's actions are refused until Unsuspend. */
+function pvekeep_SuspendAccount(array $params)
+{
+    return Lifecycle::run('SuspendAccount', $params);
+}
+
+function pvekeep_UnsuspendAccount(array $params)
+{
+    return Lifecycle::run('UnsuspendAccount', $params);
+}
+
+/** Puts the VM at the new package; disks only grow (a shrink is refused). */
+function pvekeep_ChangePackage(array $params)
+{
+    return Lifecycle::run('ChangePackage', $params);
+}
+
+/**
+ * Stops and destroys the VM; its backups are removed after the grace the
+ * product's More Settings give (terminate_grace_days).
+ */
+function pvekeep_TerminateAccount(array $params)
+{
+    return Lifecycle::run('TerminateAccount', $params);
 }
 
 /** The overview tab's backups block, or the page's JSON poll. */

@@ -154,10 +154,10 @@ final class SetupTest extends TestCase
         require_once dirname(__DIR__) . '/hooks.php';
         $hooks = $GLOBALS['pvekeep_test']['hooks'];
         $this->assertSame(['hook_pvekeep_after_cron'], $hooks['AfterCronJob']);
-        foreach (['PreModuleSuspend', 'PreModuleTerminate', 'PreModuleChangePackage'] as $point) {
-            $this->assertSame(['hook_pvekeep_abort_when_locked'], $hooks[$point]);
+        $this->assertSame(['hook_pvekeep_abort_when_locked'], $hooks['PreModuleChangePassword'], 'a command pvekeep does not own');
+        foreach (['PreModuleCreate', 'PreModuleSuspend', 'PreModuleUnsuspend', 'PreModuleTerminate', 'PreModuleChangePackage', 'PreModuleCustom'] as $point) {
+            $this->assertArrayNotHasKey($point, $hooks, "$point: the module's own function refuses a locked VM itself, with the reason");
         }
-        $this->assertArrayNotHasKey('PreModuleCustom', $hooks, 'the module\'s own functions refuse a locked VM themselves');
     }
 
     public function testAFailedCronTickNeverBreaksWhmcsCronAndIsLogged(): void

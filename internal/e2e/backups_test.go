@@ -291,17 +291,20 @@ func TestPreModuleHooksAbortWhileTheVMIsLocked(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	c := w.newCustomer(103, 3)
-	hook := func() []map[string]any {
+	hookAt := func(point string) []map[string]any {
 		t.Helper()
 		params := w.params(c)
 		params["moduletype"] = "pvekeep"
-		out := w.php(map[string]any{"do": "hook", "point": "PreModuleChangePackage", "params": params})
+		out := w.php(map[string]any{"do": "hook", "point": point, "params": params})
 		var res []map[string]any
 		if err := json.Unmarshal(out.Result, &res); err != nil {
 			t.Fatalf("hook result %s: %v", out.Result, err)
 		}
 		return res
 	}
+	// ChangePassword is not pvekeep's: the hook guards it. pvekeep's own
+	// commands refuse a locked VM themselves, with the reason.
+	hook := func() []map[string]any { t.Helper(); return hookAt("PreModuleChangePassword") }
 	if res := hook(); len(res) != 1 || res[0] != nil {
 		t.Fatalf("hook on an idle VM = %v, want one hook that lets the command through", res)
 	}
@@ -310,6 +313,11 @@ func TestPreModuleHooksAbortWhileTheVMIsLocked(t *testing.T) {
 	res := hook()
 	if len(res) != 1 || res[0]["abortcmd"] != true || !strings.Contains(fmt.Sprint(res[0]["abortmsg"]), "backup") {
 		t.Fatalf("hook during a backup = %v, want abortcmd with the reason", res)
+	}
+	for _, point := range []string{"PreModuleCreate", "PreModuleSuspend", "PreModuleUnsuspend", "PreModuleTerminate", "PreModuleChangePackage"} {
+		if res := hookAt(point); len(res) != 0 {
+			t.Errorf("%s during a backup runs hooks %v, want none: the module's own command answers", point, res)
+		}
 	}
 	if done, _ := w.follow(c, created.Job.ID); done.State != "succeeded" {
 		t.Fatalf("backup ended %s", done.State)

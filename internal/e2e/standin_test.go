@@ -131,24 +131,6 @@ func TestStandin(t *testing.T) {
 		}
 	})
 
-	t.Run("a PreModule hook's abortcmd stops the command", func(t *testing.T) {
-		c := w.newCustomer(105, 3)
-		must(t, w.sim.SetLock(c.vmid, "backup"))
-		defer w.sim.SetLock(c.vmid, "")
-		tb := s.open(t, browser)
-		tb.login(t, 0, 1, nil)
-		tb.goTo(t, s.adminURL(c))
-		tb.submit(t, `[data-standin-command=suspend]`)
-		if got := tb.text(t, `[data-standin-result]`); !strings.Contains(got, "Function Aborted by Action Hook Code") {
-			t.Errorf("Suspend of a locked VM answered %q, want WHMCS's hook abort", got)
-		}
-		var status string
-		must(t, w.db.Store.DB().QueryRow("SELECT domainstatus FROM tblhosting WHERE id = ?", c.serviceID).Scan(&status))
-		if status != "Active" {
-			t.Errorf("after an aborted Suspend the service is %s", status)
-		}
-	})
-
 	t.Run("Loader dropdowns are filled from the product's server", func(t *testing.T) {
 		c := c100
 		var fields []struct {
@@ -233,5 +215,44 @@ func TestStandinIsAsHarshAsWHMCS(t *testing.T) {
 	undefined := strings.Contains(string(body), "Undefined array key") || strings.Contains(string(body), "Undefined index")
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `data-standin="error"`) || !undefined {
 		t.Errorf("a warning did not fail the page: %s\n%.400s", resp.Status, body)
+	}
+
+	// Module commands (cli.php command, and the admin's buttons): the
+	// service's status changes only when the function answers "success";
+	// a PreModule hook's abortcmd stops the command before the module runs.
+	for _, tt := range []struct {
+		domain, from, command, wantStatus, wantResult string
+		wantOK                                        bool
+	}{
+		{"vm100.example.test", "Pending", "Create", "Active", "success", true},
+		{"vm100.example.test", "Active", "Suspend", "Suspended", "success", true},
+		{"vm100.example.test", "Suspended", "Unsuspend", "Active", "success", true},
+		{"vm100.example.test", "Active", "ChangePackage", "Active", "success", true},
+		{"vm100.example.test", "Active", "Terminate", "Terminated", "success", true},
+		{"refuse.example.test", "Pending", "Create", "Pending", "refused <i>by</i> the fixture", false},
+		{"refuse.example.test", "Active", "Suspend", "Active", "refused <i>by</i> the fixture", false},
+		{"refuse.example.test", "Suspended", "Unsuspend", "Suspended", "refused <i>by</i> the fixture", false},
+		{"refuse.example.test", "Active", "Terminate", "Active", "refused <i>by</i> the fixture", false},
+		{"abort.example.test", "Active", "Suspend", "Active", "Function Aborted by Action Hook Code", false},
+		{"abort.example.test", "Pending", "Create", "Pending", "Function Aborted by Action Hook Code", false},
+	} {
+		t.Run(tt.command+" of "+tt.domain, func(t *testing.T) {
+			db := w.db.Store.DB()
+			_, err := db.Exec("UPDATE tblhosting SET domain = ?, domainstatus = ? WHERE id = ?", tt.domain, tt.from, c.serviceID)
+			must(t, err)
+			var got struct {
+				Success bool   `json:"success"`
+				Result  string `json:"result"`
+			}
+			s.cli(t, &got, "command", tt.command, fmt.Sprint(c.serviceID))
+			if got.Success != tt.wantOK || got.Result != tt.wantResult {
+				t.Errorf("%s answered %+v, want success=%v %q", tt.command, got, tt.wantOK, tt.wantResult)
+			}
+			var status string
+			must(t, db.QueryRow("SELECT domainstatus FROM tblhosting WHERE id = ?", c.serviceID).Scan(&status))
+			if status != tt.wantStatus {
+				t.Errorf("after %s of a %s service it is %s, want %s", tt.command, tt.from, status, tt.wantStatus)
+			}
+		})
 	}
 }

@@ -112,6 +112,7 @@ function standin_params($serviceId)
     $params = [
         'accountid' => (int) $h['id'], 'serviceid' => (int) $h['id'], 'addonId' => 0, 'userid' => (int) $h['userid'],
         'domain' => (string) $h['domain'], 'username' => (string) $h['username'], 'password' => decrypt($h['password']),
+        'dedicatedip' => (string) $h['dedicatedip'], 'assignedips' => (string) $h['assignedips'],
         'packageid' => (int) $p['id'], 'pid' => (int) $p['id'], 'serverid' => (int) $h['server'],
         'status' => (string) $h['domainstatus'], 'type' => (string) $p['type'], 'producttype' => (string) $p['type'],
         'moduletype' => (string) $p['servertype'],

@@ -45,3 +45,38 @@ function pvekeep_ClientArea(array $params)
         'templateVariables' => ['said' => isset($_GET['say']) ? $_GET['say'] : ''],
     ];
 }
+
+/**
+ * The module commands: "success", except for a service whose domain is
+ * refuse.example.test, where each answers a refusal (as HTML, to be shown
+ * as WHMCS shows it).
+ */
+function fixture_command(array $params)
+{
+    return ($params['domain'] ?? '') === 'refuse.example.test' ? 'refused <i>by</i> the fixture' : 'success';
+}
+
+function pvekeep_CreateAccount(array $params)
+{
+    return fixture_command($params);
+}
+
+function pvekeep_SuspendAccount(array $params)
+{
+    return fixture_command($params);
+}
+
+function pvekeep_UnsuspendAccount(array $params)
+{
+    return fixture_command($params);
+}
+
+function pvekeep_TerminateAccount(array $params)
+{
+    return fixture_command($params);
+}
+
+function pvekeep_ChangePackage(array $params)
+{
+    return fixture_command($params);
+}
