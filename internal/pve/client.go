@@ -44,6 +44,7 @@ type Cluster interface {
 	ShutdownVM(ctx context.Context, node string, vmid pvekeep.VMID, timeout time.Duration) (pvekeep.UPID, error)
 	RestoreVM(ctx context.Context, node string, req RestoreRequest) (pvekeep.UPID, error)
 	CloneVM(ctx context.Context, node string, req CloneRequest) (pvekeep.UPID, error)
+	NextID(ctx context.Context, from pvekeep.VMID) (pvekeep.VMID, error)
 	DeleteVM(ctx context.Context, node string, vmid pvekeep.VMID, purge bool) (pvekeep.UPID, error)
 	Vzdump(ctx context.Context, node string, req VzdumpRequest) (pvekeep.UPID, error)
 	TaskStatus(ctx context.Context, upid pvekeep.UPID) (TaskStatus, error)

@@ -94,7 +94,13 @@
 // sending (PVE would take the config lock and fail only in the task).
 // DeleteVM of a missing guest is ErrNotFound, which a caller treats as
 // done; CloneVM onto a taken id is ErrAlreadyExists, to be confirmed as
-// ours before it counts as done. UpdateConfig is never retried: a new disk
+// ours before it counts as done; Linked asks PVE for a linked clone and
+// gets its refusal where it cannot link, never a silent full copy.
+// NextID only looks (PVE reserves nothing): callers that create guests
+// concurrently reserve the id themselves. CloudInit renders the
+// cloud-init options as PVE reads them (sshkeys URL-encoded, ipconfig0
+// "ip=CIDR,gw=IP" or "ip=dhcp", a crypt hash as cipassword).
+// UpdateConfig is never retried: a new disk
 // ("scsi1=local-lvm:4") would be allocated twice; send Digest with it.
 //
 // Drive and Net read and write the property strings of drives and NICs as

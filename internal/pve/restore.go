@@ -98,6 +98,11 @@ type CloneRequest struct {
 	// Full copies every disk. Without it a template is cloned linked
 	// (sharing its base disks); a plain guest is always copied in full.
 	Full bool
+	// Linked asks for a linked clone explicitly (full=0): PVE then refuses
+	// a source that is not a template, or a storage that cannot link
+	// ("Linked clone feature is not supported for …"), instead of quietly
+	// copying it in full.
+	Linked bool
 	// Storage for the copies (full clones only); "" keeps the source's.
 	Storage string
 	// Target is the node the clone lands on; "" is the source's node. PVE
@@ -121,8 +126,14 @@ func (c *Client) CloneVM(ctx context.Context, node string, req CloneRequest) (pv
 	if req.Name != "" {
 		params["name"] = req.Name
 	}
+	if req.Full && req.Linked {
+		return "", fmt.Errorf("clone vm %d: a clone is full or linked, not both", req.Template)
+	}
 	if req.Full {
 		params["full"] = "1"
+	}
+	if req.Linked {
+		params["full"] = "0"
 	}
 	if req.Storage != "" {
 		params["storage"] = req.Storage

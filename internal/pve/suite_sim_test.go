@@ -28,7 +28,7 @@ func TestSuiteSim(t *testing.T) {
 		cfg.TokenID, cfg.TokenSecret, cfg.Fingerprint = info.TokenID, info.TokenSecret, info.Fingerprint
 		cfg.PollInterval = 10 * time.Millisecond
 		return pvetest.Env{Config: cfg, VMID: 100, Storage: "backup", OtherNode: "pve2", Faults: simFaults{sim},
-			Template: pvesim.TemplateVMID, ScratchVMID: 990, ImageStorage: "local-lvm"}
+			Template: pvesim.TemplateVMID, ScratchVMID: 990, ImageStorage: "local-lvm", SharedImageStorage: "san"}
 	}}
 	s.RunTests(t)
 }

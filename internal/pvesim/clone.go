@@ -25,6 +25,9 @@ func (s *Sim) handleClone(r *request) (any, error) {
 	if target == node || target == "localhost" {
 		target = ""
 	}
+	if target != "" && !slices.Contains(s.nodes, target) {
+		return nil, errDie("no such cluster node '%s'\n", target)
+	}
 	if storage != "" {
 		def, ok := findStorage(storage)
 		if !ok {
@@ -52,7 +55,11 @@ func (s *Sim) handleClone(r *request) (any, error) {
 		s.mu.Unlock()
 		return nil, errDie("parameter 'storage' not allowed for linked clones\n")
 	}
-	if target != "" {
+	if aerr := checkCloneDrives(v.conf, full, storage); aerr != nil {
+		s.mu.Unlock()
+		return nil, aerr
+	}
+	if target != "" && !sharedVM(v.conf, storage) {
 		s.mu.Unlock()
 		return nil, errDie("can't clone VM to node '%s' (VM uses local storage)\n", target)
 	}
@@ -66,13 +73,13 @@ func (s *Sim) handleClone(r *request) (any, error) {
 	upid := s.startTask(taskSpec{
 		node: node, typ: "qmclone", id: strconv.Itoa(vmid), user: r.user, vmid: vmid, ownsFaults: true,
 		run: func(c *taskCtx) error {
-			return s.runClone(c, node, vmid, newid, full, storage, name, description)
+			return s.runClone(c, node, vmid, newid, full, storage, target, name, description)
 		},
 	})
 	return upid, nil
 }
 
-func (s *Sim) runClone(c *taskCtx, node string, vmid, newid int, full bool, storage, name, description string) error {
+func (s *Sim) runClone(c *taskCtx, node string, vmid, newid int, full bool, storage, target, name, description string) error {
 	if err := c.sleep(300 * time.Millisecond); err != nil {
 		return err
 	}
@@ -209,8 +216,64 @@ func (s *Sim) runClone(c *taskCtx, node string, vmid, newid int, full bool, stor
 	}
 	s.mu.Lock()
 	nv.conf = newconf
+	if target != "" {
+		// the config file is renamed into the target node's directory
+		nv.node = target
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// checkCloneDrives is clone_vm's per-drive check: a full clone needs the
+// "copy" feature of every disk's storage, a linked one "clone", which
+// lvmthin has only for a template's base volumes and plain lvm never.
+func checkCloneDrives(conf map[string]string, full bool, storage string) *apiError {
+	for _, k := range slices.Sorted(maps.Keys(conf)) {
+		if !reDiskKey.MatchString(k) {
+			continue
+		}
+		d := parseDrive(conf[k])
+		if d.isCDROM() {
+			continue
+		}
+		sid, _, _ := strings.Cut(d.file, ":")
+		def, ok := findStorage(sid)
+		if !ok {
+			return errDie("storage '%s' does not exist\n", sid)
+		}
+		_, volname, _ := strings.Cut(imageKey(d.file), ":")
+		base := strings.HasPrefix(volname, "base-")
+		switch {
+		case full && !def.hasFeature("copy", base):
+			return errDie("Full clone feature is not supported for '%s' (%s)\n", d.file, k)
+		case !full && !def.hasFeature("clone", base):
+			return errDie("Linked clone feature is not supported for '%s' (%s)\n", d.file, k)
+		}
+	}
+	return nil
+}
+
+// sharedVM is check_storage_access_clone's verdict: every disk ends on
+// shared storage (the target storage when one is given), so the clone
+// may be moved to another node.
+func sharedVM(conf map[string]string, storage string) bool {
+	for k, val := range conf {
+		if !reDiskKey.MatchString(k) {
+			continue
+		}
+		d := parseDrive(val)
+		if d.isCDROM() {
+			continue
+		}
+		sid, _, _ := strings.Cut(d.file, ":")
+		if storage != "" {
+			sid = storage
+		}
+		if def, ok := findStorage(sid); !ok || !def.shared {
+			return false
+		}
+	}
+	return true
 }
 
 // handleDestroy is destroy_vm: early checks answer synchronously
@@ -285,7 +348,9 @@ func (s *Sim) handleDestroy(r *request) (any, error) {
 			}
 			if purgeUnref {
 				for _, k := range slices.Sorted(maps.Keys(s.images)) {
-					if im := s.images[k]; im.vmid == vmid && im.node == node {
+					im := s.images[k]
+					def, _ := findStorage(im.storage)
+					if im.vmid == vmid && (im.node == node || def.shared) {
 						delete(s.images, k)
 						c.t.lines = append(c.t.lines, fmt.Sprintf("  Logical volume \"%s\" successfully removed.", im.name))
 					}

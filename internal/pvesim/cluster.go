@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 )
 
 const (
@@ -160,4 +161,32 @@ func (s *Sim) handleClusterResources(r *request) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// nextIDUpper is the top of PVE's default next-id range (datacenter.cfg
+// "next-id" unset): lower than the schema's maximum on purpose.
+const nextIDUpper = 1000 * 1000
+
+// handleNextID is pve-manager's Cluster nextid: with vmid, that id if no
+// guest has it, else a parameter error; without, the lowest free id from
+// 100. It only looks: nothing is reserved, so two callers may get the
+// same answer (the second clone onto it fails with "config file already
+// exists"). The answer is a string, as PVE's JSON writer renders a Perl
+// scalar that was used as a hash key.
+func (s *Sim) handleNextID(r *request) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.has("vmid") {
+		vmid := r.int("vmid", 0)
+		if _, taken := s.vms[vmid]; taken {
+			return nil, errParam("vmid", fmt.Sprintf("VM %d already exists", vmid))
+		}
+		return strconv.Itoa(vmid), nil
+	}
+	for id := 100; id < nextIDUpper; id++ {
+		if _, taken := s.vms[id]; !taken {
+			return strconv.Itoa(id), nil
+		}
+	}
+	return nil, errDie("unable to get any free VMID in range [100, %d]\n", nextIDUpper)
 }

@@ -322,6 +322,11 @@ func (s *Sim) parseConfigUpdate(r *request) (*configUpdate, *apiError) {
 		}
 		u.deletes = append(u.deletes, opt)
 	}
+	if keys, ok := u.set["sshkeys"]; ok {
+		if aerr := checkSSHKeys(keys); aerr != nil {
+			return nil, aerr
+		}
+	}
 	if len(u.set) == 0 && len(u.deletes) == 0 && len(u.reverts) == 0 {
 		return nil, errDie("no options specified\n")
 	}
@@ -424,7 +429,11 @@ func (s *Sim) update(v *vm, u *configUpdate) *apiError {
 			val = s.createDisk(v, val)
 		}
 		if k == "cipassword" {
-			v.conf[k] = val
+			ostype := v.conf["ostype"]
+			if o, ok := u.set["ostype"]; ok {
+				ostype = o
+			}
+			v.conf[k] = hashCIPassword(val, ostype)
 			continue
 		}
 		v.pending[k] = val

@@ -43,8 +43,9 @@ var reDiskName = lazyre.New(`^(?:vm|base|subvol)-(\d+)-disk-(\d+)$`)
 // Caller holds s.mu.
 func (s *Sim) allocImage(node, storage string, vmid int, size int64) *image {
 	used := map[int]bool{}
+	def, _ := findStorage(storage)
 	for _, im := range s.images {
-		if im.storage != storage || im.node != node {
+		if im.storage != storage || im.node != node && !def.shared {
 			continue
 		}
 		if m := reDiskName.FindStringSubmatch(im.name); m != nil && m[1] == strconv.Itoa(vmid) {

@@ -76,8 +76,24 @@
 //     node. Resize (task "resize", grow only).
 //
 //   - Clone (task qmclone, full or linked, "lock: clone" on the new VM,
-//     new MACs), destroy (task qmdestroy, refused while running, protected
-//     or locked).
+//     new MACs) as clone_vm checks it: a linked clone only of a
+//     template's base volumes on lvmthin ("Linked clone feature is not
+//     supported for …"), never with a storage; another node (target) only
+//     when every disk ends on shared storage. The storage "san" is plain
+//     LVM shared by all nodes (full clones across nodes, no linked ones).
+//     Destroy (task qmdestroy, refused while running, protected or
+//     locked; purge, destroy-unreferenced-disks).
+//
+//   - GET /cluster/nextid as pve-manager answers it: the lowest free id
+//     from 100 as a string, or with vmid that id when free, else a 400
+//     "VM N already exists". It reserves nothing.
+//
+//   - Cloud-init options with qemu-server's and pve-common's checks and
+//     messages: ipconfigN (ip=CIDR|dhcp|manual, gw requires ip, ip6/gw6),
+//     nameserver (address-list), searchdomain, ciuser, sshkeys
+//     (urlencoded; each decoded line must be an OpenSSH public key, else
+//     "SSH public key validation error"), cipassword (hashed unless it is
+//     a crypt hash already, written at once, shown as "**********").
 //
 //   - Snapshots as qemu-server's API and pve-guest-common's AbstractConfig
 //     make them: the list with a "current" entry (parent, running, digest,
@@ -108,7 +124,7 @@
 // control.go).
 //
 // Known gaps: only keep-last pruning, no VM creation without an archive,
-// no cloud-init drive, "hotplug" is always the default, and nodes do not
+// no cloud-init drive (the options are kept, no ISO is made), "hotplug" is always the default, and nodes do not
 // proxy to each other (a request is answered for the node named in its
 // path).
 package pvesim

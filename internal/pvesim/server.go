@@ -104,6 +104,7 @@ func (s *Sim) buildRoutes() []route {
 		{"GET", "/access/permissions", s.handlePermissions},
 		{"GET", "/cluster/resources", s.handleClusterResources},
 		{"GET", "/cluster/status", s.handleClusterStatus},
+		{"GET", "/cluster/nextid", s.handleNextID},
 		{"GET", "/nodes", s.handleNodes},
 		{"GET", "/nodes/{node}/status", s.handleNodeStatus},
 		{"GET", "/nodes/{node}/qemu", s.handleVMList},

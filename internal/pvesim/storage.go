@@ -19,6 +19,26 @@ type storageDef struct {
 var storageDefs = []storageDef{
 	{id: backupStorage, typ: "dir", content: "backup", path: backupPath, shared: true, total: 2 << 40},
 	{id: imagesStorage, typ: "lvmthin", content: "images,rootdir", shared: false, total: 500 << 30},
+	// san is LVM on a shared LUN, as many clusters have it: every node
+	// sees it, so a clone may land on another node, but plain LVM has no
+	// thin snapshots, so it cannot hold a linked clone.
+	{id: sanStorage, typ: "lvm", content: "images", shared: true, total: 2 << 40},
+}
+
+// sanStorage is the shared images storage (see storageDefs).
+const sanStorage = "san"
+
+// hasFeature is PVE::Storage::volume_has_feature for the simulated
+// plugins: lvmthin clones (links) only base volumes and snapshots and
+// copies anything; plain lvm copies but never links.
+func (d storageDef) hasFeature(feature string, base bool) bool {
+	switch d.typ {
+	case "lvmthin":
+		return feature == "copy" || feature == "clone" && base
+	case "lvm":
+		return feature == "copy"
+	}
+	return false
 }
 
 func findStorage(id string) (storageDef, bool) {
@@ -62,9 +82,9 @@ func (s *Sim) used(d storageDef, node string) int64 {
 		for _, v := range s.volumes {
 			n += v.size
 		}
-	case imagesStorage:
+	case imagesStorage, sanStorage:
 		for _, im := range s.images {
-			if im.node == node && im.storage == d.id {
+			if (im.node == node || d.shared) && im.storage == d.id {
 				n += im.size * 3 / 10
 			}
 		}

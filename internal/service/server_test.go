@@ -189,7 +189,7 @@ func TestServerOptionsListWhatTheClusterOffers(t *testing.T) {
 	}{
 		{service.OptionsBackupStorages, []service.Option{{Value: "backup", Label: "backup (dir, shared)"}}},
 		{service.OptionsStorages, []service.Option{{Value: "backup", Label: "backup (dir, shared)"}}},
-		{service.OptionsDiskStorages, []service.Option{{Value: "local-lvm", Label: "local-lvm (lvmthin)"}}},
+		{service.OptionsDiskStorages, []service.Option{{Value: "local-lvm", Label: "local-lvm (lvmthin)"}, {Value: "san", Label: "san (lvm, shared)"}}},
 		{service.OptionsBridges, []service.Option{{Value: "vmbr0", Label: "vmbr0"}, {Value: "vmbr1", Label: "vmbr1"}}},
 		{service.OptionsTemplates, []service.Option{
 			{Value: "9000", Label: "9000 debian-12-template (pve1)"},

@@ -33,6 +33,9 @@ type Env struct {
 	Template     pvekeep.VMID
 	ScratchVMID  pvekeep.VMID
 	ImageStorage string
+	// SharedImageStorage is a storage with content images that every
+	// node sees: a full clone onto it may land on OtherNode. "" skips.
+	SharedImageStorage string
 }
 
 // Faults injects failures into a simulated PVE.
