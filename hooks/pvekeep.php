@@ -154,6 +154,18 @@ function pvekeep_restoreReinstall(array $params)
     return ClientActions::respond('restoreReinstall', $params);
 }
 
+/** The weekday grid: which days a backup is taken, at what time, in which zone. */
+function pvekeep_scheduleSave(array $params)
+{
+    return ClientActions::respond('scheduleSave', $params);
+}
+
+/** Keep (or stop keeping) a backup: a kept one is never rotated away. */
+function pvekeep_backupProtect(array $params)
+{
+    return ClientActions::respond('backupProtect', $params);
+}
+
 /** Retry and Reinstall are listed only while a failed restore offers them. */
 function pvekeep_AdminCustomButtonArray(array $params = [])
 {

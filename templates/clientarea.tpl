@@ -32,6 +32,16 @@
     table#pvekeep-backups            backups; rows tr[data-pvekeep-backup-id] (data-status)
       form.pvekeep-backup-actions    per row: [data-pvekeep=backup-restore], [data-pvekeep=backup-remove]
     form#pvekeep-backup-create       Backup now: input#pvekeep-note[name=pvekeep_note], [data-pvekeep=backup-create-submit]
+    #pvekeep-suspended               the service is suspended: why, and that nothing can be changed (no forms then)
+      tr .pvekeep-backup-kept        the row's backup is kept (Proxmox's protected flag: rotation never removes it)
+      form.pvekeep-backup-keep       per row: [data-pvekeep=backup-keep] toggles it (aria-pressed = kept now)
+    #pvekeep-schedule                the schedule card (data-timezone, data-next-run-at, data-window)
+      #pvekeep-schedule-next         the next run in words (time[datetime] when there is one)
+      #pvekeep-schedule-skipped      why the last scheduled run was skipped (data-reason)
+      #pvekeep-schedule-window       the product picks the time inside a window (no time inputs then)
+      form#pvekeep-schedule-form     tr[data-day=mon..sun]: input[name=pvekeep_day_DAY] (checkbox),
+                                     input[name=pvekeep_time_DAY]; select#pvekeep-timezone; [data-pvekeep=schedule-save]
+      .pvekeep-schedule-rotate       the note on rotation
   (the older [data-pvekeep=…] names stay on the same elements.)
 *}
 {*
@@ -43,6 +53,11 @@
 <style>
 #pvekeep .pvekeep-title { font-size: 16px; margin: 0; line-height: 1.3; }
 #pvekeep .pvekeep-job-progress { margin-bottom: 5px; }
+#pvekeep td.pvekeep-backup-actions > form { display: inline-block; margin: 0; }
+#pvekeep .pvekeep-card + .pvekeep-card { margin-top: 20px; }
+#pvekeep .pvekeep-schedule-days td { vertical-align: middle; }
+#pvekeep .pvekeep-schedule-days .checkbox, #pvekeep .pvekeep-schedule-days .form-check { margin: 0; }
+#pvekeep .pvekeep-schedule-days input[type=time] { max-width: 9em; }
 </style>
 <div id="pvekeep" class="pvekeep text-left" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">
   <div class="card panel panel-default pvekeep-card">
@@ -50,6 +65,13 @@
       <h3 class="card-title panel-title m-0 pvekeep-title">{$pvekeep_lang['backups.title']|escape}</h3>
     </div>
     <div class="card-body panel-body">
+
+  {if $pvekeep_suspended}
+    <div id="pvekeep-suspended" class="alert alert-warning pvekeep-suspended" role="alert" data-pvekeep="suspended">
+      <p class="mb-0">{$pvekeep_suspended.text|escape}</p>
+      {if $pvekeep_suspended.reason_text}<p class="mb-0 pvekeep-suspended-reason"><strong>{$pvekeep_suspended.reason_text|escape}</strong></p>{/if}
+    </div>
+  {/if}
 
   {if $pvekeep_flash}
     <div id="pvekeep-flash" class="alert alert-{$pvekeep_flash.kind|escape} pvekeep-flash" role="alert" data-pvekeep="flash" data-kind="{$pvekeep_flash.kind|escape}">{$pvekeep_flash.text|escape}</div>
@@ -148,7 +170,8 @@
           <tr class="pvekeep-backup" data-pvekeep="backup" data-pvekeep-backup-id="{$b.id|escape}" data-backup-id="{$b.id|escape}" data-status="{$b.status|escape}">
             <td class="text-nowrap"><time class="pvekeep-backup-created" datetime="{$b.created_at|escape}">{$b.created_text|escape}</time></td>
             <td><span class="pvekeep-backup-note">{$b.note|escape}</span>
-              {if $b.origin_text}<span class="badge badge-secondary label label-default pvekeep-backup-origin">{$b.origin_text|escape}</span>{/if}</td>
+              {if $b.origin_text}<span class="badge badge-secondary label label-default pvekeep-backup-origin">{$b.origin_text|escape}</span>{/if}
+              {if $b.protected}<span class="badge badge-info label label-info pvekeep-backup-kept" data-pvekeep="kept" title="{$pvekeep_lang['schedule.keep.title']|escape}">{$pvekeep_lang['schedule.keep.badge']|escape}</span>{/if}</td>
             <td class="pvekeep-backup-size text-nowrap" data-bytes="{$b.size_bytes|escape}">{$b.size_text|escape}</td>
             <td class="pvekeep-backup-status">{$b.status_text|escape}</td>
             <td class="pvekeep-backup-actions text-nowrap">
@@ -160,8 +183,19 @@
                   <input type="hidden" name="pvekeep_token" value="{$b.restore_token|escape}">
                   <button type="submit" name="a" value="backupRestore" class="btn btn-warning btn-sm" data-pvekeep="backup-restore"
                     data-confirm="{$pvekeep_lang['restore.warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.backup_restore']|escape}</button>
+                  {if !$b.protected}
                   <button type="submit" name="a" value="backupRemove" class="btn btn-default btn-outline-secondary btn-sm" data-pvekeep="backup-remove"
                     data-confirm="{$pvekeep_lang['remove.warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.backup_remove']|escape}</button>
+                  {/if}
+                </form>
+                <form method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-backup-keep">
+                  <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+                  <input type="hidden" name="modop" value="custom">
+                  <input type="hidden" name="a" value="backupProtect">
+                  <input type="hidden" name="pvekeep_backup_id" value="{$b.id|escape}">
+                  <input type="hidden" name="pvekeep_protected" value="{if $b.protected}0{else}1{/if}">
+                  <button type="submit" class="btn btn-default btn-outline-secondary btn-sm" data-pvekeep="backup-keep"
+                    aria-pressed="{if $b.protected}true{else}false{/if}" title="{$b.keep_title|escape}">{if $b.protected}{$pvekeep_lang['schedule.keep.unbutton']|escape}{else}{$pvekeep_lang['schedule.keep.button']|escape}{/if}</button>
                 </form>
               {/if}
             </td>
@@ -191,6 +225,79 @@
 
     </div>
   </div>
+
+  {* The schedule card (issue 9): its own block, after the backups card. *}
+  {if $pvekeep_schedule}
+  <div id="pvekeep-schedule" class="card panel panel-default pvekeep-card pvekeep-schedule" data-pvekeep="schedule"
+    data-timezone="{$pvekeep_schedule.timezone|escape}" data-next-run-at="{$pvekeep_schedule.next_run_at|escape}"
+    data-window="{if $pvekeep_schedule.window}{$pvekeep_schedule.window.start|escape}-{$pvekeep_schedule.window.end|escape}{/if}">
+    <div class="card-header panel-heading">
+      <h3 class="card-title panel-title m-0 pvekeep-title">{$pvekeep_lang['schedule.title']|escape}</h3>
+    </div>
+    <div class="card-body panel-body">
+      {if $pvekeep_schedule.skipped_text}
+        <div id="pvekeep-schedule-skipped" class="alert alert-warning" data-reason="{$pvekeep_schedule.skipped_reason|escape}">{$pvekeep_schedule.skipped_text|escape}</div>
+      {/if}
+      <p id="pvekeep-schedule-next" class="pvekeep-schedule-next">
+        {if $pvekeep_schedule.next_run_at}<time datetime="{$pvekeep_schedule.next_run_at|escape}">{$pvekeep_schedule.next_run_text|escape}</time>{else}{$pvekeep_schedule.next_run_text|escape}{/if}
+      </p>
+      {if $pvekeep_schedule.window}
+        <p id="pvekeep-schedule-window" class="pvekeep-schedule-window">{$pvekeep_schedule.window_text|escape}</p>
+      {/if}
+      {if $pvekeep_schedule.can_edit}
+        <form id="pvekeep-schedule-form" method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-schedule-form" data-pvekeep="schedule-form">
+          <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+          <input type="hidden" name="modop" value="custom">
+          <input type="hidden" name="a" value="scheduleSave">
+          {if !$pvekeep_schedule.window}<p>{$pvekeep_lang['schedule.intro']|escape}</p>{/if}
+          <div class="table-responsive">
+            <table class="table table-sm table-condensed pvekeep-schedule-days">
+              <tbody>
+              {foreach $pvekeep_schedule.days as $d}
+                <tr data-day="{$d.day|escape}" data-enabled="{if $d.enabled}1{else}0{/if}">
+                  <td>
+                    <div class="checkbox form-check">
+                      <label class="form-check-label">
+                        <input type="checkbox" class="form-check-input" name="pvekeep_day_{$d.day|escape}" value="1"{if $d.enabled} checked{/if}>
+                        {$d.label|escape}
+                      </label>
+                    </div>
+                  </td>
+                  <td>
+                    {if $pvekeep_schedule.window}
+                      <input type="hidden" name="pvekeep_time_{$d.day|escape}" value="{$d.time|escape}">
+                    {else}
+                      <input type="time" class="form-control form-control-sm input-sm" name="pvekeep_time_{$d.day|escape}" value="{$d.time|escape}"
+                        aria-label="{$d.time_label|escape}">
+                    {/if}
+                  </td>
+                </tr>
+              {/foreach}
+              </tbody>
+            </table>
+          </div>
+          <div class="form-group">
+            <label for="pvekeep-timezone">{$pvekeep_lang['schedule.timezone_label']|escape}</label>
+            <select id="pvekeep-timezone" name="pvekeep_timezone" class="form-control">
+              {foreach $pvekeep_schedule.zones as $z}
+                <option value="{$z|escape}"{if $z == $pvekeep_schedule.timezone} selected{/if}>{$z|escape}</option>
+              {/foreach}
+            </select>
+          </div>
+          <button type="submit" class="btn btn-primary" data-pvekeep="schedule-save">{$pvekeep_lang['schedule.save']|escape}</button>
+        </form>
+      {else}
+        <ul class="list-unstyled pvekeep-schedule-days" data-pvekeep="schedule-days">
+          {foreach $pvekeep_schedule.days as $d}
+            {if $d.enabled}<li data-day="{$d.day|escape}">{$d.label|escape}{if !$pvekeep_schedule.window} {$d.time|escape}{/if}</li>{/if}
+          {/foreach}
+        </ul>
+        <p class="pvekeep-schedule-timezone">{$pvekeep_schedule.timezone_text|escape}</p>
+      {/if}
+      <p class="small text-muted pvekeep-schedule-rotate mb-0">{$pvekeep_schedule.rotate_note|escape}</p>
+    </div>
+  </div>
+  {/if}
 </div>
 {if $pvekeep_active_job}
 <script>

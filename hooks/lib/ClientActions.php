@@ -22,6 +22,8 @@ final class ClientActions
         'backupRestore' => ['backups.restore', 'flash.backup_restore'],
         'restoreRetry' => ['restore.retry', 'flash.restore_retry'],
         'restoreReinstall' => ['restore.reinstall', 'flash.restore_reinstall'],
+        'scheduleSave' => ['schedule.set', 'schedule.saved'],
+        'backupProtect' => ['backups.protect', 'schedule.keep.flash_on'],
     ];
 
     /**
@@ -72,8 +74,11 @@ final class ClientActions
                 throw new \PvekeepRpcException('the note is not valid UTF-8', 1007, ['reason' => 'invalid_input', 'field' => 'note']);
             }
             Rpc::service($method, $params, $fields);
+            if ($name === 'backupProtect' && empty($fields['protected'])) {
+                $done = 'schedule.keep.flash_off';
+            }
         } catch (\Throwable $e) {
-            $message = $lang->error($e);
+            $message = $name === 'scheduleSave' ? ScheduleForm::error($lang, $e) : $lang->error($e);
             if (defined('CLIENTAREA')) {
                 Http::flash($serviceId, 'danger', $message);
             }
@@ -100,6 +105,10 @@ final class ClientActions
                 return ['backup_id' => Input::postInt('pvekeep_backup_id'), 'idempotency_key' => Input::post('pvekeep_token')];
             case 'backupRemove':
                 return ['backup_id' => Input::postInt('pvekeep_backup_id')];
+            case 'backupProtect':
+                return ['backup_id' => Input::postInt('pvekeep_backup_id'), 'protected' => Input::post('pvekeep_protected') === '1'];
+            case 'scheduleSave':
+                return ScheduleForm::fields();
             default:
                 return ['job_id' => Input::postInt('pvekeep_job_id')];
         }

@@ -47,7 +47,8 @@ final class ClientAreaView
         }
         $flash = Http::takeFlash((int) ($params['serviceid'] ?? 0));
         try {
-            $list = Rpc::service('backups.list', $params);
+            // The panel's zone: a schedule without its own is in it.
+            $list = Rpc::service('backups.list', $params, ['panel_timezone' => date_default_timezone_get()]);
             // One key per rendered form: a double submit makes one job.
             $vars = $view->build($list, $params, $flash, Input::token(), bin2hex(random_bytes(16)));
             return ['tabOverviewModuleOutputTemplate' => self::TEMPLATE, 'templateVariables' => $vars];
@@ -106,7 +107,9 @@ final class ClientAreaView
     public function build(array $list, array $params, ?array $flash, string $csrf, string $formKey): array
     {
         $serviceId = (int) ($params['serviceid'] ?? 0);
-        $mayAct = self::mayAct($params);
+        // A suspended service is read-only (the plugin refuses every action).
+        $suspended = $this->suspended($list, $params);
+        $mayAct = self::mayAct($params) && $suspended === null;
         $status = is_array($list['status'] ?? null) ? $list['status'] : [];
 
         $quota = ['used' => (int) ($list['quota']['used'] ?? 0), 'max' => (int) ($list['quota']['max'] ?? 0)];
@@ -138,6 +141,9 @@ final class ClientAreaView
                 'status_text' => $this->lang->has('backup.status.' . $state) ? $this->lang->get('backup.status.' . $state) : $state,
                 'origin_text' => ($b['origin'] ?? '') === 'scheduled' ? $this->lang->get('backup.origin.scheduled') : '',
                 'can_act' => $mayAct && $state === 'available' && !$locked,
+                // Kept: Proxmox's protected flag; rotation never removes it.
+                'protected' => !empty($b['protected']),
+                'keep_title' => $this->lang->get(empty($b['protected']) ? 'schedule.keep.title' : 'schedule.keep.untitle'),
                 // Its own key: the plugin refuses a key it has seen for
                 // another kind of job.
                 'restore_token' => $formKey . '-restore-' . $id,
@@ -186,6 +192,8 @@ final class ClientAreaView
 
         $page = Http::servicePage($serviceId);
         return [
+            'pvekeep_suspended' => $suspended,
+            'pvekeep_schedule' => $quota['enabled'] ? (new ScheduleView($this->lang, $this->format))->build($list['schedule'] ?? null, $mayAct) : null,
             'pvekeep_backups' => $backups,
             'pvekeep_quota' => $quota,
             'pvekeep_active_job' => $job,
@@ -244,6 +252,30 @@ final class ClientAreaView
         }
         $uid = (int) ($_SESSION['uid'] ?? 0);
         return $uid > 0 && $uid === (int) ($params['userid'] ?? 0);
+    }
+
+    /**
+     * Why nothing can be changed on a suspended service (WHMCS's status,
+     * or the plugin's while a suspension or reactivation is under way):
+     * null when it is not suspended. The reason is the one the admin typed
+     * when suspending (tblhosting.suspendreason, on WHMCS's service model).
+     *
+     * @param array<string, mixed> $list
+     * @param array<string, mixed> $params
+     * @return array{text: string, reason: string, reason_text: string}|null
+     */
+    private function suspended(array $list, array $params): ?array
+    {
+        if (($params['status'] ?? '') !== 'Suspended' && ($list['service_state'] ?? '') !== 'suspended') {
+            return null;
+        }
+        $model = $params['model'] ?? null;
+        $reason = is_object($model) ? trim((string) ($model->suspendreason ?? '')) : '';
+        return [
+            'text' => $this->lang->get('service.suspended'),
+            'reason' => $reason,
+            'reason_text' => $reason !== '' ? $this->lang->get('service.suspended_reason', ['reason' => $reason]) : '',
+        ];
     }
 
     /**

@@ -85,8 +85,18 @@ final class Format
      */
     public function dateTime($rfc3339): string
     {
+        return $this->dateTimeIn($rfc3339, $this->zone);
+    }
+
+    /**
+     * dateTime in another zone (a schedule's own).
+     *
+     * @param mixed $rfc3339
+     */
+    public function dateTimeIn($rfc3339, \DateTimeZone $zone): string
+    {
         $t = self::parse($rfc3339);
-        return $t === null ? '' : $t->setTimezone($this->zone)->format($this->date . ' H:i');
+        return $t === null ? '' : $t->setTimezone($zone)->format($this->date . ' H:i');
     }
 
     /**

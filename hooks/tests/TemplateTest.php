@@ -54,7 +54,7 @@ final class TemplateTest extends TestCase
             'class="table-responsive"', 'card panel panel-default'] as $selector) {
             $this->assertStringContainsString($selector, $html);
         }
-        $this->assertSame(2, substr_count($html, '<input type="hidden" name="token" value="csrf&quot;tok">'), 'every form has the token');
+        $this->assertSame(substr_count($html, '<form'), substr_count($html, '<input type="hidden" name="token" value="csrf&quot;tok">'), 'every form has the token');
         $this->assertSame(substr_count($html, '<form'), substr_count($html, 'method="post"'), 'POST only');
         $this->assertStringNotContainsString('<script>', $html, 'no poll without a job');
     }

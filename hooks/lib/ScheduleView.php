@@ -1,0 +1,152 @@
+<?php
+
+namespace WHMCS\Module\Server\Pvekeep;
+
+/**
+ * The schedule card of the page, from backups.list's `schedule`: the
+ * weekday grid (a tick and a time per day, Monday first), the time zone,
+ * the next run, why the last run was skipped, the note that a scheduled
+ * backup at a full quota rotates the oldest backup not kept away, and,
+ * when the product sets a window, that the system picks the time. The
+ * plugin computes everything; this only puts it into words. Strings are
+ * raw here: the template escapes them.
+ */
+final class ScheduleView
+{
+    /** Contract day names, in the order the grid shows them. */
+    public const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+    /** @var Lang */
+    private $lang;
+
+    /** @var Format */
+    private $format;
+
+    public function __construct(Lang $lang, Format $format)
+    {
+        $this->lang = $lang;
+        $this->format = $format;
+    }
+
+    /**
+     * The card's variables, or null when the plugin sent no schedule.
+     *
+     * @param mixed $schedule backups.list's `schedule`
+     * @param bool $canEdit whether the page may offer the form (the
+     *                      service is Active, the client's, not suspended)
+     * @return array<string, mixed>|null
+     */
+    public function build($schedule, bool $canEdit): ?array
+    {
+        if (!is_array($schedule)) {
+            return null;
+        }
+        $panelZone = date_default_timezone_get();
+        $zone = trim((string) ($schedule['timezone'] ?? ''));
+        $zone = $zone !== '' ? $zone : $panelZone;
+        $window = self::window($schedule['window'] ?? null);
+
+        $byDay = [];
+        foreach ((array) ($schedule['days'] ?? []) as $d) {
+            if (is_array($d) && is_string($d['day'] ?? null)) {
+                $byDay[strtolower($d['day'])] = $d;
+            }
+        }
+        $days = [];
+        $any = false;
+        foreach (self::DAYS as $day) {
+            $d = $byDay[$day] ?? [];
+            $enabled = !empty($d['enabled']);
+            $any = $any || $enabled;
+            $time = (string) ($d['time'] ?? '');
+            $days[] = [
+                'day' => $day,
+                'label' => $this->lang->get('schedule.day.' . $day),
+                'time_label' => $this->lang->get('schedule.time_label', ['day' => $this->lang->get('schedule.day.' . $day)]),
+                'enabled' => $enabled,
+                'time' => preg_match('/^([01]\d|2[0-3]):[0-5]\d$/', $time) ? $time : '',
+            ];
+        }
+
+        $next = (string) ($schedule['next_run_at'] ?? '');
+        $nextText = $this->nextRun($next, $zone);
+        $skipped = trim((string) ($schedule['skipped_reason'] ?? ''));
+        return [
+            'timezone' => $zone,
+            'timezone_text' => $this->lang->get('schedule.timezone', ['zone' => $zone]),
+            'zones' => $canEdit ? self::zones($zone) : [],
+            'days' => $days,
+            'any' => $any,
+            'window' => $window,
+            'window_text' => $window !== null ? $this->lang->get('schedule.window', $window) : '',
+            'next_run_at' => $next,
+            'next_run_text' => $nextText !== ''
+                ? $this->lang->get('schedule.next_run', ['time' => $nextText])
+                : $this->lang->get($any ? 'schedule.next_run_none' : 'schedule.off'),
+            'rotate_note' => $this->lang->get('schedule.rotate_note'),
+            'skipped_reason' => $skipped,
+            'skipped_text' => $skipped === '' ? '' : ($this->lang->has('schedule.skipped.' . $skipped)
+                ? $this->lang->get('schedule.skipped.' . $skipped) : $this->lang->get('schedule.skipped.other')),
+            'can_edit' => $canEdit,
+        ];
+    }
+
+    /**
+     * The admin's window as {start, end} ("01:00", "05:00"), from
+     * "HH:MM-HH:MM" or an object; null when the customer picks the times.
+     *
+     * @param mixed $w
+     * @return array{start: string, end: string}|null
+     */
+    public static function window($w): ?array
+    {
+        if (is_array($w)) {
+            $start = (string) ($w['start'] ?? '');
+            $end = (string) ($w['end'] ?? '');
+        } elseif (is_string($w) && preg_match('/^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$/', $w, $m)) {
+            list(, $start, $end) = $m;
+        } else {
+            return null;
+        }
+        if ($start === '' || $end === '') {
+            return null;
+        }
+        return ['start' => $start, 'end' => $end];
+    }
+
+    /**
+     * The time zones a client may pick: PHP's list of IANA names, the
+     * current one included even when PHP lists it under another name.
+     *
+     * @return list<string>
+     */
+    public static function zones(string $current): array
+    {
+        $zones = \DateTimeZone::listIdentifiers();
+        if ($current !== '' && !in_array($current, $zones, true)) {
+            $zones[] = $current;
+            sort($zones);
+        }
+        return $zones;
+    }
+
+    /**
+     * "Tuesday, 08/12/2026 03:00 (Europe/Berlin)": the run in the
+     * schedule's own zone, where its weekday and time were picked; '' when
+     * there is none or the zone is unknown to PHP.
+     */
+    private function nextRun(string $rfc3339, string $zone): string
+    {
+        try {
+            $tz = new \DateTimeZone($zone);
+        } catch (\Exception $e) {
+            return '';
+        }
+        $text = $this->format->dateTimeIn($rfc3339, $tz);
+        if ($text === '') {
+            return '';
+        }
+        $day = strtolower((new \DateTimeImmutable($rfc3339))->setTimezone($tz)->format('D'));
+        return $this->lang->get('schedule.day.' . $day) . ', ' . $text . ' (' . $zone . ')';
+    }
+}
