@@ -10,6 +10,9 @@
  */
 
 use PHPUnit\Framework\TestCase;
+use WHMCS\Module\Server\Pvekeep\ClientAreaView;
+use WHMCS\Module\Server\Pvekeep\Format;
+use WHMCS\Module\Server\Pvekeep\Lang;
 use WHMCS\Module\Server\Pvekeep\Lifecycle;
 
 require_once __DIR__ . '/bootstrap.php';
@@ -211,5 +214,20 @@ final class LifecycleTest extends TestCase
         $this->assertIsArray($res, "request.php printed: $out $err");
         $this->assertSame('success', $res['result']);
         $this->assertSame($actor, $plugin->requests()[0]['params']['actor']);
+    }
+
+    /**
+     * The page names a running lifecycle job in the client's words, never
+     * as "working on your server" in general.
+     *
+     * @dataProvider commands
+     */
+    public function testThePageNamesALifecycleJob(string $fn, string $kind): void
+    {
+        foreach (['english', 'german', 'russian'] as $language) {
+            $lang = new Lang($language);
+            $job = (new ClientAreaView($lang, new Format($lang)))->job(['id' => 1, 'kind' => $kind, 'state' => 'running']);
+            $this->assertNotSame($lang->get('job.other'), $job['kind_text'], "$language: $kind");
+        }
     }
 }
