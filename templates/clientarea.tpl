@@ -38,6 +38,7 @@
     #pvekeep-schedule                the schedule card (data-timezone, data-next-run-at, data-window)
       #pvekeep-schedule-next         the next run in words (time[datetime] when there is one)
       #pvekeep-schedule-skipped      why the last scheduled run was skipped (data-reason)
+      #pvekeep-schedule-failed       the last scheduled backup failed (being retried, or given up)
       #pvekeep-schedule-window       the product picks the time inside a window (no time inputs then)
       form#pvekeep-schedule-form     tr[data-day=mon..sun]: input[name=pvekeep_day_DAY] (checkbox),
                                      input[name=pvekeep_time_DAY]; select#pvekeep-timezone; [data-pvekeep=schedule-save]
@@ -237,6 +238,9 @@
     <div class="card-body panel-body">
       {if $pvekeep_schedule.skipped_text}
         <div id="pvekeep-schedule-skipped" class="alert alert-warning" data-reason="{$pvekeep_schedule.skipped_reason|escape}">{$pvekeep_schedule.skipped_text|escape}</div>
+      {/if}
+      {if $pvekeep_schedule.last_run_text}
+        <div id="pvekeep-schedule-failed" class="alert alert-warning">{$pvekeep_schedule.last_run_text|escape}</div>
       {/if}
       <p id="pvekeep-schedule-next" class="pvekeep-schedule-next">
         {if $pvekeep_schedule.next_run_at}<time datetime="{$pvekeep_schedule.next_run_at|escape}">{$pvekeep_schedule.next_run_text|escape}</time>{else}{$pvekeep_schedule.next_run_text|escape}{/if}

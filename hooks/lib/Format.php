@@ -89,6 +89,16 @@ final class Format
     }
 
     /**
+     * A local calendar date ("2026-12-07") in the panel's format; '' when
+     * it is not one.
+     */
+    public function date(string $ymd): string
+    {
+        $d = \DateTimeImmutable::createFromFormat('!Y-m-d', $ymd);
+        return $d !== false && $d->format('Y-m-d') === $ymd ? $d->format($this->date) : '';
+    }
+
+    /**
      * dateTime in another zone (a schedule's own).
      *
      * @param mixed $rfc3339

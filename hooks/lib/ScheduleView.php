@@ -87,8 +87,37 @@ final class ScheduleView
             'skipped_reason' => $skipped,
             'skipped_text' => $skipped === '' ? '' : ($this->lang->has('schedule.skipped.' . $skipped)
                 ? $this->lang->get('schedule.skipped.' . $skipped) : $this->lang->get('schedule.skipped.other')),
+            'last_run_text' => $this->lastRun($schedule['last_run'] ?? null),
             'can_edit' => $canEdit,
         ];
+    }
+
+    /**
+     * A scheduled backup that failed, in words: still being retried today
+     * (attempt n of m) or given up; '' otherwise (a skip has its own text).
+     *
+     * @param mixed $run backups.list's schedule.last_run
+     */
+    private function lastRun($run): string
+    {
+        if (!is_array($run)) {
+            return '';
+        }
+        $state = (string) ($run['state'] ?? '');
+        $error = trim((string) ($run['error'] ?? ''));
+        $vars = [
+            'date' => $this->format->date((string) ($run['date'] ?? '')),
+            'error' => $error,
+            'attempts' => (int) ($run['attempts'] ?? 0),
+            'max' => (int) ($run['max_attempts'] ?? 0),
+        ];
+        if ($state === 'failed') {
+            return $this->lang->get($error !== '' ? 'schedule.run_failed' : 'schedule.run_failed_plain', $vars);
+        }
+        if ($state === 'waiting' && $vars['attempts'] > 0 && $error !== '') {
+            return $this->lang->get('schedule.run_retrying', $vars);
+        }
+        return '';
     }
 
     /**

@@ -151,6 +151,28 @@ final class ScheduleTest extends TestCase
         $this->assertSame('', self::view([])['pvekeep_schedule']['skipped_text']);
     }
 
+    /**
+     * @dataProvider lastRuns
+     */
+    public function testAFailedScheduledBackupIsShown(array $run, string $want): void
+    {
+        $run += ['date' => '2026-12-07', 'attempts' => 1, 'max_attempts' => 3, 'error' => 'vzdump <failed>', 'reason' => ''];
+        $this->assertSame($want, self::view(['schedule' => self::schedule(['last_run' => $run])])['pvekeep_schedule']['last_run_text']);
+    }
+
+    public static function lastRuns(): array
+    {
+        return [
+            'retried' => [['state' => 'waiting', 'attempts' => 2],
+                'The scheduled backup of 07/12/2026 failed (vzdump <failed>). It is being tried again (attempt 2 of 3).'],
+            'given up' => [['state' => 'failed', 'attempts' => 3], 'The scheduled backup of 07/12/2026 failed: vzdump <failed>'],
+            'given up without a message' => [['state' => 'failed', 'error' => ''], 'The scheduled backup of 07/12/2026 failed.'],
+            'due, not tried yet' => [['state' => 'waiting', 'attempts' => 0, 'error' => ''], ''],
+            'done' => [['state' => 'done'], ''],
+            'skipped' => [['state' => 'skipped', 'reason' => 'all_protected'], ''],
+        ];
+    }
+
     public function testNoCardWithoutBackupsOrWithoutASchedule(): void
     {
         $this->assertNull(self::view(['quota' => ['used' => 0, 'max' => 0]])['pvekeep_schedule'], 'backups off');
@@ -175,7 +197,8 @@ final class ScheduleTest extends TestCase
 
     public function testTheCardRendersTheGridEscapedWithTheToken(): void
     {
-        $v = self::view(['schedule' => self::schedule(['timezone' => 'America/New_York', 'skipped_reason' => self::HOSTILE])]);
+        $v = self::view(['schedule' => self::schedule(['timezone' => 'America/New_York', 'skipped_reason' => self::HOSTILE,
+            'last_run' => ['state' => 'failed', 'date' => '2026-12-05', 'error' => self::HOSTILE]])]);
         $html = self::render($v);
         $card = substr($html, (int) strpos($html, 'id="pvekeep-schedule"'));
         $this->assertStringContainsString('data-timezone="America/New_York"', $card);
@@ -192,6 +215,8 @@ final class ScheduleTest extends TestCase
         $this->assertSame(1, substr_count($card, ' selected>'));
         $this->assertStringContainsString('data-pvekeep="schedule-save"', $card);
         $this->assertStringContainsString('pvekeep-schedule-rotate', $card);
+        $this->assertStringContainsString('id="pvekeep-schedule-failed" class="alert alert-warning">The scheduled backup of 05/12/2026 failed:'
+            . ' &lt;b&gt;x&lt;/b&gt;&quot;&#039;&amp;</div>', $card);
         $this->assertStringNotContainsString('<b>x</b>', $html);
         $this->assertLessThan(strpos($html, 'id="pvekeep-schedule"'), strpos($html, 'id="pvekeep-backups"'), 'after the backups card');
     }
