@@ -6,7 +6,8 @@
  *   php hooks/standin/cli.php test-connection SERVER_ID   TestConnection → {"success":…,"error":…}
  *   php hooks/standin/cli.php config-options PRODUCT_ID   ConfigOptions with each Loader's items or error
  *   php hooks/standin/cli.php cron                        WHMCS's cron run: fires AfterCronJob
- *   php hooks/standin/cli.php command NAME SERVICE_ID     a module command as the system (Create, Suspend, …)
+ *   php hooks/standin/cli.php command NAME SERVICE_ID [REASON]  a module command as the system (Create, Suspend, …;
+ *                                                         REASON: Suspend's reason, as the admin types it)
  *   php hooks/standin/cli.php params SERVICE_ID           the $params WHMCS would build (model left out)
  *   php hooks/standin/cli.php client-area SERVICE_ID      the module's ClientArea, rendered, as the owner sees it,
  *                                                         called whatever the status (WHMCS: Active only) → {status, html}
@@ -35,7 +36,8 @@ try {
             $out = ['AfterCronJob' => run_hook('AfterCronJob', [])];
             break;
         case 'command':
-            [$ok, $msg] = standin_module_command((string) ($args[0] ?? ''), (int) ($args[1] ?? 0));
+            $extra = ($args[0] ?? '') === 'Suspend' ? ['suspendreason' => (string) ($args[2] ?? '')] : [];
+            [$ok, $msg] = standin_module_command((string) ($args[0] ?? ''), (int) ($args[1] ?? 0), $extra);
             $out = ['success' => $ok, 'result' => $msg];
             break;
         case 'params':
@@ -51,7 +53,7 @@ try {
             $out = encrypt((string) ($args[0] ?? ''));
             break;
         default:
-            fwrite(STDERR, "usage: cli.php test-connection ID | config-options PID | cron | command NAME SID | params SID | client-area SID | encrypt TEXT\n");
+            fwrite(STDERR, "usage: cli.php test-connection ID | config-options PID | cron | command NAME SID [REASON] | params SID | client-area SID | encrypt TEXT\n");
             exit(2);
     }
     echo json_encode($out, JSON_UNESCAPED_SLASHES | JSON_PRETTY_PRINT), "\n";

@@ -99,6 +99,11 @@ function standin_admin_service($id)
     $cmdButtons = '';
     foreach ($cmds as [$formId, $action, $label, $key]) {
         $cmdForms .= '<form id="' . standin_h($formId) . '" method="post" action="' . standin_h($action) . '"><input type="hidden" name="token" value="' . standin_h($token) . '"></form>';
+        if ($key === 'suspend') {
+            // WHMCS asks for the reason with the Suspend button.
+            $cmdButtons .= '<input type="text" name="suspreason" form="' . standin_h($formId) . '" class="form-control input-sm"'
+                . ' style="display:inline-block;width:auto" placeholder="Suspension Reason" data-standin="suspend-reason"> ';
+        }
         $cmdButtons .= '<button type="submit" form="' . standin_h($formId) . '" class="btn btn-default" data-standin-command="' . standin_h($key) . '">' . standin_h($label) . '</button> ';
     }
 
