@@ -166,6 +166,25 @@ function pvekeep_backupProtect(array $params)
     return ClientActions::respond('backupProtect', $params);
 }
 
+function pvekeep_snapshotCreate(array $params)
+{
+    return ClientActions::respond('snapshotCreate', $params);
+}
+
+/**
+ * Puts the VM back to the snapshot: what changed since is lost (the page
+ * says so before the click); the VM runs afterwards if it ran before.
+ */
+function pvekeep_snapshotRollback(array $params)
+{
+    return ClientActions::respond('snapshotRollback', $params);
+}
+
+function pvekeep_snapshotRemove(array $params)
+{
+    return ClientActions::respond('snapshotRemove', $params);
+}
+
 /** Retry and Reinstall are listed only while a failed restore offers them. */
 function pvekeep_AdminCustomButtonArray(array $params = [])
 {

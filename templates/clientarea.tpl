@@ -43,6 +43,18 @@
       form#pvekeep-schedule-form     tr[data-day=mon..sun]: input[name=pvekeep_day_DAY] (checkbox),
                                      input[name=pvekeep_time_DAY]; select#pvekeep-timezone; [data-pvekeep=schedule-save]
       .pvekeep-schedule-rotate       the note on rotation
+    #pvekeep-snapshots               the Snapshots card (only when the package has snapshots)
+      #pvekeep-snapshots-quota       the counter "2/3" (data-used, data-max)
+      #pvekeep-snapshots-lock        why the buttons are greyed (while the server is busy)
+      #pvekeep-snapshots-failed      a snapshot job of the client's that failed (data-job-id)
+      #pvekeep-snapshots-removed     the notice that a restore removed the snapshots
+      table#pvekeep-snapshot-list    rows tr[data-pvekeep-snapshot] (data-status, data-vmstate);
+        .pvekeep-snapshot-remaining  the remaining lifetime (data-remaining-s; counts down)
+        [data-pvekeep=snapshot-rollback], [data-pvekeep=snapshot-remove]  confirmed buttons
+      form#pvekeep-snapshot-create   input#pvekeep-snapshot-description, input#pvekeep-snapshot-ram
+                                     (only for a running VM on a product that allows RAM),
+                                     [data-pvekeep=snapshot-create-submit]
+      .pvekeep-snapshots-note        "snapshots are not backups"
   (the older [data-pvekeep=…] names stay on the same elements.)
 *}
 {*
@@ -302,7 +314,150 @@
     </div>
   </div>
   {/if}
+
+  {if $pvekeep_snapshots.enabled}
+  {$snap = $pvekeep_snapshots}
+  <div id="pvekeep-snapshots" class="card panel panel-default pvekeep-card pvekeep-snapshots" data-pvekeep="snapshots">
+    <div class="card-header panel-heading">
+      <h3 class="card-title panel-title m-0 pvekeep-title">{$pvekeep_lang['snapshots.title']|escape}
+        <span id="pvekeep-snapshots-quota" class="badge badge-secondary label label-default pvekeep-snapshots-quota"
+          title="{$pvekeep_lang['snapshots.quota_label']|escape}" data-used="{$snap.quota.used|escape}" data-max="{$snap.quota.max|escape}">{$snap.quota.text|escape}</span>
+      </h3>
+    </div>
+    <div class="card-body panel-body">
+      {if $snap.locked}
+        <p id="pvekeep-snapshots-lock" class="text-muted pvekeep-snapshots-lock" data-pvekeep="snapshots-lock">{$snap.lock_text|escape}</p>
+      {/if}
+      {if $snap.removed_by_restore}
+        <div id="pvekeep-snapshots-removed" class="alert alert-info" data-pvekeep="snapshots-removed">{$snap.removed_by_restore|escape}</div>
+      {/if}
+      {if $snap.failed}
+        <div id="pvekeep-snapshots-failed" class="alert alert-warning" data-pvekeep="snapshots-failed" data-job-id="{$snap.failed.id|escape}">
+          <p class="pvekeep-failed-message">{$snap.failed.message|escape}</p>
+          {if $snap.failed.error_text}<p class="pvekeep-failed-error"><small>{$snap.failed.error_text|escape}</small></p>{/if}
+          {if $snap.failed.finished_text}<p class="pvekeep-failed-time"><small><time datetime="{$snap.failed.finished_at|escape}">{$snap.failed.finished_text|escape}</time></small></p>{/if}
+        </div>
+      {/if}
+
+      {if $snap.items}
+        <div class="table-responsive">
+          <table id="pvekeep-snapshot-list" class="table table-striped table-sm table-condensed pvekeep-snapshot-list" data-pvekeep="snapshot-list"
+            data-pattern="{$snap.remaining_pattern|escape}" data-pattern-one="{$snap.remaining_one_pattern|escape}" data-expiring="{$snap.expiring_text|escape}">
+            <thead>
+              <tr>
+                <th>{$pvekeep_lang['snapshots.column.name']|escape}</th>
+                <th>{$pvekeep_lang['snapshots.column.created']|escape}</th>
+                <th>{$pvekeep_lang['snapshots.column.remaining']|escape}</th>
+                <th>{$pvekeep_lang['snapshots.column.actions']|escape}</th>
+              </tr>
+            </thead>
+            <tbody>
+            {foreach $snap.items as $sn}
+              <tr class="pvekeep-snapshot" data-pvekeep-snapshot="{$sn.name|escape}" data-status="{$sn.status|escape}" data-vmstate="{if $sn.vmstate}1{else}0{/if}">
+                <td>
+                  <span class="pvekeep-snapshot-description">{if $sn.description}{$sn.description|escape}{else}<span class="text-muted">{$sn.name|escape}</span>{/if}</span>
+                  {if $sn.vmstate}<span class="badge badge-info label label-info pvekeep-snapshot-ram">{$pvekeep_lang['snapshots.ram']|escape}</span>{/if}
+                  {if $sn.status_text}<span class="badge badge-secondary label label-default pvekeep-snapshot-status">{$sn.status_text|escape}</span>{/if}
+                </td>
+                <td class="text-nowrap"><time class="pvekeep-snapshot-created" datetime="{$sn.created_at|escape}">{$sn.created_text|escape}</time></td>
+                <td class="text-nowrap"><span class="pvekeep-snapshot-remaining" {if isset($sn.remaining_s)}data-remaining-s="{$sn.remaining_s|escape}" title="{$sn.expires_at|escape}"{/if}>{$sn.remaining_text|escape}</span></td>
+                <td class="text-nowrap">
+                  {if $sn.offered}
+                    {* One form per button: each carries its own idempotency key. *}
+                    <form method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-snapshot-actions d-inline" style="display: inline;">
+                      <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+                      <input type="hidden" name="modop" value="custom">
+                      <input type="hidden" name="pvekeep_snapshot_name" value="{$sn.name|escape}">
+                      <input type="hidden" name="pvekeep_token" value="{$sn.rollback_token|escape}">
+                      <button type="submit" name="a" value="snapshotRollback" class="btn btn-warning btn-sm" data-pvekeep="snapshot-rollback"
+                        {if $snap.locked}disabled title="{$snap.lock_text|escape}"{/if}
+                        data-confirm="{$sn.rollback_warning|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.snapshot_rollback']|escape}</button>
+                    </form>
+                    <form method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-snapshot-actions d-inline" style="display: inline;">
+                      <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+                      <input type="hidden" name="modop" value="custom">
+                      <input type="hidden" name="pvekeep_snapshot_name" value="{$sn.name|escape}">
+                      <input type="hidden" name="pvekeep_token" value="{$sn.remove_token|escape}">
+                      <button type="submit" name="a" value="snapshotRemove" class="btn btn-default btn-outline-secondary btn-sm" data-pvekeep="snapshot-remove"
+                        {if $snap.locked}disabled title="{$snap.lock_text|escape}"{/if}
+                        data-confirm="{$pvekeep_lang['snapshot.remove_warning']|escape}" onclick="return confirm(this.getAttribute('data-confirm'))">{$pvekeep_lang['button.snapshot_remove']|escape}</button>
+                    </form>
+                  {/if}
+                </td>
+              </tr>
+            {/foreach}
+            </tbody>
+          </table>
+        </div>
+      {else}
+        <p class="pvekeep-empty" data-pvekeep="snapshots-empty">{$pvekeep_lang['snapshots.none']|escape}</p>
+      {/if}
+
+      {if $snap.full_text}
+        <p class="text-muted pvekeep-snapshots-full" data-pvekeep="snapshots-full">{$snap.full_text|escape}</p>
+      {/if}
+      {if $snap.can_create}
+        <form id="pvekeep-snapshot-create" method="post" action="{$pvekeep_page_url|escape}" class="pvekeep-create" data-pvekeep="snapshot-create">
+          <input type="hidden" name="token" value="{$pvekeep_csrf|escape}">
+          <input type="hidden" name="modop" value="custom">
+          <input type="hidden" name="a" value="snapshotCreate">
+          <input type="hidden" name="pvekeep_token" value="{$snap.create_token|escape}">
+          <div class="form-group">
+            <label for="pvekeep-snapshot-description">{$pvekeep_lang['snapshots.description_label']|escape}</label>
+            <input type="text" id="pvekeep-snapshot-description" name="pvekeep_snapshot_description" maxlength="255" class="form-control"
+              placeholder="{$pvekeep_lang['snapshots.description_placeholder']|escape}" {if $snap.locked}disabled{/if}>
+          </div>
+          {if $snap.ram_offered}
+            <div class="form-check checkbox">
+              <label class="form-check-label">
+                <input type="checkbox" id="pvekeep-snapshot-ram" name="pvekeep_snapshot_ram" value="1" class="form-check-input" {if $snap.locked}disabled{/if}>
+                {$pvekeep_lang['snapshots.ram_label']|escape}
+              </label>
+            </div>
+          {/if}
+          <button type="submit" class="btn btn-primary" data-pvekeep="snapshot-create-submit"
+            {if $snap.locked}disabled title="{$snap.lock_text|escape}"{/if}>{$pvekeep_lang['button.snapshot_create']|escape}</button>
+        </form>
+      {/if}
+      <p class="small text-muted pvekeep-snapshots-note">{$snap.lifetime_text|escape} {$pvekeep_lang['snapshots.not_backups']|escape}</p>
+    </div>
+  </div>
+  {/if}
 </div>
+{if $pvekeep_snapshots.items}
+<script>
+{literal}
+(function () {
+  // Counts each remaining lifetime down from the plugin's figure at page
+  // load, on the browser's monotonic clock (the client's wall clock may
+  // be wrong); the patterns are the page's language's.
+  var table = document.getElementById('pvekeep-snapshot-list');
+  if (!table) {
+    return;
+  }
+  var cells = table.querySelectorAll('.pvekeep-snapshot-remaining[data-remaining-s]');
+  var start = window.performance && performance.now ? performance.now() : Date.now();
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function draw() {
+    var now = window.performance && performance.now ? performance.now() : Date.now();
+    var gone = Math.floor((now - start) / 1000);
+    for (var i = 0; i < cells.length; i++) {
+      var left = parseInt(cells[i].getAttribute('data-remaining-s'), 10) - gone;
+      if (left <= 0) {
+        cells[i].textContent = table.getAttribute('data-expiring');
+        continue;
+      }
+      var days = Math.floor(left / 86400);
+      var hms = pad(Math.floor(left % 86400 / 3600)) + ':' + pad(Math.floor(left % 3600 / 60)) + ':' + pad(left % 60);
+      var pattern = table.getAttribute(days === 1 ? 'data-pattern-one' : 'data-pattern');
+      cells[i].textContent = pattern.split('{days}').join(String(days)).split('{hms}').join(hms);
+    }
+  }
+  window.setInterval(draw, 1000);
+})();
+{/literal}
+</script>
+{/if}
 {if $pvekeep_active_job}
 <script>
 {literal}

@@ -24,6 +24,9 @@ final class ClientActions
         'restoreReinstall' => ['restore.reinstall', 'flash.restore_reinstall'],
         'scheduleSave' => ['schedule.set', 'schedule.saved'],
         'backupProtect' => ['backups.protect', 'schedule.keep.flash_on'],
+        'snapshotCreate' => ['snapshots.create', 'flash.snapshot_create'],
+        'snapshotRollback' => ['snapshots.rollback', 'flash.snapshot_rollback'],
+        'snapshotRemove' => ['snapshots.remove', 'flash.snapshot_remove'],
     ];
 
     /**
@@ -68,10 +71,12 @@ final class ClientActions
         list($method, $done) = self::ACTIONS[$name];
         try {
             $fields = self::fields($name);
-            if (isset($fields['note']) && !preg_match('//u', $fields['note'])) {
-                // JSON would carry it as U+FFFD and the plugin could no
-                // longer tell: refuse it here, as the plugin would.
-                throw new \PvekeepRpcException('the note is not valid UTF-8', 1007, ['reason' => 'invalid_input', 'field' => 'note']);
+            foreach (['note', 'description'] as $text) {
+                if (isset($fields[$text]) && !preg_match('//u', $fields[$text])) {
+                    // JSON would carry it as U+FFFD and the plugin could no
+                    // longer tell: refuse it here, as the plugin would.
+                    throw new \PvekeepRpcException("the $text is not valid UTF-8", 1007, ['reason' => 'invalid_input', 'field' => $text]);
+                }
             }
             Rpc::service($method, $params, $fields);
             if ($name === 'backupProtect' && empty($fields['protected'])) {
@@ -109,6 +114,19 @@ final class ClientActions
                 return ['backup_id' => Input::postInt('pvekeep_backup_id'), 'protected' => Input::post('pvekeep_protected') === '1'];
             case 'scheduleSave':
                 return ScheduleForm::fields();
+            case 'snapshotCreate':
+                // RAM only when asked for; the plugin checks the product
+                // allows it and the VM runs.
+                return [
+                    'description' => Input::post('pvekeep_snapshot_description'),
+                    'include_ram' => Input::post('pvekeep_snapshot_ram') === '1',
+                    'idempotency_key' => Input::post('pvekeep_token'),
+                ];
+            case 'snapshotRollback':
+            case 'snapshotRemove':
+                // The name is the plugin's own record's; it refuses one
+                // that is not this service's.
+                return ['name' => Input::post('pvekeep_snapshot_name'), 'idempotency_key' => Input::post('pvekeep_token')];
             default:
                 return ['job_id' => Input::postInt('pvekeep_job_id')];
         }

@@ -3,7 +3,8 @@
 namespace WHMCS\Module\Server\Pvekeep;
 
 /**
- * What templates/clientarea.tpl is handed, from one backups.list answer:
+ * What templates/clientarea.tpl is handed, from one backups.list answer
+ * (its snapshots section by SnapshotsView):
  * the plugin's facts as they came plus display-ready strings in the
  * client's language, and which forms to offer. A form is offered only when
  * WHMCS would run it (an Active service of the logged-in client) and the
@@ -191,10 +192,18 @@ final class ClientAreaView
         }
 
         $page = Http::servicePage($serviceId);
+        $snapshots = (new SnapshotsView($this->lang, $this->format))->build(
+            is_array($list['snapshots'] ?? null) ? $list['snapshots'] : [],
+            $mayAct,
+            $lockView,
+            (string) ($status['power'] ?? ''),
+            $formKey
+        );
         return [
             'pvekeep_suspended' => $suspended,
             'pvekeep_schedule' => $quota['enabled'] ? (new ScheduleView($this->lang, $this->format))->build($list['schedule'] ?? null, $mayAct) : null,
             'pvekeep_backups' => $backups,
+            'pvekeep_snapshots' => $snapshots,
             'pvekeep_quota' => $quota,
             'pvekeep_active_job' => $job,
             'pvekeep_failed_restore' => $failed,

@@ -135,6 +135,31 @@ final class Format
     }
 
     /**
+     * Seconds from now until a contract time (negative once past); null
+     * for an empty or malformed time.
+     *
+     * @param mixed $rfc3339
+     */
+    public function secondsUntil($rfc3339): ?int
+    {
+        $t = self::parse($rfc3339);
+        return $t === null ? null : $t->getTimestamp() - $this->now;
+    }
+
+    /**
+     * A remaining lifetime as the snapshots page counts it down:
+     * "0 days 23:59:54" (the page's script redraws it every second with
+     * the same two patterns, snapshots.remaining and snapshots.remaining_one).
+     */
+    public function remaining(int $seconds): string
+    {
+        $s = max(0, $seconds);
+        $days = intdiv($s, 86400);
+        $hms = sprintf('%02d:%02d:%02d', intdiv($s % 86400, 3600), intdiv($s % 3600, 60), $s % 60);
+        return $this->lang->get($days === 1 ? 'snapshots.remaining_one' : 'snapshots.remaining', ['days' => $days, 'hms' => $hms]);
+    }
+
+    /**
      * @param mixed $rfc3339
      */
     private static function parse($rfc3339): ?\DateTimeImmutable

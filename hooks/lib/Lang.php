@@ -110,6 +110,14 @@ final class Lang
             if (isset($data['lock']) && is_string($data['lock'])) {
                 $data['lock'] = $this->lock($data['lock']);
             }
+            // A reason may have a more precise message for what it is
+            // about: error.quota_exceeded.snapshots,
+            // error.invalid_state.not_newest_snapshot.
+            foreach (['what', 'state'] as $about) {
+                if (isset($data[$about]) && is_string($data[$about]) && $this->has('error.' . $e->getReason() . '.' . $data[$about])) {
+                    return $this->get('error.' . $e->getReason() . '.' . $data[$about], $data);
+                }
+            }
             return $this->get('error.' . $e->getReason(), $data);
         }
         return $this->get('error.unavailable');
