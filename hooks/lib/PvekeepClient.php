@@ -100,7 +100,9 @@ final class PvekeepClient
         $this->connectTimeout = (float) ($options['connect_timeout'] ?? min($timeout, 5.0));
 
         $env = [];
-        foreach (['PATH', 'LANG', 'TZ', 'HOME'] as $name) {
+        // PVEKEEP_TEST_CRASH_AFTER_STEP: only the kill tests set it (the
+        // plugin kills itself after that step); unset, it is not passed.
+        foreach (['PATH', 'LANG', 'TZ', 'HOME', 'PVEKEEP_TEST_CRASH_AFTER_STEP'] as $name) {
             $value = getenv($name);
             if (is_string($value) && $value !== '') {
                 $env[$name] = $value;
