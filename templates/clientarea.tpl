@@ -71,6 +71,7 @@
 #pvekeep .pvekeep-schedule-days td { vertical-align: middle; }
 #pvekeep .pvekeep-schedule-days .checkbox, #pvekeep .pvekeep-schedule-days .form-check { margin: 0; }
 #pvekeep .pvekeep-schedule-days input[type=time] { max-width: 9em; }
+#pvekeep .pvekeep-snapshots-note { margin: 10px 0 0; }
 </style>
 <div id="pvekeep" class="pvekeep text-left" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">
   <div class="card panel panel-default pvekeep-card">

@@ -68,9 +68,10 @@ final class SnapshotsView
                     ['time' => $created]
                 ),
                 // Keys of their own: the plugin refuses a key it has seen
-                // for another kind of job.
-                'rollback_token' => $formKey . '-rollback-' . $name,
-                'remove_token' => $formKey . '-snapremove-' . $name,
+                // for another kind of job. The name is hashed to keep the
+                // key within the plugin's 64 bytes.
+                'rollback_token' => $formKey . '-rb-' . substr(md5($name), 0, 12),
+                'remove_token' => $formKey . '-rm-' . substr(md5($name), 0, 12),
             ];
         }
 

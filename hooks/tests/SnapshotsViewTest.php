@@ -136,6 +136,10 @@ final class SnapshotsViewTest extends TestCase
         $this->assertStringContainsString('22/11/2026 10:29', $v['items'][0]['rollback_warning']);
         $this->assertStringContainsString('continues from the moment of the snapshot', $v['items'][1]['rollback_warning']);
         $this->assertNotSame($v['items'][0]['rollback_token'], $v['items'][0]['remove_token']);
+        $this->assertNotSame($v['items'][0]['rollback_token'], $v['items'][1]['rollback_token']);
+        // The page's key is 32 hex characters; the plugin takes up to 64 bytes.
+        $long = self::view(self::section(['items' => [self::snapshot(str_repeat('x', 40))]]), true, self::IDLE, 'running');
+        $this->assertLessThanOrEqual(64, strlen(str_repeat('f', 31) . $long['items'][0]['rollback_token']));
     }
 
     public function testFailedSnapshotJobAndRestoreNoticeAreExplained(): void

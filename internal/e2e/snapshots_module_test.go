@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // pageSnapshots is backups.list's snapshots section, what the page shows.
@@ -55,9 +57,9 @@ func (w *world) tookSnapshot(c customer, description string) string {
 	if got := w.snapshotClick(c, description, ""); got != "success" {
 		w.t.Fatalf("Take Snapshot answered %q", got)
 	}
-	j := w.activeJob(c)
-	if j == nil || j.Kind != "snapshot.create" {
-		w.t.Fatalf("active job after Take Snapshot = %+v", j)
+	j := w.newestJob(c)
+	if j.Kind != "snapshot.create" {
+		w.t.Fatalf("newest job after Take Snapshot = %+v", j)
 	}
 	if done, _ := w.follow(c, j.ID); done.State != "succeeded" {
 		w.t.Fatalf("snapshot %q ended %s: %s", description, done.State, done.Error)
@@ -96,6 +98,16 @@ func (w *world) pveConfig(vmid int, values url.Values) {
 	}
 }
 
+// newestJob is the service's newest job: another test's ticks may have
+// finished it already, so it need not be active any more.
+func (w *world) newestJob(c customer) job {
+	w.t.Helper()
+	var j job
+	must(w.t, w.db.Store.DB().QueryRow("SELECT id, kind FROM mod_pvekeep_jobs WHERE service_id = ? ORDER BY id DESC LIMIT 1",
+		c.serviceID).Scan(&j.ID, &j.Kind))
+	return j
+}
+
 func (w *world) running(vmid int) bool {
 	for _, v := range w.sim.State().VMs {
 		if v.VMID == vmid {
@@ -110,7 +122,7 @@ func (w *world) running(vmid int) bool {
 // plugin, MariaDB and the simulator; the panel's cron runs the jobs.
 func TestSnapshotsThroughTheModule(t *testing.T) {
 	t.Parallel()
-	shared := newWorld(t) // VMs 100..104, one per subtest
+	shared := newWorld(t) // VMs 100..103, one per subtest
 
 	t.Run("take with a description, listed with its remaining lifetime", func(t *testing.T) {
 		t.Parallel()
@@ -186,9 +198,9 @@ func TestSnapshotsThroughTheModule(t *testing.T) {
 		if ok != 1 {
 			t.Fatalf("%d of 20 clicks succeeded, want exactly 1: %q", ok, answers)
 		}
-		j := w.activeJob(c)
-		if j == nil {
-			t.Fatal("no job for the one accepted click")
+		j := w.newestJob(c)
+		if j.Kind != "snapshot.create" {
+			t.Fatalf("newest job %+v, want the accepted click's", j)
 		}
 		if done, _ := w.follow(c, j.ID); done.State != "succeeded" {
 			t.Fatalf("the snapshot ended %s: %s", done.State, done.Error)
@@ -211,9 +223,9 @@ func TestSnapshotsThroughTheModule(t *testing.T) {
 		if got := w.button(c, "snapshotRollback", map[string]any{"pvekeep_snapshot_name": name, "pvekeep_token": "k-rollback"}); got != "success" {
 			t.Fatalf("Rollback answered %q", got)
 		}
-		j := w.activeJob(c)
-		if j == nil || j.Kind != "snapshot.rollback" {
-			t.Fatalf("active job after Rollback = %+v", j)
+		j := w.newestJob(c)
+		if j.Kind != "snapshot.rollback" {
+			t.Fatalf("newest job after Rollback = %+v", j)
 		}
 		if done, _ := w.follow(c, j.ID); done.State != "succeeded" {
 			t.Fatalf("rollback ended %s: %s", done.State, done.Error)
@@ -259,8 +271,8 @@ func TestSnapshotsThroughTheModule(t *testing.T) {
 
 	t.Run("snapshot calls during a backup are locked, and the other way round", func(t *testing.T) {
 		t.Parallel()
-		w := shared.sub(t)
-		c := w.newCustomer(104, 3)
+		w := newWorld(t) // no other test's ticks end its jobs early
+		c := w.newCustomer(100, 3)
 		name := w.tookSnapshot(c, "existing")
 		if got := w.button(c, "backupCreate", map[string]any{"pvekeep_note": "running", "pvekeep_token": "k-backup"}); got != "success" {
 			t.Fatalf("Backup now answered %q", got)
@@ -373,6 +385,99 @@ func TestSnapshotClicksKilledAfterSubmittingConverge(t *testing.T) {
 			}
 			if !w.running(c.vmid) {
 				t.Error("the VM is not running")
+			}
+		})
+	}
+}
+
+// TestSnapshotsPage looks at the Snapshots card in Chromium, in both
+// themes: the counter, the countdown moving without a reload, Take
+// Snapshot posted from the page, Rollback confirmed with the warning, and
+// the buttons greyed with the reason while the rollback runs.
+func TestSnapshotsPage(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	w := newWorldAt(t, 8) // a rollback runs long enough to see the page busy
+	s := w.startStandin()
+	for i, theme := range []string{"twenty-one", "six"} {
+		t.Run(theme, func(t *testing.T) {
+			t.Parallel()
+			w := w.sub(t)
+			c := w.newCustomer(100+i, 3)
+			ctx := context.Background()
+			must(t, w.seed.SetProductSetting(ctx, c.productID, 3, "3")) // 3 snapshots
+			must(t, w.seed.SetProductSetting(ctx, c.productID, 4, "1")) // kept 1 day
+			w.tookSnapshot(c, `before the "kernel" upgrade`)
+			tb := s.open(t, browser)
+			tb.do(t, "size the window", chromedp.EmulateViewport(1280, 1200))
+			tb.login(t, c.clientID, 0, nil)
+			tb.page = s.productURL(c, theme)
+			tb.load(t)
+
+			if got := tb.text(t, `#pvekeep-snapshots-quota`); got != "1/3" {
+				t.Errorf("the counter reads %q, want 1/3", got)
+			}
+			first := tb.text(t, `.pvekeep-snapshot-remaining`)
+			if !strings.HasPrefix(first, "0 days 23:") {
+				t.Errorf("the remaining lifetime reads %q, want 0 days 23:…", first)
+			}
+			eval[bool](t, tb, `window.__pvekeepSamePage = true`)
+			time.Sleep(2200 * time.Millisecond)
+			second := tb.text(t, `.pvekeep-snapshot-remaining`)
+			if second == first || second > first { // same layout: a later time sorts lower
+				t.Errorf("the countdown did not move down: %q, then %q", first, second)
+			}
+			if !eval[bool](t, tb, `window.__pvekeepSamePage === true`) {
+				t.Errorf("the page reloaded while counting down")
+			}
+			if got := tb.text(t, `.pvekeep-snapshots-note`); !strings.Contains(got, "not backups") {
+				t.Errorf("the note reads %q", got)
+			}
+			tb.screenshot(t, theme+"-snapshots")
+
+			// Take Snapshot from the page.
+			tb.do(t, "type a description", chromedp.SendKeys(chromedp.CSS(`#pvekeep-snapshot-description`), "from the page"))
+			tb.submit(t, `[data-pvekeep=snapshot-create-submit]`)
+			if got := tb.attr(t, `#pvekeep-flash`, "data-kind"); got != "success" {
+				t.Fatalf("after Take Snapshot the flash is %q: %q", got, tb.text(t, `#pvekeep-flash`))
+			}
+			j := w.newestJob(c)
+			if j.Kind != "snapshot.create" {
+				t.Fatalf("newest job after Take Snapshot = %+v", j)
+			}
+			if done, _ := w.follow(c, j.ID); done.State != "succeeded" {
+				t.Fatalf("snapshot ended %s: %s", done.State, done.Error)
+			}
+			tb.load(t)
+			if n := tb.count(t, `tr[data-pvekeep-snapshot]`); n != 2 {
+				t.Fatalf("%d snapshots on the page, want 2", n)
+			}
+
+			// Rollback to the first one, confirmed with the warning.
+			tb.submit(t, `tr[data-pvekeep-snapshot]:last-child [data-pvekeep=snapshot-rollback]`)
+			if cs := tb.confirms(); len(cs) == 0 || !strings.Contains(cs[len(cs)-1], "is lost") {
+				t.Errorf("Rollback asked %q, want the warning that changes are lost", cs)
+			}
+			if got := tb.attr(t, `#pvekeep-flash`, "data-kind"); got != "success" {
+				t.Fatalf("after Rollback the flash is %q: %q", got, tb.text(t, `#pvekeep-flash`))
+			}
+			if tb.count(t, `#pvekeep-snapshots-lock`) != 1 {
+				t.Errorf("while the rollback runs the card does not say why nothing can be done")
+			}
+			for _, sel := range []string{`[data-pvekeep=snapshot-rollback]`, `[data-pvekeep=snapshot-remove]`, `[data-pvekeep=snapshot-create-submit]`} {
+				if n, d := tb.count(t, sel), tb.count(t, sel+`[disabled]`); n == 0 || d != n {
+					t.Errorf("while the rollback runs %d of %d %s are disabled", d, n, sel)
+				}
+			}
+			tb.screenshot(t, theme+"-snapshots-busy")
+			if j := w.newestJob(c); j.Kind != "snapshot.rollback" {
+				t.Fatalf("newest job after Rollback = %+v", j)
+			} else if done, _ := w.follow(c, j.ID); done.State != "succeeded" {
+				t.Fatalf("rollback ended %s: %s", done.State, done.Error)
+			}
+			tb.load(t)
+			if n := tb.count(t, `[data-pvekeep=snapshot-rollback]:not([disabled])`); n != 2 {
+				t.Errorf("after the rollback %d Rollback buttons are enabled, want 2", n)
 			}
 		})
 	}
