@@ -68,9 +68,12 @@
 #pvekeep .pvekeep-job-progress { margin-bottom: 5px; }
 #pvekeep td.pvekeep-backup-actions > form { display: inline-block; margin: 0; }
 #pvekeep .pvekeep-card + .pvekeep-card { margin-top: 20px; }
-#pvekeep .pvekeep-schedule-days td { vertical-align: middle; }
+#pvekeep table.pvekeep-schedule-days { width: auto; min-width: 18em; }
+#pvekeep .pvekeep-schedule-days td { vertical-align: middle; padding-right: 2em; }
 #pvekeep .pvekeep-schedule-days .checkbox, #pvekeep .pvekeep-schedule-days .form-check { margin: 0; }
-#pvekeep .pvekeep-schedule-days input[type=time] { max-width: 9em; }
+#pvekeep .pvekeep-schedule-days input[type=time] { width: 9em; }
+#pvekeep #pvekeep-timezone { max-width: 20em; }
+#pvekeep .pvekeep-schedule-rotate { margin-top: 15px; }
 #pvekeep .pvekeep-snapshots-note { margin: 10px 0 0; }
 </style>
 <div id="pvekeep" class="pvekeep text-left" data-pvekeep="page" lang="{$pvekeep_lang_code|escape}">

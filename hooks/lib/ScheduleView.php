@@ -82,7 +82,7 @@ final class ScheduleView
             'next_run_at' => $next,
             'next_run_text' => $nextText !== ''
                 ? $this->lang->get('schedule.next_run', ['time' => $nextText])
-                : $this->lang->get($any ? 'schedule.next_run_none' : 'schedule.off'),
+                : $this->lang->get($any ? 'schedule.next_run_none' : ($canEdit ? 'schedule.off' : 'schedule.off_readonly')),
             'rotate_note' => $this->lang->get('schedule.rotate_note'),
             'skipped_reason' => $skipped,
             'skipped_text' => $skipped === '' ? '' : ($this->lang->has('schedule.skipped.' . $skipped)

@@ -113,6 +113,8 @@ final class ScheduleTest extends TestCase
         }
         unset($d);
         $this->assertSame('Scheduled backups are off. Tick a day to turn them on.', self::view(['schedule' => $off])['pvekeep_schedule']['next_run_text']);
+        $suspended = self::view(['schedule' => $off], ['status' => 'Suspended'] + self::PARAMS)['pvekeep_schedule'];
+        $this->assertSame('Scheduled backups are off.', $suspended['next_run_text'], 'no form to tick a day in');
         $this->assertSame('No scheduled backup is coming up.',
             self::view(['schedule' => self::schedule(['next_run_at' => ''])])['pvekeep_schedule']['next_run_text']);
     }
