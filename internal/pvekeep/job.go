@@ -55,7 +55,11 @@ type Job struct {
 	// SubmittingAt is set just before the current step's task is
 	// requested and cleared once its UPID is recorded: a job found with
 	// it set may have a task Proxmox accepted without our learning of it.
-	SubmittingAt   *time.Time      `db:"submitting_at"`
+	SubmittingAt *time.Time `db:"submitting_at"`
+	// AdmittedAt is when the node gate let a backup job submit its vzdump
+	// (the per-node limit): from then on the job holds one of its node's
+	// slots until it ends.
+	AdmittedAt     *time.Time      `db:"admitted_at"`
 	BackupID       BackupID        `db:"backup_id"` // the backup a backup.* job creates or removes
 	Error          string          `db:"error"`
 	Params         json.RawMessage `db:"params"` // kind-specific facts recorded at creation
@@ -109,8 +113,11 @@ type Backup struct {
 	SizeBytes int64        `db:"size_bytes"`
 	Status    BackupStatus `db:"status"`
 	Origin    BackupOrigin `db:"origin"`
-	CreatedAt time.Time    `db:"created_at"`
-	RemovedAt *time.Time   `db:"removed_at"`
+	// Protected is Proxmox's protected flag on the volume, as the plugin
+	// last set it: rotation never removes a protected backup.
+	Protected bool       `db:"protected"`
+	CreatedAt time.Time  `db:"created_at"`
+	RemovedAt *time.Time `db:"removed_at"`
 }
 
 // Kinds of the restore flow.

@@ -13,13 +13,13 @@ import (
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 )
 
-const jobColumns = `id, service_id, vmid, server_id, node, kind, state, step, progress_pct, upid, submitting_at,
+const jobColumns = `id, service_id, vmid, server_id, node, kind, state, step, progress_pct, upid, submitting_at, admitted_at,
 COALESCE(backup_id, 0) AS backup_id, error, COALESCE(params, '') AS params,
 COALESCE(idempotency_key, '') AS idempotency_key, actor_type, actor_id, attempt,
 lease_owner, lease_until, created_at, updated_at, started_at, finished_at`
 
 const backupColumns = `id, service_id, vmid, COALESCE(job_id, 0) AS job_id, node, storage, volid,
-note, size_bytes, status, origin, created_at, removed_at`
+note, size_bytes, status, origin, protected, created_at, removed_at`
 
 // activeStates is the SQL list of states that hold a service's lock.
 const activeStates = `('queued','running')`
@@ -150,36 +150,44 @@ WHERE service_id = ? AND status IN ('creating','available','removing')`, r.Job.S
 		if used >= r.Max {
 			return &QuotaError{Used: used, Max: r.Max}
 		}
-
-		jobID, err := insertJob(ctx, tx, r.Job)
-		if err != nil {
-			return err
-		}
-		b := r.Backup
-		res, err := tx.ExecContext(ctx, `INSERT INTO mod_pvekeep_backups
-(service_id, vmid, job_id, node, storage, volid, note, size_bytes, status, origin, created_at)
-VALUES (?, ?, ?, ?, ?, '', ?, 0, 'creating', ?, ?)`,
-			r.Job.ServiceID, b.VMID, jobID, b.Node, b.Storage, b.Note, cmpOr(b.Origin, pvekeep.OriginManual), dbTime(b.CreatedAt))
-		if err != nil {
-			return err
-		}
-		backupID, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE mod_pvekeep_jobs SET backup_id = ? WHERE id = ?", backupID, jobID); err != nil {
-			return err
-		}
-		if job, err = getJob(ctx, tx, "id = ?", jobID); err != nil {
-			return err
-		}
-		backup, err = getBackup(ctx, tx, "id = ?", backupID)
+		var err error
+		job, backup, err = insertBackupCreate(ctx, tx, r)
 		return err
 	})
 	if err != nil {
 		return pvekeep.Job{}, pvekeep.Backup{}, false, fmt.Errorf("enqueue backup for service %d: %w", r.Job.ServiceID, err)
 	}
 	return job, backup, existed, nil
+}
+
+// insertBackupCreate writes a backup.create job and its backup record
+// (creating); the caller holds the service lock and checked the quota.
+func insertBackupCreate(ctx context.Context, tx *sqlx.Tx, r NewBackupCreate) (pvekeep.Job, pvekeep.Backup, error) {
+	jobID, err := insertJob(ctx, tx, r.Job)
+	if err != nil {
+		return pvekeep.Job{}, pvekeep.Backup{}, err
+	}
+	b := r.Backup
+	res, err := tx.ExecContext(ctx, `INSERT INTO mod_pvekeep_backups
+(service_id, vmid, job_id, node, storage, volid, note, size_bytes, status, origin, created_at)
+VALUES (?, ?, ?, ?, ?, '', ?, 0, 'creating', ?, ?)`,
+		r.Job.ServiceID, b.VMID, jobID, b.Node, b.Storage, b.Note, cmpOr(b.Origin, pvekeep.OriginManual), dbTime(b.CreatedAt))
+	if err != nil {
+		return pvekeep.Job{}, pvekeep.Backup{}, err
+	}
+	backupID, err := res.LastInsertId()
+	if err != nil {
+		return pvekeep.Job{}, pvekeep.Backup{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE mod_pvekeep_jobs SET backup_id = ? WHERE id = ?", backupID, jobID); err != nil {
+		return pvekeep.Job{}, pvekeep.Backup{}, err
+	}
+	job, err := getJob(ctx, tx, "id = ?", jobID)
+	if err != nil {
+		return pvekeep.Job{}, pvekeep.Backup{}, err
+	}
+	backup, err := getBackup(ctx, tx, "id = ?", backupID)
+	return job, backup, err
 }
 
 // EnqueueBackupRemove records a backup.remove job for an available backup

@@ -1,0 +1,109 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// Any number of ticks planning the same due schedule leave one run per
+// service and date, and the schedule moved on once.
+func TestPlanRunsRecordsEachDateOnceUnderConcurrentTicks(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	due := t0.Add(-time.Minute)
+	sc := store.Schedule{ServiceID: b.service(0), Timezone: "UTC", NextRunAt: &due}
+	sc.Days[time.Sunday] = store.ScheduleDay{Enabled: true, Time: "01:29"}
+	if err := s.PutSchedule(ctx, sc, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.DueSchedulesOn(ctx, []int64{b.fx.ServerID}, t0, 0)
+	if err != nil || len(list) != 1 || list[0].ServerID != b.fx.ServerID || list[0].ServiceStatus != "Active" {
+		t.Fatalf("due = %+v, %v", list, err)
+	}
+	next := due.Add(7 * 24 * time.Hour)
+	var created atomic.Int32
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			n, err := s.PlanRuns(ctx, []store.PlannedRun{{RunKey: store.RunKey{ServiceID: b.service(0), Date: "2025-03-30"},
+				ServerID: b.fx.ServerID, DueAt: due, MaxAttempts: 4}},
+				[]store.Advance{{ServiceID: b.service(0), Expect: due, Next: &next}}, t0)
+			if err != nil {
+				t.Error(err)
+			}
+			created.Add(int32(n))
+		})
+	}
+	wg.Wait()
+	if created.Load() != 1 {
+		t.Errorf("%d runs created, want 1", created.Load())
+	}
+	if list, _ := s.DueSchedulesOn(ctx, []int64{b.fx.ServerID}, t0, 0); len(list) != 0 {
+		t.Errorf("still due after planning: %+v", list)
+	}
+	waiting, err := s.WaitingRuns(ctx, []int64{b.fx.ServerID}, t0, 1)
+	if err != nil || len(waiting) != 1 || waiting[0].Date != "2025-03-30" || waiting[0].MaxAttempts != 4 {
+		t.Errorf("waiting = %+v, %v", waiting, err)
+	}
+	// Another server's ticks see nothing of it.
+	if w, _ := s.WaitingRuns(ctx, []int64{b.fx.ServerID + 1}, t0, 1); len(w) != 0 {
+		t.Errorf("another server's tick sees %+v", w)
+	}
+}
+
+// Two backup jobs racing for a node's last slot: exactly one is admitted,
+// the other waits with its step saying so.
+func TestAdmitToNodeLetsLimitJobsThrough(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	var leases []pvekeep.Lease
+	for i := range 3 {
+		j, _, _, err := s.EnqueueBackupCreate(ctx, b.newCreate(i, t0, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, b.claim(t, s, "runner", t0, j.ID))
+	}
+	adm := store.NodeAdmission{ServerID: b.fx.ServerID, Node: "pve1", Limit: 2, WaitStep: "wait_node", GoStep: "dispatch", Now: t0}
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for _, l := range leases {
+		wg.Go(func() {
+			ok, err := s.AdmitToNode(ctx, l, adm)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if admitted.Load() != 2 {
+		t.Fatalf("%d jobs admitted with limit 2, want 2", admitted.Load())
+	}
+	waiting := 0
+	for _, l := range leases {
+		j, err := s.Job(ctx, l.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.AdmittedAt == nil {
+			waiting++
+			if j.Step != "wait_node" {
+				t.Errorf("refused job's step %q, want wait_node", j.Step)
+			}
+		}
+	}
+	if waiting != 1 {
+		t.Errorf("%d jobs waiting, want 1", waiting)
+	}
+}
