@@ -64,7 +64,9 @@ func wire(ctx context.Context, f commonFlags, stderrLogger func(level string) *s
 		NewMailer: panelMailer(time.Duration(cfg.SMTP.TimeoutSeconds*float64(time.Second)), logger),
 	}, service.Config{
 		BackupMode: cfg.Backup.Mode, Compress: cfg.Backup.Compress, LeaseFor: cfg.Lease(),
-		EmailRetryAfter: time.Duration(cfg.SMTP.RetryAfterSeconds * float64(time.Second)),
+		BackupsPerNode:     cfg.Backup.PerNode,
+		ScheduleRetryAfter: time.Duration(cfg.Backup.ScheduleRetryMinutes * float64(time.Minute)),
+		EmailRetryAfter:    time.Duration(cfg.SMTP.RetryAfterSeconds * float64(time.Second)),
 		// Only the kill tests set this; see service.Config.
 		CrashAfterStep: os.Getenv("PVEKEEP_TEST_CRASH_AFTER_STEP"),
 	})

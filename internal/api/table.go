@@ -24,7 +24,7 @@ const APIVersion = 1
 // backend is what the table calls: the service layer.
 type backend interface {
 	Status(ctx context.Context, c service.Call) (service.Status, error)
-	ListBackups(ctx context.Context, c service.Call) (service.BackupList, error)
+	ListBackupsIn(ctx context.Context, c service.Call, panelTZ string) (service.BackupList, error)
 	CreateBackup(ctx context.Context, c service.Call, note, idempotencyKey string) (pvekeep.Job, error)
 	RemoveBackup(ctx context.Context, c service.Call, id pvekeep.BackupID) (pvekeep.Job, error)
 	GetJob(ctx context.Context, c service.Call, id pvekeep.JobID) (pvekeep.Job, error)
@@ -39,6 +39,9 @@ type backend interface {
 	RemoveSnapshot(ctx context.Context, c service.Call, name, idempotencyKey string) (pvekeep.Job, error)
 	TestServer(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, storage string) (service.ServerReport, error)
 	ServerOptions(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, kind string) ([]service.Option, error)
+	GetSchedule(ctx context.Context, c service.Call, panelTZ string) (service.Schedule, error)
+	SetSchedule(ctx context.Context, c service.Call, in service.ScheduleInput) (service.Schedule, error)
+	ProtectBackup(ctx context.Context, c service.Call, id pvekeep.BackupID, protected bool) (pvekeep.Backup, error)
 }
 
 // ticker drives jobs for cron.tick.
@@ -95,6 +98,9 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 		"snapshots.create":    t.snapshotsCreate,
 		"snapshots.rollback":  t.snapshotsRollback,
 		"snapshots.remove":    t.snapshotsRemove,
+		"schedule.get":        t.scheduleGet,
+		"schedule.set":        t.scheduleSet,
+		"backups.protect":     t.backupsProtect,
 	}
 	return t
 }
@@ -228,11 +234,16 @@ func (t *Table) status(ctx context.Context, params json.RawMessage) (any, error)
 }
 
 func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, error) {
-	var p common
+	var p struct {
+		common
+		// PanelTimezone is the panel's zone, shown for a service that has
+		// no schedule yet.
+		PanelTimezone string `json:"panel_timezone"`
+	}
 	if err := decode(params, &p); err != nil {
 		return nil, err
 	}
-	l, err := t.svc.ListBackups(ctx, p.call())
+	l, err := t.svc.ListBackupsIn(ctx, p.call(), p.PanelTimezone)
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +255,10 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		FailedRestore: jobPtr(l.FailedRestore),
 		FailedBackup:  jobPtr(l.FailedBackup),
 		Snapshots:     snapshotListFrom(l.Snapshots),
+		Schedule:      scheduleFrom(l.Schedule),
 	}
 	for _, b := range l.Items {
-		out.Items = append(out.Items, backupOut{
-			ID: int64(b.ID), CreatedAt: rfc3339(b.CreatedAt), Note: b.Note, SizeBytes: b.SizeBytes,
-			Status: string(b.Status), Origin: string(b.Origin),
-		})
+		out.Items = append(out.Items, backupFrom(b))
 	}
 	return out, nil
 }
@@ -514,4 +523,70 @@ func (t *Table) snapshotsRemove(ctx context.Context, params json.RawMessage) (an
 		return nil, err
 	}
 	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+// scheduleGet is the schedule card: the week, its zone, the next run and
+// what became of the latest scheduled run.
+func (t *Table) scheduleGet(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		PanelTimezone string `json:"panel_timezone"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	sc, err := t.svc.GetSchedule(ctx, p.call(), p.PanelTimezone)
+	if err != nil {
+		return nil, err
+	}
+	out := scheduleFrom(sc)
+	return map[string]any{"schedule": out, "next_run_at": out.NextRunAt}, nil
+}
+
+// scheduleSet replaces the week: `timezone` (IANA; "" = `panel_timezone`,
+// the panel's own) and `days` [{day, enabled, time}].
+func (t *Table) scheduleSet(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		Timezone      string `json:"timezone"`
+		PanelTimezone string `json:"panel_timezone"`
+		Days          []struct {
+			Day     string `json:"day"`
+			Enabled bool   `json:"enabled"`
+			Time    string `json:"time"`
+		} `json:"days"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	in := service.ScheduleInput{Timezone: p.Timezone, PanelTimezone: p.PanelTimezone}
+	for _, d := range p.Days {
+		in.Days = append(in.Days, service.ScheduleDayInput{Day: d.Day, Enabled: d.Enabled, Time: d.Time})
+	}
+	sc, err := t.svc.SetSchedule(ctx, p.call(), in)
+	if err != nil {
+		return nil, err
+	}
+	out := scheduleFrom(sc)
+	return map[string]any{"schedule": out, "next_run_at": out.NextRunAt}, nil
+}
+
+// backupsProtect is the Keep toggle: Proxmox's protected flag on the volume.
+func (t *Table) backupsProtect(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		BackupID  int64 `json:"backup_id"`
+		Protected *bool `json:"protected"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.Protected == nil {
+		return nil, pvekeep.InvalidInput("protected", "protected (true or false) is required")
+	}
+	b, err := t.svc.ProtectBackup(ctx, p.call(), pvekeep.BackupID(p.BackupID), *p.Protected)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"backup": backupFrom(b)}, nil
 }

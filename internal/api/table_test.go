@@ -29,6 +29,9 @@ type fakeBackend struct {
 	status *service.Status // what Status answers, when set
 	// what Overview answers, when set
 	overview *service.AdminOverview
+	panelTZ  string
+	schedIn  service.ScheduleInput
+	protect  *bool
 }
 
 func (f *fakeBackend) Status(_ context.Context, c service.Call) (service.Status, error) {
@@ -39,12 +42,39 @@ func (f *fakeBackend) Status(_ context.Context, c service.Call) (service.Status,
 	return service.Status{VMID: 100, Node: "pve1", Power: "running"}, f.err
 }
 
-func (f *fakeBackend) ListBackups(_ context.Context, c service.Call) (service.BackupList, error) {
-	f.got = c
+func (f *fakeBackend) ListBackupsIn(_ context.Context, c service.Call, panelTZ string) (service.BackupList, error) {
+	f.got, f.panelTZ = c, panelTZ
 	return service.BackupList{Quota: service.Usage{Used: 1, Max: 3}, Items: []pvekeep.Backup{{
-		ID: 5, Note: "n", SizeBytes: 10, Status: pvekeep.BackupAvailable, Origin: pvekeep.OriginManual,
+		ID: 5, Note: "n", SizeBytes: 10, Status: pvekeep.BackupAvailable, Origin: pvekeep.OriginManual, Protected: true,
 		CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("CET", 3600)),
-	}}}, f.err
+	}}, Schedule: fakeSchedule()}, f.err
+}
+
+func fakeSchedule() service.Schedule {
+	next := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	sc := service.Schedule{Timezone: "Europe/Berlin", NextRunAt: &next, SkippedReason: "all_protected",
+		LastRun: &service.ScheduleRun{Date: "2026-11-22", State: "skipped", Reason: "all_protected", MaxAttempts: 4,
+			DueAt: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)}}
+	for _, d := range []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} {
+		sc.Days = append(sc.Days, service.ScheduleDay{Day: d, Enabled: d == "mon", Time: "03:00"})
+	}
+	return sc
+}
+
+func (f *fakeBackend) GetSchedule(_ context.Context, c service.Call, panelTZ string) (service.Schedule, error) {
+	f.got, f.panelTZ = c, panelTZ
+	return fakeSchedule(), f.err
+}
+
+func (f *fakeBackend) SetSchedule(_ context.Context, c service.Call, in service.ScheduleInput) (service.Schedule, error) {
+	f.got, f.schedIn = c, in
+	return fakeSchedule(), f.err
+}
+
+func (f *fakeBackend) ProtectBackup(_ context.Context, c service.Call, id pvekeep.BackupID, protected bool) (pvekeep.Backup, error) {
+	f.got, f.protect = c, &protected
+	return pvekeep.Backup{ID: id, Status: pvekeep.BackupAvailable, Protected: protected, Origin: pvekeep.OriginScheduled,
+		CreatedAt: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)}, f.err
 }
 
 func (f *fakeBackend) CreateBackup(_ context.Context, c service.Call, note, _ string) (pvekeep.Job, error) {
@@ -288,6 +318,67 @@ var contractMethods = []string{
 	"jobs.get", "plugin.hello", "restore.reinstall", "restore.retry", "service.status",
 	"admin.overview", "admin.select_backup", "server.test", "server.options",
 	"snapshots.list", "snapshots.create", "snapshots.rollback", "snapshots.remove",
+	"schedule.get", "schedule.set", "backups.protect",
+}
+
+// backups.list carries the schedule (contract-9-10's shape) and each
+// backup's protected flag; the panel's zone reaches the service.
+func TestBackupsListCarriesScheduleAndProtected(t *testing.T) {
+	t.Parallel()
+	f := &fakeBackend{}
+	res, rerr := newTable(f).Call(context.Background(), "backups.list", json.RawMessage(`{"service_id":1,"panel_timezone":"Europe/Berlin"}`))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	raw, _ := json.Marshal(res)
+	for _, want := range []string{`"protected":true`, `"timezone":"Europe/Berlin"`, `{"day":"mon","enabled":true,"time":"03:00"}`,
+		`"next_run_at":"2026-11-23T02:00:00Z"`, `"window":""`, `"skipped_reason":"all_protected"`,
+		`"last_run":{"date":"2026-11-22","state":"skipped","attempts":0,"max_attempts":4,"reason":"all_protected","error":"","due_at":"2026-11-22T02:00:00Z"}`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("backups.list = %s, want %s", raw, want)
+		}
+	}
+	if f.panelTZ != "Europe/Berlin" {
+		t.Errorf("panel zone %q did not reach the service", f.panelTZ)
+	}
+}
+
+func TestScheduleSetPassesTheWeekAndAnswersScheduleAndNextRun(t *testing.T) {
+	t.Parallel()
+	f := &fakeBackend{}
+	res, rerr := newTable(f).Call(context.Background(), "schedule.set", json.RawMessage(
+		`{"service_id":1,"timezone":"","panel_timezone":"America/New_York","days":[{"day":"mon","enabled":true,"time":"03:00"},{"day":"sun","enabled":false,"time":""}]}`))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	want := service.ScheduleInput{PanelTimezone: "America/New_York", Days: []service.ScheduleDayInput{{Day: "mon", Enabled: true, Time: "03:00"}, {Day: "sun"}}}
+	if f.schedIn.PanelTimezone != want.PanelTimezone || f.schedIn.Timezone != "" || !slices.Equal(f.schedIn.Days, want.Days) {
+		t.Errorf("service got %+v, want %+v", f.schedIn, want)
+	}
+	raw, _ := json.Marshal(res)
+	if !strings.Contains(string(raw), `"next_run_at":"2026-11-23T02:00:00Z"`) || !strings.Contains(string(raw), `"schedule":{"timezone"`) {
+		t.Errorf("schedule.set = %s", raw)
+	}
+	if _, rerr := newTable(f).Call(context.Background(), "schedule.set", json.RawMessage(`{"service_id":1,"days":{"mon":true}}`)); rerr == nil || rerr.Code != jsonrpc2.CodeInvalidParams {
+		t.Errorf("days as an object = %+v, want -32602", rerr)
+	}
+}
+
+func TestBackupsProtectNeedsTheFlag(t *testing.T) {
+	t.Parallel()
+	f := &fakeBackend{}
+	_, rerr := newTable(f).Call(context.Background(), "backups.protect", json.RawMessage(`{"service_id":1,"backup_id":5}`))
+	if rerr == nil || rerr.Code != 1007 || f.protect != nil {
+		t.Fatalf("without protected = %+v (service called: %v), want 1007 and no call", rerr, f.protect != nil)
+	}
+	res, rerr := newTable(f).Call(context.Background(), "backups.protect", json.RawMessage(`{"service_id":1,"backup_id":5,"protected":true}`))
+	if rerr != nil || f.protect == nil || !*f.protect {
+		t.Fatalf("protect = %+v, service got %v", rerr, f.protect)
+	}
+	raw, _ := json.Marshal(res)
+	if !strings.Contains(string(raw), `"backup":{"id":5,`) || !strings.Contains(string(raw), `"protected":true`) {
+		t.Errorf("backups.protect = %s", raw)
+	}
 }
 
 // snapshots.list answers DESIGN §3's shape: quota, lifetime_s and items

@@ -75,6 +75,9 @@ type backupOut struct {
 	SizeBytes int64  `json:"size_bytes"`
 	Status    string `json:"status"`
 	Origin    string `json:"origin"`
+	// Protected is Proxmox's protected flag (backups.protect, the page's
+	// Keep toggle): rotation never removes it; it still counts.
+	Protected bool `json:"protected"`
 }
 
 type backupListOut struct {
@@ -83,7 +86,7 @@ type backupListOut struct {
 	Status        statusOut   `json:"status"`
 	Quota         usageOut    `json:"quota"`
 	Items         []backupOut `json:"items"`
-	Schedule      any         `json:"schedule"`
+	Schedule      scheduleOut `json:"schedule"`
 	ActiveJob     *jobOut     `json:"active_job"`
 	FailedRestore *jobOut     `json:"failed_restore"`
 	FailedBackup  *jobOut     `json:"failed_backup"`
@@ -154,9 +157,6 @@ func jobPtr(j *pvekeep.Job) *jobOut {
 type adminBackupOut struct {
 	backupOut
 	Volid string `json:"volid"`
-	// Protected is Proxmox's protected flag; always false until
-	// backups.protect exists.
-	Protected bool `json:"protected"`
 }
 
 // adminJobOut is a job with its email's delivery state, when it sends one.
@@ -249,8 +249,55 @@ func emailState(s store.EmailStatus) string {
 func backupFrom(b pvekeep.Backup) backupOut {
 	return backupOut{
 		ID: int64(b.ID), CreatedAt: rfc3339(b.CreatedAt), Note: b.Note, SizeBytes: b.SizeBytes,
-		Status: string(b.Status), Origin: string(b.Origin),
+		Status: string(b.Status), Origin: string(b.Origin), Protected: b.Protected,
 	}
+}
+
+// scheduleOut is schedule.get/set's `schedule` and backups.list's.
+type scheduleOut struct {
+	Timezone string           `json:"timezone"`
+	Days     []scheduleDayOut `json:"days"`
+	// NextRunAt is the next scheduled backup, null when no day is enabled.
+	NextRunAt *string `json:"next_run_at"`
+	// Window is the product's schedule_window: "" = the customer picks
+	// the times; set, the days' times are the system's pick inside it.
+	Window string `json:"window"`
+	// SkippedReason says why the latest scheduled run was skipped
+	// (all_protected, not_active, disabled), "" when it was not.
+	SkippedReason string          `json:"skipped_reason"`
+	LastRun       *scheduleRunOut `json:"last_run"`
+}
+
+type scheduleDayOut struct {
+	Day     string `json:"day"`
+	Enabled bool   `json:"enabled"`
+	Time    string `json:"time"`
+}
+
+// scheduleRunOut is the latest scheduled run: state waiting, running,
+// rotating, done, failed or skipped; attempts of max_attempts; error is
+// the last failed attempt's message (shown while it is retried, too).
+type scheduleRunOut struct {
+	Date        string `json:"date"`
+	State       string `json:"state"`
+	Attempts    int    `json:"attempts"`
+	MaxAttempts int    `json:"max_attempts"`
+	Reason      string `json:"reason"`
+	Error       string `json:"error"`
+	DueAt       string `json:"due_at"`
+}
+
+func scheduleFrom(s service.Schedule) scheduleOut {
+	out := scheduleOut{Timezone: s.Timezone, Days: make([]scheduleDayOut, 0, len(s.Days)), NextRunAt: timePtr(s.NextRunAt),
+		Window: s.Window, SkippedReason: s.SkippedReason}
+	for _, d := range s.Days {
+		out.Days = append(out.Days, scheduleDayOut{Day: d.Day, Enabled: d.Enabled, Time: d.Time})
+	}
+	if r := s.LastRun; r != nil {
+		out.LastRun = &scheduleRunOut{Date: r.Date, State: r.State, Attempts: r.Attempts, MaxAttempts: r.MaxAttempts,
+			Reason: r.Reason, Error: r.Error, DueAt: rfc3339(r.DueAt)}
+	}
+	return out
 }
 
 func timePtr(t *time.Time) *string {

@@ -61,10 +61,17 @@ type SMTP struct {
 // Enabled reports whether emails can be sent.
 func (s SMTP) Enabled() bool { return s.Host != "" }
 
-// Backup tunes vzdump.
+// Backup tunes vzdump and scheduled backups.
 type Backup struct {
 	Mode     string `toml:"mode"`     // snapshot (default), suspend, stop
 	Compress string `toml:"compress"` // zstd (default), lzo, gzip, 0
+	// PerNode is how many backups may run on one Proxmox node at once
+	// (default 1: vzdump holds a node-global lock, so a second one would
+	// only wait in Proxmox's lock queue). The rest wait in the database.
+	PerNode int `toml:"per_node"`
+	// ScheduleRetryMinutes is the pause before a failed scheduled backup is
+	// tried again the same day (default 10).
+	ScheduleRetryMinutes float64 `toml:"schedule_retry_minutes"`
 }
 
 // Jobs tunes the job runner.
@@ -113,6 +120,12 @@ func (c Config) withDefaults() Config {
 	if c.Backup.Compress == "" {
 		c.Backup.Compress = "zstd"
 	}
+	if c.Backup.PerNode == 0 {
+		c.Backup.PerNode = 1
+	}
+	if c.Backup.ScheduleRetryMinutes == 0 {
+		c.Backup.ScheduleRetryMinutes = 10
+	}
 	if c.Jobs.LeaseSeconds == 0 {
 		c.Jobs.LeaseSeconds = 120
 	}
@@ -154,6 +167,12 @@ func (c Config) validate() error {
 	case "zstd", "lzo", "gzip", "0":
 	default:
 		return fmt.Errorf("config: backup.compress %q is not zstd, lzo, gzip or 0", c.Backup.Compress)
+	}
+	if c.Backup.PerNode < 1 || c.Backup.PerNode > 16 {
+		return fmt.Errorf("config: backup.per_node must be between 1 and 16")
+	}
+	if c.Backup.ScheduleRetryMinutes < 1 || c.Backup.ScheduleRetryMinutes > 720 {
+		return fmt.Errorf("config: backup.schedule_retry_minutes must be between 1 and 720")
 	}
 	if c.Jobs.LeaseSeconds < 2 {
 		// Leases are extended while a step waits on Proxmox, so a short

@@ -46,6 +46,18 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "a negative serve limit is refused", body: "[serve]\nmax_connections = -1\n", wantErr: "serve.max_connections"},
+		{name: "backups run one per node by default", body: "", check: func(t *testing.T, c Config) {
+			if c.Backup.PerNode != 1 || c.Backup.ScheduleRetryMinutes != 10 {
+				t.Errorf("backup = %+v", c.Backup)
+			}
+		}},
+		{name: "per-node limit is read", body: "[backup]\nper_node = 2\n", check: func(t *testing.T, c Config) {
+			if c.Backup.PerNode != 2 {
+				t.Errorf("per_node = %d, want 2", c.Backup.PerNode)
+			}
+		}},
+		{name: "a per-node limit of 17 is refused", body: "[backup]\nper_node = 17\n", wantErr: "backup.per_node"},
+		{name: "a negative per-node limit is refused", body: "[backup]\nper_node = -1\n", wantErr: "backup.per_node"},
 		{name: "worker server without id is refused", body: "[[worker.servers]]\nhost = \"pve\"\n", wantErr: "worker.servers[0]"},
 	}
 	for _, tc := range cases {

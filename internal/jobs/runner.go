@@ -73,7 +73,13 @@ type Runner struct {
 	logger *slog.Logger
 	cfg    Config
 	steps  map[pvekeep.JobKind]StepFunc
+	before []PassHook
 }
+
+// PassHook runs before each pass of a Run, with the servers' ids: the
+// scheduler's dispatch, which turns due backups into jobs as their nodes
+// free up during the tick instead of only at its start.
+type PassHook func(ctx context.Context, serverIDs []int64)
 
 // NewRunner returns a runner with no step functions registered.
 func NewRunner(st jobStore, clock pvekeep.Clock, logger *slog.Logger, cfg Config) *Runner {
@@ -88,6 +94,9 @@ func NewRunner(st jobStore, clock pvekeep.Clock, logger *slog.Logger, cfg Config
 
 // Handle registers the step function of a job kind.
 func (r *Runner) Handle(kind pvekeep.JobKind, fn StepFunc) { r.steps[kind] = fn }
+
+// BeforePass registers fn to run before each pass.
+func (r *Runner) BeforePass(fn PassHook) { r.before = append(r.before, fn) }
 
 // Stats counts what one Run did.
 type Stats struct {
@@ -112,6 +121,15 @@ type Stats struct {
 	// FactsRefreshed counts services whose VM facts the tick refreshed
 	// from Proxmox (see service).
 	FactsRefreshed int `json:"facts_refreshed"`
+	// Scheduled backups (see service): runs found due, turned into jobs,
+	// skipped (e.g. every backup protected), put back for a retry, failed
+	// for good, and rotations queued after a success at a full quota.
+	ScheduledDue        int `json:"scheduled_due"`
+	ScheduledDispatched int `json:"scheduled_dispatched"`
+	ScheduledSkipped    int `json:"scheduled_skipped"`
+	ScheduledRetried    int `json:"scheduled_retried"`
+	ScheduledFailed     int `json:"scheduled_failed"`
+	Rotations           int `json:"rotations"`
 }
 
 // Run drives the jobs of the given servers until none it could claim is
@@ -132,6 +150,9 @@ func (r *Runner) Run(ctx context.Context, servers map[int64]pvekeep.Server, budg
 	deadline := time.Now().Add(budget) // monotonic: the budget is wall time spent here
 	for {
 		st.Passes++
+		for _, fn := range r.before {
+			fn(ctx, ids)
+		}
 		active, err := r.pass(ctx, servers, ids, &st)
 		if err != nil {
 			return st, err

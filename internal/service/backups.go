@@ -39,6 +39,9 @@ type BackupList struct {
 	// Snapshots is the page's snapshots section (snapshots.list's answer
 	// for a client, without its own copy of Status).
 	Snapshots SnapshotList
+	// Schedule is the service's backup schedule, its next run and what
+	// became of the latest scheduled run (skipped_reason, failures).
+	Schedule Schedule
 }
 
 // listed says which backups a client sees: everything that is or will be
@@ -53,6 +56,12 @@ var listed = []pvekeep.BackupStatus{pvekeep.BackupCreating, pvekeep.BackupAvaila
 // vmid (a previous owner of a reused vmid, or one made by hand) is never
 // shown.
 func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
+	return s.ListBackupsIn(ctx, c, "")
+}
+
+// ListBackupsIn is ListBackups with the panel's time zone, which a
+// service without a schedule shows as its zone.
+func (s *Service) ListBackupsIn(ctx context.Context, c Call, panelTZ string) (BackupList, error) {
 	f, err := s.authorize(ctx, c, read)
 	if err != nil {
 		return BackupList{}, err
@@ -75,7 +84,11 @@ func (s *Service) ListBackups(ctx context.Context, c Call) (BackupList, error) {
 	}
 	section.ActiveJob = st.ActiveJob
 	st.Snapshots.Used = section.Quota.Used
-	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob, Snapshots: section}
+	sched, err := s.scheduleOf(ctx, f, panelTZ)
+	if err != nil {
+		return BackupList{}, err
+	}
+	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob, Snapshots: section, Schedule: sched}
 	var newest []pvekeep.Job
 	if js.Newest != nil {
 		newest = []pvekeep.Job{*js.Newest}
@@ -283,9 +296,26 @@ const (
 // UPID. Proxmox refusing ends the job as failed with Proxmox's message;
 // Proxmox unreachable leaves it queued for the next tick.
 func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, b pvekeep.Backup) (pvekeep.Job, error) {
-	ref, err := s.locate(ctx, pc, job.VMID)
-	if err != nil {
-		return job, s.failIfFinal(ctx, lease, job, err)
+	node := job.Node
+	var (
+		ref pve.VMRef
+		err error
+	)
+	if node == "" {
+		if ref, err = s.locate(ctx, pc, job.VMID); err != nil {
+			return job, s.failIfFinal(ctx, lease, job, err)
+		}
+		node = ref.Node
+	}
+	// The node's gate before anything else asks Proxmox: a job waiting for
+	// its turn costs the database, never a Proxmox call per pass.
+	if ok, err := s.admitBackup(ctx, lease, &job, node); err != nil || !ok {
+		return job, err
+	}
+	if ref.Node == "" {
+		if ref, err = s.locate(ctx, pc, job.VMID); err != nil {
+			return job, s.failIfFinal(ctx, lease, job, err)
+		}
 	}
 	if job.SubmittingAt != nil {
 		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node, srv); err != nil || ok {

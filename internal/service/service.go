@@ -80,6 +80,16 @@ type Config struct {
 	// to accept an older target (a newest-only storage refuses it first
 	// thing in the task, before touching the VM).
 	RollbackVerdict time.Duration
+	// BackupsPerNode is how many backups may run on one Proxmox node at
+	// once (default 1: vzdump's lock is node-global, so more would only
+	// queue inside Proxmox, where nothing can be seen or reordered).
+	BackupsPerNode int
+	// ScheduleRetryAfter is the pause before a failed scheduled backup is
+	// tried again the same day.
+	ScheduleRetryAfter time.Duration
+	// ScheduleBusyRetry is the pause before a scheduled run whose service
+	// was busy (another job) is tried again.
+	ScheduleBusyRetry time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -119,6 +129,15 @@ func (c Config) withDefaults() Config {
 	if c.RollbackVerdict <= 0 {
 		c.RollbackVerdict = 10 * time.Second
 	}
+	if c.BackupsPerNode <= 0 {
+		c.BackupsPerNode = 1
+	}
+	if c.ScheduleRetryAfter <= 0 {
+		c.ScheduleRetryAfter = 10 * time.Minute
+	}
+	if c.ScheduleBusyRetry <= 0 {
+		c.ScheduleBusyRetry = time.Minute
+	}
 	return c
 }
 
@@ -130,6 +149,7 @@ type Service struct {
 	emails     emailStore
 	facts      factsStore
 	admin      adminStore
+	sched      scheduleStore
 	dial       Dialer
 	probe      Prober
 	run        runner
@@ -149,6 +169,7 @@ type Deps struct {
 		emailStore
 		factsStore
 		adminStore
+		scheduleStore
 	}
 	Dial  Dialer
 	Probe Prober // nil: pve.ProbeTLS
@@ -169,7 +190,7 @@ type Deps struct {
 // Tick drives.
 func New(d Deps, cfg Config) *Service {
 	s := &Service{
-		st: d.Store, snaps: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
+		st: d.Store, snaps: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, sched: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
 		mailer: d.Mailer, newMailer: d.NewMailer,
 		reconciler: reconcile.New(d.Logger), clock: d.Clock,
 		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
@@ -187,6 +208,7 @@ func New(d Deps, cfg Config) *Service {
 	d.Runner.Handle(pvekeep.KindSnapshotCreate, s.stepSnapshotCreate)
 	d.Runner.Handle(pvekeep.KindSnapshotRollback, s.stepSnapshotRollback)
 	d.Runner.Handle(pvekeep.KindSnapshotRemove, s.stepSnapshotRemove)
+	d.Runner.BeforePass(s.scheduleHook)
 	return s
 }
 
@@ -425,12 +447,21 @@ func submitError(what string, err error) error {
 func (s *Service) overdue(job pvekeep.Job) string {
 	now := s.clock.Now()
 	switch {
-	case job.UPID == "" && job.StartedAt == nil && now.Sub(job.CreatedAt) > s.cfg.GiveUpQueuedAfter:
+	case job.UPID == "" && job.StartedAt == nil && job.Step != stepWaitNode && now.Sub(queuedSince(job)) > s.cfg.GiveUpQueuedAfter:
 		return fmt.Sprintf("Proxmox could not be reached for %s; nothing was done", s.cfg.GiveUpQueuedAfter)
 	case job.StartedAt != nil && now.Sub(*job.StartedAt) > s.cfg.GiveUpRunningAfter:
 		return fmt.Sprintf("the Proxmox task did not finish within %s", s.cfg.GiveUpRunningAfter)
 	}
 	return ""
+}
+
+// queuedSince is when a queued job started waiting on Proxmox: when its
+// node's gate let it through, not while it waited for its turn there.
+func queuedSince(job pvekeep.Job) time.Time {
+	if job.AdmittedAt != nil {
+		return *job.AdmittedAt
+	}
+	return job.CreatedAt
 }
 
 // upstreamDetail is what the client may read of a Proxmox failure:

@@ -130,10 +130,12 @@ func countingStore(t *testing.T, dsn string) (*store.Store, *wire) {
 // the service with its product, custom field and configurable options;
 // the jobs that matter to the page; the VM's cached facts; the backups;
 // the snapshots (issue 8: the page shows them too, and a second plugin
-// call would cost a process start). Each is one text query
-// (interpolateParams): no prepare/execute/close round trips. A change
-// that adds one must say why here.
-const pageViewStatements = 5
+// call would cost a process start); the backup schedule with its latest
+// run (issue 9: the schedule card, and why the last scheduled backup was
+// skipped or failed). Each is one text query (interpolateParams): no
+// prepare/execute/close round trips. A change that adds one must say why
+// here.
+const pageViewStatements = 6
 
 // One client page view costs a fixed, small number of statements, each a
 // single round trip, however many backups and jobs the service has; a

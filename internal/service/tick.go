@@ -19,6 +19,7 @@ import (
 // runner is the job runner the service registers its steps with.
 type runner interface {
 	Handle(kind pvekeep.JobKind, fn jobs.StepFunc)
+	BeforePass(fn jobs.PassHook)
 	Run(ctx context.Context, servers map[int64]pvekeep.Server, budget time.Duration) (jobs.Stats, error)
 }
 
@@ -65,8 +66,17 @@ func (s *Service) TickWithSMTP(ctx context.Context, servers []pvekeep.Server, bu
 		ids = append(ids, id)
 	}
 	expiring := s.expireSnapshots(ctx, ids)
+	// Plan once per tick; the runner's pass hook dispatches the planned
+	// runs as nodes free up (scheduleHook), counting into sc.
+	sc := &scheduleCounts{}
+	ctx = context.WithValue(ctx, countsKey{}, sc)
+	s.planSchedules(ctx, ids)
 	st, err := s.run.Run(ctx, byID, budget)
 	st.SnapshotsExpiring = expiring
+	sc.add(func(c *scheduleCounts) {
+		st.ScheduledDue, st.ScheduledDispatched, st.ScheduledSkipped = c.due, c.dispatched, c.skipped
+		st.ScheduledRetried, st.ScheduledFailed, st.Rotations = c.retried, c.failed, c.rotations
+	})
 	if err != nil {
 		return st, dbError(err)
 	}
