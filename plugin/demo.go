@@ -44,7 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	speed := fs.Float64("speed", 8, "simulator speed-up over real Proxmox durations")
 	keep := fs.Bool("keep", false, "keep the demo database afterwards")
 	serve := fs.String("serve", "auto", "keep serving until interrupted: yes, no, or auto (when stdin is a terminal)")
-	script := fs.Bool("script", true, "first play a customer's visit (backup, restore, remove) through the pages")
+	script := fs.Bool("script", true, "first play a customer's visit (backup, restore, remove, snapshot, rollback) through the pages")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -73,6 +73,8 @@ var (
 	demoStatusRe = lazyre.New(`(?s)id="pvekeep-status"[^>]*>(.*?)</p>`)
 	demoJobRe    = lazyre.New(`id="pvekeep-job"[^>]*data-job-id="(\d+)"`)
 	demoTagRe    = lazyre.New(`<[^>]+>`)
+	demoSnapRe   = lazyre.New(`(?s)<tr\b[^>]*data-pvekeep-snapshot="([^"]+)".*?class="pvekeep-snapshot-description">(.*?)</span>.*?class="pvekeep-snapshot-remaining"[^>]*>(.*?)</span>.*?</tr>`)
+	demoSnapQRe  = lazyre.New(`id="pvekeep-snapshots-quota"[^>]*>(.*?)</span>`)
 )
 
 func demoText(s string) string {
@@ -261,8 +263,69 @@ func (d *demoSession) run(ctx context.Context) error {
 	}
 	d.showBackups(page)
 	d.say("")
+
+	if err := d.snapshots(ctx, page); err != nil {
+		return err
+	}
 	d.say("Done in %.1f s. Every step went browser -> WHMCS stand-in -> module (PHP) -> pvekeep (JSON-RPC) -> Proxmox + MariaDB.",
 		time.Since(d.started).Seconds())
+	return nil
+}
+
+func (d *demoSession) showSnapshots(page string) []string {
+	if m := demoSnapQRe.FindStringSubmatch(page); m != nil {
+		d.say("   snapshots used: %s", demoText(m[1]))
+	}
+	var names []string
+	for _, m := range demoSnapRe.FindAllStringSubmatch(page, -1) {
+		d.say("   %-24s %-30s %s left", m[1], `"`+demoText(m[2])+`"`, demoText(m[3]))
+		names = append(names, m[1])
+	}
+	if len(names) == 0 {
+		d.say("   (no snapshots)")
+	}
+	return names
+}
+
+// snapshots plays the Snapshots card: take one before risky work, see its
+// remaining lifetime, roll back to it.
+func (d *demoSession) snapshots(ctx context.Context, page string) error {
+	const description = "before the kernel update"
+	d.say("7. Before risky work she takes a snapshot, \"%s\" (her package: 2 snapshots, kept 3 days).", description)
+	page, err := d.post(page, "snapshotCreate", "", url.Values{"pvekeep_snapshot_description": {description}})
+	if err != nil {
+		return err
+	}
+	d.say("   the page says: %s", d.flash(page))
+	if _, err := d.follow(ctx, page); err != nil {
+		return err
+	}
+	if page, err = d.get(d.page); err != nil {
+		return err
+	}
+	names := d.showSnapshots(page)
+	if len(names) == 0 {
+		return fmt.Errorf("no snapshot after Take Snapshot")
+	}
+	d.say("   (the page counts the remaining time down every second; the cron removes it when it runs out)")
+	d.say("")
+
+	d.say("8. The update went wrong: she clicks \"Rollback\" (the page warns that later changes are lost).")
+	if page, err = d.post(page, "snapshotRollback", `value="`+names[0]+`"`, nil); err != nil {
+		return err
+	}
+	d.say("   the page says: %s", d.flash(page))
+	if _, err := d.follow(ctx, page); err != nil {
+		return err
+	}
+	d.say("   Proxmox has the VM back at snapshot %s", or(d.vm()["parent"], "(none)"))
+	if page, err = d.get(d.page); err != nil {
+		return err
+	}
+	if m := demoStatusRe.FindStringSubmatch(page); m != nil {
+		d.say("   her page: %s", demoText(m[1]))
+	}
+	d.say("")
 	return nil
 }
 

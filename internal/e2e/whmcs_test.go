@@ -322,7 +322,7 @@ func TestTestConnection(t *testing.T) {
 		// storage): for Proxmox that storage is not there.
 		{"missing storage", func(*serverRow) {}, func(t *testing.T) {
 			vm := []string{"VM.Audit", "VM.PowerMgmt", "VM.Backup", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk",
-				"VM.Config.Network", "VM.Allocate", "VM.Clone"}
+				"VM.Config.Network", "VM.Allocate", "VM.Clone", "VM.Snapshot"}
 			w.sim.SetTokenPrivileges(map[string][]string{"/vms": vm, "/sdn/zones/localnetwork": {"SDN.Use"},
 				"/storage/local-lvm": {"Datastore.Audit", "Datastore.AllocateSpace", "Datastore.Allocate"}})
 			t.Cleanup(func() { w.sim.SetTokenPrivileges(nil) })

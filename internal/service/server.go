@@ -70,6 +70,7 @@ var vmPrivileges = []string{
 	"VM.Config.Network", // net0… (bridge, VLAN tag, rate)
 	"VM.Allocate",       // reinstall: destroy the broken VM, clone onto its vmid
 	"VM.Clone",          // reinstall: clone the template
+	"VM.Snapshot",       // snapshots: take, remove and (any of it and VM.Snapshot.Rollback) roll back
 }
 
 // storagePrivileges are needed on the backup storage: vzdump writes there

@@ -59,12 +59,12 @@ func closedPort(t *testing.T) int {
 func TestServerTestReportsEachProblemAtItsCheck(t *testing.T) {
 	t.Parallel()
 	allButBackup := map[string][]string{
-		"/vms":                    {"VM.Audit", "VM.PowerMgmt", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk", "VM.Config.Network", "VM.Allocate", "VM.Clone"},
+		"/vms":                    {"VM.Audit", "VM.PowerMgmt", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk", "VM.Config.Network", "VM.Allocate", "VM.Clone", "VM.Snapshot"},
 		"/storage":                {"Datastore.AllocateSpace", "Datastore.Allocate"},
 		"/sdn/zones/localnetwork": {"SDN.Use"},
 	}
 	noStorage := map[string][]string{
-		"/vms":                    {"VM.Audit", "VM.PowerMgmt", "VM.Backup", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk", "VM.Config.Network", "VM.Allocate", "VM.Clone"},
+		"/vms":                    {"VM.Audit", "VM.PowerMgmt", "VM.Backup", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk", "VM.Config.Network", "VM.Allocate", "VM.Clone", "VM.Snapshot"},
 		"/sdn/zones/localnetwork": {"SDN.Use"},
 	}
 	onTheBackupStorage := map[string][]string{
