@@ -57,3 +57,22 @@ func TestURLEncodeIsEncodeURIComponent(t *testing.T) {
 		t.Errorf("URLEncode = %q, want %q", got, want)
 	}
 }
+
+// Known answers from glibc's crypt (openssl passwd -6 and Python's crypt agree).
+func TestSHA512CryptMatchesGlibc(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ pw, salt, want string }{
+		{"Hello world!", "saltstring", "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"},
+		{"", "abc", "$6$abc$mJP3a6FyA8uCnzRtlnNypPwjnvpi5TP9qOrInzrfDmwxUQG38PkpCPdqfTb8JQfAngapMxeim4AZ..hSdRRzD."},
+		{"a much longer password than sixty-four bytes, to take the other branch of the loop", "0123456789abcdef", "$6$0123456789abcdef$wpak45y3DbdcGgSEwGFj8ue5Md3l2/zPC1r6n7796YbUO0kMc.S855lQGMd25ikvuyy0t15y2Ba9bPFqpdYAJ1"},
+	}
+	for _, tt := range tests {
+		if got := pve.SHA512Crypt(tt.pw, tt.salt); got != tt.want {
+			t.Errorf("sha512crypt(%q, %q) = %q, want %q", tt.pw, tt.salt, got, tt.want)
+		}
+	}
+	h, err := pve.HashPassword("x")
+	if err != nil || len(h) != len("$6$0123456789abcdef$")+86 {
+		t.Errorf("HashPassword = %q, %v", h, err)
+	}
+}

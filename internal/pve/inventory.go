@@ -32,20 +32,25 @@ func (c *Client) Permissions(ctx context.Context, path string) (map[string]bool,
 type Node struct {
 	Name   string
 	Online bool
+	// Mem and MaxMem are the node's used and total memory in bytes (0
+	// when PVE did not say): what a new VM's placement weighs.
+	Mem, MaxMem int64
 }
 
 // Nodes lists the cluster's nodes, sorted by name.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	var res []struct {
-		Node   string `json:"node"`
-		Status string `json:"status"`
+		Node   string  `json:"node"`
+		Status string  `json:"status"`
+		Mem    flexInt `json:"mem"`
+		MaxMem flexInt `json:"maxmem"`
 	}
 	if err := c.get(ctx, "/nodes", nil, &res); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	out := make([]Node, 0, len(res))
 	for _, n := range res {
-		out = append(out, Node{Name: n.Node, Online: n.Status == "online"})
+		out = append(out, Node{Name: n.Node, Online: n.Status == "online", Mem: int64(n.Mem), MaxMem: int64(n.MaxMem)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -95,6 +95,9 @@ type CloneRequest struct {
 	Template pvekeep.VMID // the source: a template (or any guest)
 	NewID    pvekeep.VMID
 	Name     string // the new guest's name; "" lets PVE pick "Copy-of-VM-…"
+	// Description of the new guest; "" keeps the source's. A caller can
+	// mark the clone as its own with it.
+	Description string
 	// Full copies every disk. Without it a template is cloned linked
 	// (sharing its base disks); a plain guest is always copied in full.
 	Full bool
@@ -125,6 +128,9 @@ func (c *Client) CloneVM(ctx context.Context, node string, req CloneRequest) (pv
 	params := map[string]string{"newid": strconv.Itoa(int(req.NewID))}
 	if req.Name != "" {
 		params["name"] = req.Name
+	}
+	if req.Description != "" {
+		params["description"] = req.Description
 	}
 	if req.Full && req.Linked {
 		return "", fmt.Errorf("clone vm %d: a clone is full or linked, not both", req.Template)
