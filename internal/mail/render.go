@@ -20,6 +20,10 @@ import (
 // (templates email/backup_restored.{html,txt}.tmpl, keys email.backup_restored.*).
 const KindBackupRestored = "backup_restored"
 
+// KindVMCreated is the welcome email of a new VM (templates
+// email/vm_created.{html,txt}.tmpl, keys email.vm_created.*).
+const KindVMCreated = "vm_created"
+
 // fallbackLanguage is used for unknown languages and for every key a
 // language lacks. Its file must exist.
 const fallbackLanguage = "en"
@@ -34,6 +38,11 @@ type BackupRestored struct {
 	RestoredAt      time.Time
 	// TimeZone the dates are shown in; nil means UTC.
 	TimeZone *time.Location
+	// Username and Address are the new VM's login user and IPv4 address
+	// (the welcome email, vm_created; "" for DHCP). Its password is never
+	// here: the email points to the client area, which shows it.
+	Username string
+	Address  string
 }
 
 // Message is one email ready to send. Render fills Subject, HTML, Text and
@@ -86,7 +95,8 @@ func NewRenderer(templates fs.FS, lang fs.FS) (*Renderer, error) {
 		}
 	}
 	sample := BackupRestored{ClientName: "Sample", Hostname: "vm.example.net", VMID: 100,
-		BackupCreatedAt: time.Unix(0, 0), BackupNote: "note", RestoredAt: time.Unix(60, 0)}
+		BackupCreatedAt: time.Unix(0, 0), BackupNote: "note", RestoredAt: time.Unix(60, 0),
+		Username: "user", Address: "192.0.2.10"}
 	for kind := range r.kinds {
 		for code := range r.langs {
 			if _, err := r.Render(kind, code, sample); err != nil {
@@ -207,6 +217,8 @@ type view struct {
 	BackupDate string
 	RestoredAt string
 	Note       string
+	Username   string
+	Address    string
 
 	strings map[string]string
 	repl    *strings.Replacer
@@ -244,6 +256,8 @@ func (r *Renderer) Render(kind string, language string, data BackupRestored) (Me
 		BackupDate: data.BackupCreatedAt.In(tz).Format(layout),
 		RestoredAt: data.RestoredAt.In(tz).Format(layout),
 		Note:       oneLine(data.BackupNote),
+		Username:   oneLine(data.Username),
+		Address:    oneLine(data.Address),
 		strings:    r.langs[code],
 	}
 	vmid := strconv.Itoa(data.VMID)
@@ -265,6 +279,8 @@ func (r *Renderer) Render(kind string, language string, data BackupRestored) (Me
 		"{restored_at}", v.RestoredAt,
 		"{client_name}", oneLine(data.ClientName),
 		"{note}", v.Note,
+		"{username}", v.Username,
+		"{address}", v.Address,
 	)
 	var err error
 	prefix := "email." + kind + "."

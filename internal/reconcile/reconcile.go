@@ -88,10 +88,11 @@ type Journal interface {
 	Await(ctx context.Context, upid pvekeep.UPID) (done bool, failure string, err error)
 }
 
-// Notifier sends the "Backup restored" email, at most once per job even
-// when called again after a crash.
+// Notifier sends the job's email — "Backup restored", "VM reinstalled"
+// or a new VM's welcome — at most once per job even when called again
+// after a crash.
 type Notifier interface {
-	BackupRestored(ctx context.Context) error
+	Notify(ctx context.Context) error
 }
 
 // Target is the VM and the package it must end at.
@@ -101,6 +102,9 @@ type Target struct {
 	VM   plan.VM
 	// MACs are the network devices' MACs from before the restore.
 	MACs map[string]string
+	// KeepPower leaves the VM's power as it is at the start step: a
+	// package change of a stopped (say, suspended) VM must not start it.
+	KeepPower bool
 }
 
 // Outcome says where a Run stopped.
@@ -185,9 +189,12 @@ func (e *permanentError) Error() string { return e.msg }
 // nothing to change).
 func (r *Reconciler) apply(ctx context.Context, c cluster, n Notifier, t Target, step Step) (pvekeep.UPID, error) {
 	if step == StepEmail {
-		return "", n.BackupRestored(ctx)
+		return "", n.Notify(ctx)
 	}
 	if step == StepStart {
+		if t.KeepPower {
+			return "", nil
+		}
 		st, err := c.VMStatus(ctx, t.Node, t.VMID)
 		if err != nil {
 			return "", classify(err)

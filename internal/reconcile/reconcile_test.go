@@ -125,7 +125,7 @@ func (j *memJournal) Await(_ context.Context, u pvekeep.UPID) (bool, string, err
 
 type countingNotifier struct{ n int }
 
-func (c *countingNotifier) BackupRestored(context.Context) error { c.n++; return nil }
+func (c *countingNotifier) Notify(context.Context) error { c.n++; return nil }
 
 func bigVM() plan.VM {
 	m := func(n int) plan.Managed[int] { return plan.Managed[int]{Value: n, Set: true} }
