@@ -37,6 +37,11 @@ type backend interface {
 	CreateSnapshot(ctx context.Context, c service.Call, description string, includeRAM bool, idempotencyKey string) (pvekeep.Job, error)
 	RollbackSnapshot(ctx context.Context, c service.Call, name, idempotencyKey string) (pvekeep.Job, error)
 	RemoveSnapshot(ctx context.Context, c service.Call, name, idempotencyKey string) (pvekeep.Job, error)
+	CreateVM(ctx context.Context, c service.Call, r service.CreateRequest) (pvekeep.Job, error)
+	SuspendVM(ctx context.Context, c service.Call) (pvekeep.Job, error)
+	UnsuspendVM(ctx context.Context, c service.Call) (pvekeep.Job, error)
+	ChangePackage(ctx context.Context, c service.Call) (pvekeep.Job, error)
+	TerminateVM(ctx context.Context, c service.Call) (pvekeep.Job, error)
 	TestServer(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, storage string) (service.ServerReport, error)
 	ServerOptions(ctx context.Context, actor pvekeep.Actor, srv pvekeep.Server, kind string) ([]service.Option, error)
 	GetSchedule(ctx context.Context, c service.Call, panelTZ string) (service.Schedule, error)
@@ -80,27 +85,32 @@ func New(svc backend, tick ticker, logger *slog.Logger, cfg Config) *Table {
 	}
 	t := &Table{svc: svc, tick: tick, logger: logger.With("component", "api"), cfg: cfg}
 	t.methods = map[string]method{
-		"plugin.hello":        t.hello,
-		"service.status":      t.status,
-		"backups.list":        t.backupsList,
-		"backups.create":      t.backupsCreate,
-		"backups.remove":      t.backupsRemove,
-		"jobs.get":            t.jobsGet,
-		"backups.restore":     t.backupsRestore,
-		"restore.retry":       t.restoreRetry,
-		"restore.reinstall":   t.restoreReinstall,
-		"cron.tick":           t.cronTick,
-		"admin.overview":      t.adminOverview,
-		"admin.select_backup": t.adminSelectBackup,
-		"server.test":         t.serverTest,
-		"server.options":      t.serverOptions,
-		"snapshots.list":      t.snapshotsList,
-		"snapshots.create":    t.snapshotsCreate,
-		"snapshots.rollback":  t.snapshotsRollback,
-		"snapshots.remove":    t.snapshotsRemove,
-		"schedule.get":        t.scheduleGet,
-		"schedule.set":        t.scheduleSet,
-		"backups.protect":     t.backupsProtect,
+		"plugin.hello":           t.hello,
+		"service.status":         t.status,
+		"backups.list":           t.backupsList,
+		"backups.create":         t.backupsCreate,
+		"backups.remove":         t.backupsRemove,
+		"jobs.get":               t.jobsGet,
+		"backups.restore":        t.backupsRestore,
+		"restore.retry":          t.restoreRetry,
+		"restore.reinstall":      t.restoreReinstall,
+		"cron.tick":              t.cronTick,
+		"admin.overview":         t.adminOverview,
+		"admin.select_backup":    t.adminSelectBackup,
+		"server.test":            t.serverTest,
+		"server.options":         t.serverOptions,
+		"snapshots.list":         t.snapshotsList,
+		"snapshots.create":       t.snapshotsCreate,
+		"snapshots.rollback":     t.snapshotsRollback,
+		"snapshots.remove":       t.snapshotsRemove,
+		"schedule.get":           t.scheduleGet,
+		"schedule.set":           t.scheduleSet,
+		"backups.protect":        t.backupsProtect,
+		"service.create":         t.serviceCreate,
+		"service.suspend":        t.lifecycle(backend.SuspendVM),
+		"service.unsuspend":      t.lifecycle(backend.UnsuspendVM),
+		"service.change_package": t.lifecycle(backend.ChangePackage),
+		"service.terminate":      t.lifecycle(backend.TerminateVM),
 	}
 	return t
 }
@@ -256,6 +266,7 @@ func (t *Table) backupsList(ctx context.Context, params json.RawMessage) (any, e
 		FailedBackup:  jobPtr(l.FailedBackup),
 		Snapshots:     snapshotListFrom(l.Snapshots),
 		Schedule:      scheduleFrom(l.Schedule),
+		ServiceState:  string(l.ServiceState),
 	}
 	for _, b := range l.Items {
 		out.Items = append(out.Items, backupFrom(b))
@@ -589,4 +600,46 @@ func (t *Table) backupsProtect(ctx context.Context, params json.RawMessage) (any
 		return nil, err
 	}
 	return map[string]any{"backup": backupFrom(b)}, nil
+}
+
+// serviceCreate is service.create: WHMCS's facts that the plugin cannot
+// read (the decrypted password among them) travel in the call and are
+// never logged; config_options are accepted and not used: the plugin
+// reads the service's options from the database, where WHMCS saved them
+// before CreateAccount.
+func (t *Table) serviceCreate(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		common
+		Hostname      string          `json:"hostname"`
+		Username      string          `json:"username"`
+		Password      string          `json:"password"`
+		DedicatedIP   string          `json:"dedicated_ip"`
+		SSHKeys       string          `json:"ssh_keys"`
+		ConfigOptions json.RawMessage `json:"config_options"`
+	}
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	j, err := t.svc.CreateVM(ctx, p.call(), service.CreateRequest{
+		Hostname: p.Hostname, Username: p.Username, Password: p.Password, DedicatedIP: p.DedicatedIP, SSHKeys: p.SSHKeys,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"job": jobFrom(j)}, nil
+}
+
+// lifecycle is a module command with nothing but the common params.
+func (t *Table) lifecycle(fn func(backend, context.Context, service.Call) (pvekeep.Job, error)) method {
+	return func(ctx context.Context, params json.RawMessage) (any, error) {
+		var p common
+		if err := decode(params, &p); err != nil {
+			return nil, err
+		}
+		j, err := fn(t.svc, ctx, p.call())
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"job": jobFrom(j)}, nil
+	}
 }

@@ -23,6 +23,7 @@ import (
 type fakeBackend struct {
 	err    error
 	got    service.Call
+	create service.CreateRequest
 	note   string
 	tick   []pvekeep.Server
 	smtp   *service.PanelSMTP
@@ -105,6 +106,31 @@ func (f *fakeBackend) RetryRestore(_ context.Context, c service.Call, _ pvekeep.
 func (f *fakeBackend) Reinstall(_ context.Context, c service.Call, _ pvekeep.JobID) (pvekeep.Job, error) {
 	f.got = c
 	return pvekeep.Job{}, f.err
+}
+
+func (f *fakeBackend) CreateVM(_ context.Context, c service.Call, r service.CreateRequest) (pvekeep.Job, error) {
+	f.got, f.create = c, r
+	return pvekeep.Job{ID: 9, Kind: pvekeep.KindServiceCreate, State: pvekeep.JobRunning}, f.err
+}
+
+func (f *fakeBackend) SuspendVM(_ context.Context, c service.Call) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{Kind: pvekeep.KindServiceSuspend}, f.err
+}
+
+func (f *fakeBackend) UnsuspendVM(_ context.Context, c service.Call) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{Kind: pvekeep.KindServiceUnsuspend}, f.err
+}
+
+func (f *fakeBackend) ChangePackage(_ context.Context, c service.Call) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{Kind: pvekeep.KindServiceChangePackage}, f.err
+}
+
+func (f *fakeBackend) TerminateVM(_ context.Context, c service.Call) (pvekeep.Job, error) {
+	f.got = c
+	return pvekeep.Job{Kind: pvekeep.KindServiceTerminate}, f.err
 }
 
 func (f *fakeBackend) TestServer(_ context.Context, _ pvekeep.Actor, srv pvekeep.Server, _ string) (service.ServerReport, error) {
@@ -319,6 +345,7 @@ var contractMethods = []string{
 	"admin.overview", "admin.select_backup", "server.test", "server.options",
 	"snapshots.list", "snapshots.create", "snapshots.rollback", "snapshots.remove",
 	"schedule.get", "schedule.set", "backups.protect",
+	"service.create", "service.suspend", "service.unsuspend", "service.change_package", "service.terminate",
 }
 
 // backups.list carries the schedule (contract-9-10's shape) and each
@@ -443,5 +470,31 @@ func TestHelloListsExactlyTheMethodsTheTableServes(t *testing.T) {
 		if _, rerr := tbl.Call(context.Background(), name, json.RawMessage(`{}`)); rerr != nil && rerr.Code == jsonrpc2.CodeMethodNotFound {
 			t.Errorf("listed method %q is not served: %v", name, rerr)
 		}
+	}
+}
+
+// service.create hands WHMCS's facts to the service as sent, and every
+// module command answers {job}.
+func TestLifecycleMethodsPassTheirParamsAndAnswerAJob(t *testing.T) {
+	t.Parallel()
+	for _, m := range []string{"service.create", "service.suspend", "service.unsuspend", "service.change_package", "service.terminate"} {
+		t.Run(m, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeBackend{}
+			res, rerr := newTable(f).Call(context.Background(), m, json.RawMessage(`{"service_id":42,"actor":{"type":"system"},
+"hostname":"vm42.example.net","username":"jane","password":"Pa$$\"w<rd>","dedicated_ip":"203.0.113.10",
+"ssh_keys":"ssh-ed25519 AAAA one\nssh-rsa BBBB two","config_options":{"RAM":"4"}}`))
+			if rerr != nil {
+				t.Fatalf("%s: %+v", m, rerr)
+			}
+			if _, ok := res.(map[string]any)["job"]; !ok || f.got.ServiceID != 42 {
+				t.Errorf("%s = %v, service %d; want a job for service 42", m, res, f.got.ServiceID)
+			}
+			want := service.CreateRequest{Hostname: "vm42.example.net", Username: "jane", Password: `Pa$$"w<rd>`,
+				DedicatedIP: "203.0.113.10", SSHKeys: "ssh-ed25519 AAAA one\nssh-rsa BBBB two"}
+			if m == "service.create" && f.create != want {
+				t.Errorf("create request = %+v, want %+v", f.create, want)
+			}
+		})
 	}
 }

@@ -93,6 +93,9 @@ type backupListOut struct {
 	// Snapshots is the page's snapshots section, as snapshots.list
 	// answers it: one call is everything a page view needs.
 	Snapshots snapshotListOut `json:"snapshots"`
+	// ServiceState is active, suspended or terminated: the page shows the
+	// suspended notice from it.
+	ServiceState string `json:"service_state"`
 }
 
 type jobOut struct {

@@ -118,6 +118,9 @@ type Stats struct {
 	// SnapshotsExpiring counts the removals of expired snapshots the tick
 	// queued before its run (see service).
 	SnapshotsExpiring int `json:"snapshots_expiring"`
+	// BackupsPurging counts the removals the tick queued of backups of
+	// terminated services whose grace has passed.
+	BackupsPurging int `json:"backups_purging"`
 	// FactsRefreshed counts services whose VM facts the tick refreshed
 	// from Proxmox (see service).
 	FactsRefreshed int `json:"facts_refreshed"`

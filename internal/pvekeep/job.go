@@ -129,3 +129,21 @@ const (
 	// into the same vmid, then puts it to the purchased package.
 	KindVMReinstall JobKind = "vm.reinstall"
 )
+
+// Kinds of the VM's life, one per WHMCS module command (DESIGN §5).
+const (
+	// KindServiceCreate claims a free vmid, full-clones the product's
+	// template into it, writes cloud-init, puts it at the package, starts
+	// it, binds it to the service and sends the welcome email.
+	KindServiceCreate JobKind = "service.create"
+	// KindServiceSuspend stops the VM of a suspended service.
+	KindServiceSuspend JobKind = "service.suspend"
+	// KindServiceUnsuspend starts it again.
+	KindServiceUnsuspend JobKind = "service.unsuspend"
+	// KindServiceChangePackage puts the VM at the service's new package
+	// (growing only), restarting it only when a change needs it.
+	KindServiceChangePackage JobKind = "service.change_package"
+	// KindServiceTerminate stops and destroys the VM; the service's
+	// backups follow after the product's grace.
+	KindServiceTerminate JobKind = "service.terminate"
+)

@@ -42,6 +42,9 @@ type BackupList struct {
 	// Schedule is the service's backup schedule, its next run and what
 	// became of the latest scheduled run (skipped_reason, failures).
 	Schedule Schedule
+	// ServiceState is the service's life as WHMCS has it (active,
+	// suspended, terminated): the page's suspended notice reads it.
+	ServiceState ServiceState
 }
 
 // listed says which backups a client sees: everything that is or will be
@@ -88,7 +91,8 @@ func (s *Service) ListBackupsIn(ctx context.Context, c Call, panelTZ string) (Ba
 	if err != nil {
 		return BackupList{}, err
 	}
-	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob, Snapshots: section, Schedule: sched}
+	out := BackupList{Status: st, Quota: st.Backups, Items: items, ActiveJob: st.ActiveJob, Snapshots: section, Schedule: sched,
+		ServiceState: serviceState(f.Status)}
 	var newest []pvekeep.Job
 	if js.Newest != nil {
 		newest = []pvekeep.Job{*js.Newest}

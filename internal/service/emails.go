@@ -43,6 +43,7 @@ type emailStore interface {
 const (
 	emailRestored    = "backup_restored"
 	emailReinstalled = "vm_reinstalled"
+	emailCreated     = "vm_created" // the welcome email of service.create
 )
 
 // Why an email waits or was skipped, as the admin reads it
@@ -187,7 +188,7 @@ type notifier struct {
 	facts pvekeep.ServiceFacts
 }
 
-func (n *notifier) BackupRestored(ctx context.Context) error {
+func (n *notifier) Notify(ctx context.Context) error {
 	s, f := n.s, n.facts
 	skip, err := s.skipReason(ctx, f)
 	if err != nil {
@@ -240,8 +241,11 @@ func (n *notifier) BackupRestored(ctx context.Context) error {
 }
 
 func emailKind(j pvekeep.Job) string {
-	if j.Kind == pvekeep.KindVMReinstall {
+	switch j.Kind {
+	case pvekeep.KindVMReinstall:
 		return emailReinstalled
+	case pvekeep.KindServiceCreate:
+		return emailCreated
 	}
 	return emailRestored
 }
@@ -259,6 +263,11 @@ func (s *Service) composeFor(ctx context.Context, m Mailer, job pvekeep.Job, f p
 	if job.BackupID != 0 {
 		if b, err := s.st.Backup(ctx, job.ServiceID, job.BackupID); err == nil {
 			data.BackupCreatedAt, data.BackupNote = b.CreatedAt, b.Note
+		}
+	}
+	if job.Kind == pvekeep.KindServiceCreate {
+		if p, err := createParamsOf(job); err == nil {
+			data.Hostname, data.Username, data.Address = p.Hostname, p.User, p.addressOnly()
 		}
 	}
 	language := f.ClientLanguage

@@ -29,11 +29,7 @@ func (s *Service) reconcileJob(ctx context.Context, pc pve.Cluster, lease pvekee
 	if err != nil {
 		return s.failRestore(ctx, lease, job, upstreamMessage(err))
 	}
-	target := reconcile.Target{Node: job.Node, VMID: job.VMID, VM: pl.VM, MACs: p.MACs}
-	j := &journal{s: s, pc: pc, lease: lease, job: job}
-	n := &notifier{s: s, job: job, facts: f}
-	out, err := s.reconciler.Run(ctx, pc, j, n, target, reconcile.Step(job.Step), job.UPID)
-	job = j.job
+	job, out, err := s.runReconcile(ctx, pc, lease, job, f, pl, p.MACs, &notifier{s: s, job: job, facts: f}, false)
 	if err != nil {
 		return job, err
 	}

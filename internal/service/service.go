@@ -150,6 +150,7 @@ type Service struct {
 	facts      factsStore
 	admin      adminStore
 	sched      scheduleStore
+	life       lifecycleStore
 	dial       Dialer
 	probe      Prober
 	run        runner
@@ -170,6 +171,7 @@ type Deps struct {
 		factsStore
 		adminStore
 		scheduleStore
+		lifecycleStore
 	}
 	Dial  Dialer
 	Probe Prober // nil: pve.ProbeTLS
@@ -190,7 +192,7 @@ type Deps struct {
 // Tick drives.
 func New(d Deps, cfg Config) *Service {
 	s := &Service{
-		st: d.Store, snaps: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, sched: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
+		st: d.Store, snaps: d.Store, emails: d.Store, facts: d.Store, admin: d.Store, sched: d.Store, life: d.Store, dial: d.Dial, probe: d.Probe, run: d.Runner,
 		mailer: d.Mailer, newMailer: d.NewMailer,
 		reconciler: reconcile.New(d.Logger), clock: d.Clock,
 		logger: d.Logger.With("component", "service"), cfg: cfg.withDefaults(),
@@ -209,6 +211,11 @@ func New(d Deps, cfg Config) *Service {
 	d.Runner.Handle(pvekeep.KindSnapshotRollback, s.stepSnapshotRollback)
 	d.Runner.Handle(pvekeep.KindSnapshotRemove, s.stepSnapshotRemove)
 	d.Runner.BeforePass(s.scheduleHook)
+	d.Runner.Handle(pvekeep.KindServiceCreate, s.stepCreate)
+	d.Runner.Handle(pvekeep.KindServiceSuspend, s.stepPower)
+	d.Runner.Handle(pvekeep.KindServiceUnsuspend, s.stepPower)
+	d.Runner.Handle(pvekeep.KindServiceChangePackage, s.stepChangePackage)
+	d.Runner.Handle(pvekeep.KindServiceTerminate, s.stepTerminate)
 	return s
 }
 
@@ -248,15 +255,21 @@ func (s *Service) authorize(ctx context.Context, c Call, a access) (pvekeep.Serv
 		// a client learns nothing about other clients' services.
 		return f, pvekeep.Forbidden("this service does not belong to you")
 	}
+	// data.state tells the panel why (service_state's words): a suspended
+	// service's page shows the suspended notice rather than an error.
 	switch f.Status {
 	case "Active":
 	case "Suspended":
 		if a == mutate && c.Actor.Type != pvekeep.ActorAdmin {
-			return f, pvekeep.Forbidden("the service is suspended")
+			e := pvekeep.Forbidden("the service is suspended")
+			e.Data = map[string]any{"state": string(StateSuspended)}
+			return f, e
 		}
 	default:
 		if c.Actor.Type != pvekeep.ActorAdmin || a == mutate {
-			return f, pvekeep.Forbidden("the service is not active")
+			e := pvekeep.Forbidden("the service is not active")
+			e.Data = map[string]any{"state": string(serviceState(f.Status))}
+			return f, e
 		}
 	}
 	if f.VMID <= 0 {
@@ -355,6 +368,16 @@ func lockName(k pvekeep.JobKind) string {
 		return "rollback"
 	case pvekeep.KindSnapshotRemove:
 		return "snapshot-delete"
+	case pvekeep.KindServiceCreate:
+		return "create"
+	case pvekeep.KindServiceSuspend:
+		return "suspending"
+	case pvekeep.KindServiceUnsuspend:
+		return "unsuspending"
+	case pvekeep.KindServiceChangePackage:
+		return "change-package"
+	case pvekeep.KindServiceTerminate:
+		return "terminating"
 	default:
 		return string(k)
 	}

@@ -71,8 +71,11 @@ func (s *Service) TickWithSMTP(ctx context.Context, servers []pvekeep.Server, bu
 	sc := &scheduleCounts{}
 	ctx = context.WithValue(ctx, countsKey{}, sc)
 	s.planSchedules(ctx, ids)
+	// Also before the run: the removals it queues run in this tick.
+	purging := s.purgeTerminated(ctx, ids)
 	st, err := s.run.Run(ctx, byID, budget)
 	st.SnapshotsExpiring = expiring
+	st.BackupsPurging = purging
 	sc.add(func(c *scheduleCounts) {
 		st.ScheduledDue, st.ScheduledDispatched, st.ScheduledSkipped = c.due, c.dispatched, c.skipped
 		st.ScheduledRetried, st.ScheduledFailed, st.Rotations = c.retried, c.failed, c.rotations

@@ -1,0 +1,214 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pvekeep/pvekeep/internal/plan"
+	"github.com/pvekeep/pvekeep/internal/pve"
+	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/store"
+)
+
+// service.terminate (WHMCS's TerminateAccount): stop the VM, destroy it
+// with its disks (purge, destroy-unreferenced-disks), and record the
+// termination: the binding stays as history, and the service's backups
+// are removed by the cron once terminate_grace_days (configoption24,
+// default 7, 0 = at once) have passed — one removal job at a time, a
+// failure retried by the next tick and shown on admin.overview. The
+// plugin never hands a vmid out twice, and backups belong to the service,
+// so a later VM with the same id (made outside the plugin) never sees them.
+
+// Steps of a terminate.
+const (
+	stepTermStop    = "stop"    // hard stop: the VM is about to be destroyed
+	stepTermDestroy = "destroy" // qmdestroy with purge
+)
+
+// TerminateVM starts service.terminate. A service without a VM (never
+// created, or its VM gone) terminates at once: its backups still follow
+// the grace.
+func (s *Service) TerminateVM(ctx context.Context, c Call) (pvekeep.Job, error) {
+	f, err := s.authorizeLifecycle(ctx, c)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	if j, ok, err := s.sameKindActive(ctx, f, pvekeep.KindServiceTerminate); err != nil || ok {
+		return j, err
+	}
+	if _, err := plan.MoreFromFacts(f); err != nil {
+		return pvekeep.Job{}, err // the grace must be readable before the VM goes
+	}
+	pc, err := s.connect(ctx, c.Server)
+	if err != nil {
+		return pvekeep.Job{}, err
+	}
+	node := ""
+	if f.VMID > 0 {
+		ref, err := pc.FindVM(ctx, f.VMID)
+		switch {
+		case errors.Is(err, pve.ErrNotFound):
+		case err != nil:
+			return pvekeep.Job{}, pveError("find vm", err)
+		default:
+			if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
+				return pvekeep.Job{}, err
+			}
+			node = ref.Node
+		}
+	}
+	return s.startLifecycle(ctx, c, f, pvekeep.KindServiceTerminate, f.VMID, node, stepTermStop, nil,
+		func(pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+			return s.terminateStep(ctx, pc, c.Server, lease, job, 0)
+		}, pc)
+}
+
+func (s *Service) stepTerminate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
+	if msg := s.overdue(job); msg != "" {
+		out, err := s.failJob(ctx, lease, job, msg)
+		return out.State, err
+	}
+	pc, err := s.connect(ctx, srv)
+	if err != nil {
+		return job.State, err
+	}
+	for range 4 {
+		next, err := s.terminateStep(ctx, pc, srv, lease, job, 60*time.Second)
+		if err != nil {
+			return s.stateAfter(ctx, job, err)
+		}
+		if next.State.Terminal() || next.Step == job.Step {
+			return next.State, nil
+		}
+		job = next
+	}
+	return job.State, nil
+}
+
+func (s *Service) terminateStep(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, wait time.Duration) (pvekeep.Job, error) {
+	if job.VMID <= 0 {
+		return s.terminated(ctx, lease, job)
+	}
+	if job.UPID == "" {
+		if _, err := pc.FindVM(ctx, job.VMID); errors.Is(err, pve.ErrNotFound) {
+			return s.terminated(ctx, lease, job) // gone: destroyed by us before a crash, or by someone
+		} else if err != nil {
+			return job, pveError("find vm", err)
+		}
+	} else if wait <= 0 {
+		return job, nil
+	}
+	switch job.Step {
+	case stepTermStop:
+		out, done, failure, err := s.powerTask(ctx, pc, srv, lease, job, "qmstop", wait,
+			func(node string) (pvekeep.UPID, error) { return pc.StopVM(ctx, node, job.VMID) })
+		if err != nil || !done {
+			return out, err
+		}
+		if failure != "" {
+			return s.failJob(ctx, lease, out, "stopping the VM failed: "+failure+"; nothing was destroyed")
+		}
+		return s.advance(ctx, lease, out, stepTermDestroy, 30)
+	case stepTermDestroy:
+		out, done, failure, err := s.powerTask(ctx, pc, srv, lease, job, "qmdestroy", wait,
+			func(node string) (pvekeep.UPID, error) {
+				upid, err := pc.DeleteVM(ctx, node, job.VMID, true)
+				if errors.Is(err, pve.ErrNotFound) {
+					return "", nil
+				}
+				return upid, err
+			})
+		if err != nil || !done {
+			return out, err
+		}
+		if failure != "" {
+			return s.failJob(ctx, lease, out, fmt.Sprintf("destroying VM %d failed: %s", job.VMID, failure))
+		}
+		return s.terminated(ctx, lease, out)
+	}
+	return s.failJob(ctx, lease, job, "the job is at an unknown step "+job.Step)
+}
+
+// terminated records the termination and when the backups go, and ends
+// the job.
+func (s *Service) terminated(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
+	f, err := s.st.Service(ctx, job.ServiceID)
+	if err != nil {
+		return job, dbError(err)
+	}
+	grace := plan.DefaultTerminateGraceDays
+	if more, err := plan.MoreFromFacts(f); err == nil {
+		grace = more.TerminateGraceDays
+	}
+	now := s.clock.Now().UTC()
+	if err := s.life.MarkTerminated(ctx, job.ServiceID, now, now.AddDate(0, 0, grace)); err != nil {
+		return job, dbError(err)
+	}
+	s.recordFacts(ctx, store.VMFacts{ServiceID: job.ServiceID, VMID: job.VMID, Power: "missing"})
+	return s.succeed(ctx, lease, job)
+}
+
+// purgeTerminated is the tick's part of a termination: for each service
+// on these servers whose grace has passed, the next of its backups gets a
+// removal job (the same job a client's click makes, run by this tick), a
+// failed removal is noted for the admin and tried again next tick, and a
+// service with none left is done. It returns how many removals it queued.
+func (s *Service) purgeTerminated(ctx context.Context, serverIDs []int64) int {
+	now := s.clock.Now().UTC()
+	due, err := s.life.PurgesDue(ctx, serverIDs, now, 20)
+	if err != nil {
+		s.logger.Warn("list terminated services' backups", "err", err)
+		return 0
+	}
+	queued := 0
+	for _, d := range due {
+		n, err := s.purgeOne(ctx, d, now)
+		if err != nil {
+			s.logger.Warn("remove a terminated service's backups", "service_id", d.ServiceID, "err", err)
+			continue
+		}
+		queued += n
+	}
+	return queued
+}
+
+func (s *Service) purgeOne(ctx context.Context, d store.PurgeDue, now time.Time) (int, error) {
+	if last, ok, err := s.lastOf(ctx, d.ServiceID, pvekeep.KindBackupRemove); err != nil {
+		return 0, err
+	} else if ok && last.State == pvekeep.JobFailed && last.FinishedAt != nil && last.FinishedAt.After(d.PurgeAfter) && last.Error != d.Error {
+		if err := s.life.NotePurge(ctx, d.ServiceID, false, last.Error, now); err != nil {
+			return 0, err
+		}
+	}
+	left, err := s.st.Backups(ctx, d.ServiceID, pvekeep.BackupAvailable, pvekeep.BackupCreating, pvekeep.BackupRemoving)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	var next *pvekeep.Backup
+	for i := range left {
+		if left[i].Status == pvekeep.BackupAvailable && (next == nil || left[i].ID < next.ID) {
+			next = &left[i]
+		}
+	}
+	if len(left) == 0 {
+		return 0, s.life.NotePurge(ctx, d.ServiceID, true, "", now)
+	}
+	if next == nil {
+		return 0, nil // a removal (or a late backup) is in flight
+	}
+	_, _, err = s.life.EnqueueBackupRemove(ctx, store.NewBackupRemove{
+		Job: pvekeep.Job{ServiceID: d.ServiceID, VMID: next.VMID, ServerID: d.ServerID, Node: next.Node,
+			Kind: pvekeep.KindBackupRemove, Step: stepDispatch, ActorType: pvekeep.ActorSystem, CreatedAt: now},
+		BackupID: next.ID,
+	})
+	var aj *store.ActiveJobError
+	if errors.As(err, &aj) {
+		return 0, nil // one job per service: the next tick takes the next backup
+	}
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return 1, nil
+}
