@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/pvekeep/pvekeep/internal/dbtest"
 	"github.com/pvekeep/pvekeep/internal/store"
+	sqlfiles "github.com/pvekeep/pvekeep/sql"
 )
 
 // The panel never runs `pvekeep migrate`: ten plugin processes spawned at
@@ -50,7 +52,13 @@ func TestTenFirstProcessesMigrateTheDatabaseOnce(t *testing.T) {
 WHERE version_id > 0`).Scan(&runs, &distinct); err != nil {
 		t.Fatal(err)
 	}
-	if runs != distinct || int64(distinct) != latest {
-		t.Errorf("goose recorded %d runs of %d migrations, want each of %d once", runs, distinct, latest)
+	// Counted from the files: the numbers may have gaps (each issue keeps
+	// a range of them), the latest is not the count.
+	files, err := fs.Glob(sqlfiles.Migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != distinct || distinct != len(files) {
+		t.Errorf("goose recorded %d runs of %d migrations, want each of %d once", runs, distinct, len(files))
 	}
 }
