@@ -17,7 +17,8 @@
 
   Stable selectors (browser tests and themes rely on them):
     #pvekeep                         the whole block; [lang] is the language used
-    #pvekeep-flash                   the outcome of the last form (data-kind success|danger)
+    #pvekeep-flash                   the outcome of the last form (data-kind success|danger); the schedule's
+                                     in the schedule card, every other at the top of the backups card
     #pvekeep-status                  VM facts; .pvekeep-checked = their age
     #pvekeep-job                     running job (data-job-id, data-job-state, data-poll-url)
     #pvekeep-job-progress .progress-bar   its progress (aria-valuenow)
@@ -90,7 +91,7 @@
     </div>
   {/if}
 
-  {if $pvekeep_flash}
+  {if $pvekeep_flash && $pvekeep_flash_card == ''}
     <div id="pvekeep-flash" class="alert alert-{$pvekeep_flash.kind|escape} pvekeep-flash" role="alert" data-pvekeep="flash" data-kind="{$pvekeep_flash.kind|escape}">{$pvekeep_flash.text|escape}</div>
   {/if}
 
@@ -252,6 +253,9 @@
       <h3 class="card-title panel-title m-0 pvekeep-title">{$pvekeep_lang['schedule.title']|escape}</h3>
     </div>
     <div class="card-body panel-body">
+      {if $pvekeep_flash && $pvekeep_flash_card == 'schedule'}
+        <div id="pvekeep-flash" class="alert alert-{$pvekeep_flash.kind|escape} pvekeep-flash" role="alert" data-pvekeep="flash" data-kind="{$pvekeep_flash.kind|escape}">{$pvekeep_flash.text|escape}</div>
+      {/if}
       {if $pvekeep_schedule.skipped_text}
         <div id="pvekeep-schedule-skipped" class="alert alert-warning" data-reason="{$pvekeep_schedule.skipped_reason|escape}">{$pvekeep_schedule.skipped_text|escape}</div>
       {/if}

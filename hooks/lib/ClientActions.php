@@ -69,6 +69,8 @@ final class ClientActions
             }
         }
         list($method, $done) = self::ACTIONS[$name];
+        // The schedule's outcome is shown in its own card.
+        $card = $name === 'scheduleSave' ? 'schedule' : '';
         try {
             $fields = self::fields($name);
             foreach (['note', 'description'] as $text) {
@@ -85,12 +87,12 @@ final class ClientActions
         } catch (\Throwable $e) {
             $message = $name === 'scheduleSave' ? ScheduleForm::error($lang, $e) : $lang->error($e);
             if (defined('CLIENTAREA')) {
-                Http::flash($serviceId, 'danger', $message);
+                Http::flash($serviceId, 'danger', $message, $card);
             }
             return Http::escape($message);
         }
         if (defined('CLIENTAREA')) {
-            Http::flash($serviceId, 'success', $lang->get($done));
+            Http::flash($serviceId, 'success', $lang->get($done), $card);
         }
         return 'success';
     }

@@ -213,6 +213,8 @@ final class ClientAreaView
             'pvekeep_can_backup' => $mayAct && $quota['enabled'] && !$quota['full'] && !$locked && !$unusable,
             'pvekeep_status' => $this->status($status),
             'pvekeep_flash' => $flash !== null && $flash['text'] !== '' ? $flash : null,
+            // The card that shows it ('' = the backups card at the top).
+            'pvekeep_flash_card' => (string) ($flash['card'] ?? ''),
             'pvekeep_service_id' => $serviceId,
             'pvekeep_page_url' => $page,
             'pvekeep_poll_url' => $job !== null ? $page . '&pvekeep_poll=' . (int) $job['id'] : '',

@@ -16,17 +16,18 @@ final class Http
     }
 
     /**
-     * Keeps a message for the service's next page view (shown once).
+     * Keeps a message for the service's next page view (shown once), in
+     * the card named ('' = the page's top, the backups card).
      */
-    public static function flash(int $serviceId, string $kind, string $text): void
+    public static function flash(int $serviceId, string $kind, string $text, string $card = ''): void
     {
-        $_SESSION['pvekeep_flash'][$serviceId] = ['kind' => $kind, 'text' => $text];
+        $_SESSION['pvekeep_flash'][$serviceId] = ['kind' => $kind, 'text' => $text] + ($card !== '' ? ['card' => $card] : []);
     }
 
     /**
      * The message kept for this service, removed as it is read.
      *
-     * @return array{kind: string, text: string}|null
+     * @return array{kind: string, text: string, card?: string}|null
      */
     public static function takeFlash(int $serviceId): ?array
     {
@@ -35,7 +36,8 @@ final class Http
         if (!is_array($flash)) {
             return null;
         }
-        return ['kind' => (string) ($flash['kind'] ?? ''), 'text' => (string) ($flash['text'] ?? '')];
+        $out = ['kind' => (string) ($flash['kind'] ?? ''), 'text' => (string) ($flash['text'] ?? '')];
+        return isset($flash['card']) && is_string($flash['card']) ? $out + ['card' => $flash['card']] : $out;
     }
 
     /**

@@ -223,6 +223,26 @@ final class ScheduleTest extends TestCase
         $this->assertLessThan(strpos($html, 'id="pvekeep-schedule"'), strpos($html, 'id="pvekeep-backups"'), 'after the backups card');
     }
 
+    /**
+     * @dataProvider flashCards
+     */
+    public function testTheFlashIsShownInItsCard(string $card, bool $inSchedule): void
+    {
+        $_SESSION = ['uid' => 7];
+        $lang = new Lang('english');
+        $flash = ['kind' => 'success', 'text' => 'Saved <b>'] + ($card !== '' ? ['card' => $card] : []);
+        $list = ['quota' => ['used' => 1, 'max' => 3], 'items' => [], 'status' => [], 'schedule' => self::schedule()];
+        $html = self::render((new ClientAreaView($lang, new Format($lang)))->build($list, self::PARAMS, $flash, 't', 'k'));
+        $this->assertSame(1, substr_count($html, 'id="pvekeep-flash"'));
+        $this->assertSame($inSchedule, strpos($html, 'id="pvekeep-flash"') > strpos($html, 'id="pvekeep-schedule"'));
+        $this->assertStringContainsString('Saved &lt;b&gt;', $html);
+    }
+
+    public static function flashCards(): array
+    {
+        return ['the schedule\'s' => ['schedule', true], 'any other' => ['', false]];
+    }
+
     public function testAWindowReplacesTheTimeInputs(): void
     {
         $html = self::render(self::view(['schedule' => self::schedule(['window' => '01:00-05:00'])]));
@@ -304,7 +324,8 @@ final class ScheduleTest extends TestCase
             'pvekeep_day_sat' => '1', 'pvekeep_time_sat' => '23:59', 'pvekeep_time_tue' => '', 'pvekeep_time_wed' => '12:00',
         ]]);
         $this->assertFalse($res['returned'], 'a POST ends in the redirect');
-        $this->assertSame(['kind' => 'success', 'text' => 'Your backup schedule has been saved.'], $res['session']['pvekeep_flash'][42]);
+        $this->assertSame(['kind' => 'success', 'text' => 'Your backup schedule has been saved.', 'card' => 'schedule'],
+            $res['session']['pvekeep_flash'][42], 'shown in the schedule card');
         $calls = $plugin->requests();
         $this->assertSame(['schedule.set'], array_column($calls, 'method'));
         $p = $calls[0]['params'];
@@ -342,7 +363,7 @@ final class ScheduleTest extends TestCase
     {
         $this->plugin(['schedule.set' => ['error' => $error]]);
         $res = self::request(['call' => 'pvekeep_scheduleSave', 'token_ok' => true, 'post' => ['pvekeep_day_mon' => '1']]);
-        $this->assertSame(['kind' => 'danger', 'text' => $want], $res['session']['pvekeep_flash'][42]);
+        $this->assertSame(['kind' => 'danger', 'text' => $want, 'card' => 'schedule'], $res['session']['pvekeep_flash'][42]);
     }
 
     public static function scheduleErrors(): array
