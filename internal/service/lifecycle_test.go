@@ -507,3 +507,23 @@ func TestTerminateWithZeroGraceRemovesBackupsAtOnce(t *testing.T) {
 		t.Errorf("%d backups left with grace 0", len(bs))
 	}
 }
+
+// A suspended service's scheduled backup still runs: suspension stops the
+// VM, not the backups the customer is owed back when they pay.
+func TestScheduledBackupRunsWhileSuspended(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 1, quota: 5})
+	ctx := context.Background()
+	at := f.everyDayAt(t)
+	job, err := f.svc.SuspendVM(ctx, service.Call{ServiceID: f.service, Actor: pvekeep.Actor{Type: pvekeep.ActorSystem}, Server: f.server})
+	must(t, err)
+	if done := f.waitJob(t, job.ID); done.State != pvekeep.JobSucceeded {
+		t.Fatalf("suspend ended %s: %s", done.State, done.Error)
+	}
+	must(t, f.seed.SetServiceStatus(ctx, int64(f.service), "Suspended"))
+	f.clock.now = at.Add(30 * time.Second)
+	f.tickUntil(t, f.svc, 200, f.allRuns(t, "done"))
+	if n := f.vzdumps()["100"]; n != 1 {
+		t.Errorf("%d scheduled vzdumps of the suspended service's VM, want 1", n)
+	}
+}

@@ -361,7 +361,9 @@ func (s *Service) planSchedules(ctx context.Context, serverIDs []int64) {
 		switch {
 		case merr != nil:
 			r.MaxAttempts = 1 + plan.DefaultScheduleRetries
-		case d.ServiceStatus != "Active":
+		case d.ServiceStatus != "Active" && d.ServiceStatus != "Suspended":
+			// A suspended service keeps its backups running (issue 10):
+			// suspension stops the VM, not the provider's duty.
 			r.State, r.Reason = store.RunSkipped, store.ReasonNotActive
 		}
 		runs = append(runs, r)
@@ -434,7 +436,7 @@ func (s *Service) dispatchRun(ctx context.Context, w store.WaitingRun, now time.
 	if err != nil {
 		return 0, err
 	}
-	if f.Status != "Active" || f.VMID <= 0 {
+	if f.Status != "Active" && f.Status != "Suspended" || f.VMID <= 0 {
 		return skip(store.ReasonNotActive)
 	}
 	pl, err := plan.QuotasFromFacts(f)
