@@ -317,9 +317,11 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekee
 		return job, err
 	}
 	if ref.Node == "" {
-		if ref, err = s.locate(ctx, pc, job.VMID); err != nil {
-			return job, s.failIfFinal(ctx, lease, job, err)
-		}
+		// The node the job was recorded with (the click's own look, or the
+		// tick's cached facts for a scheduled run): no /cluster/resources per
+		// backup. A VM that moved since makes Proxmox answer ErrWrongNode,
+		// and then it is looked up (below).
+		ref = pve.VMRef{VMID: job.VMID, Node: node}
 	}
 	if job.SubmittingAt != nil {
 		if adopted, ok, err := s.adoptBackup(ctx, pc, lease, job, ref.Node, srv); err != nil || ok {
@@ -333,9 +335,16 @@ func (s *Service) dispatchBackup(ctx context.Context, pc pve.Cluster, srv pvekee
 	if err != nil {
 		return job, err
 	}
-	upid, err := pc.Vzdump(ctx, ref.Node, pve.VzdumpRequest{
-		VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note,
-	})
+	req := pve.VzdumpRequest{VMID: job.VMID, Storage: b.Storage, Mode: s.cfg.BackupMode, Compress: s.cfg.Compress, Notes: b.Note}
+	upid, err := pc.Vzdump(ctx, ref.Node, req)
+	if errors.Is(err, pve.ErrWrongNode) {
+		// Proxmox did nothing on that node (it answers "OK" for a guest it
+		// does not have): submitting again where the VM is now is safe.
+		if ref, err = s.locate(ctx, pc, job.VMID); err != nil {
+			return job, s.failIfFinal(ctx, lease, job, err)
+		}
+		upid, err = pc.Vzdump(ctx, ref.Node, req)
+	}
 	if err != nil {
 		return job, s.ambiguous(s.failIfFinal(ctx, lease, job, submitError("submit vzdump", err)))
 	}
