@@ -133,6 +133,9 @@ type Stats struct {
 	ScheduledRetried    int `json:"scheduled_retried"`
 	ScheduledFailed     int `json:"scheduled_failed"`
 	Rotations           int `json:"rotations"`
+	// SchedulingMillis is the time the tick spent planning and dispatching
+	// scheduled backups (not running their jobs).
+	SchedulingMillis int64 `json:"scheduling_ms"`
 }
 
 // Run drives the jobs of the given servers until none it could claim is

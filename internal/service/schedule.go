@@ -302,6 +302,7 @@ func viewOf(r calendar.Rule, tz string, w plan.Window) Schedule {
 type scheduleCounts struct {
 	mu                                                   sync.Mutex
 	due, dispatched, skipped, retried, failed, rotations int
+	took                                                 time.Duration // planning and dispatching, monotonic
 }
 
 func (c *scheduleCounts) add(f func(c *scheduleCounts)) {
@@ -324,6 +325,8 @@ func countsFrom(ctx context.Context) *scheduleCounts {
 // moves each schedule on to its next run: one query to find them, two
 // statements per thousand to record (an idle tick: one query).
 func (s *Service) planSchedules(ctx context.Context, serverIDs []int64) {
+	start := time.Now() // monotonic: what the tick spent, not the injected clock
+	defer func() { countsFrom(ctx).add(func(c *scheduleCounts) { c.took += time.Since(start) }) }()
 	now := s.clock.Now().UTC()
 	due, err := s.sched.DueSchedulesOn(ctx, serverIDs, now, 0)
 	if err != nil {
@@ -379,6 +382,8 @@ func (s *Service) planSchedules(ctx context.Context, serverIDs []int64) {
 // runs whose job ended, then dispatches waiting runs onto free node slots,
 // so that a node's queue moves on within one tick.
 func (s *Service) scheduleHook(ctx context.Context, serverIDs []int64) {
+	start := time.Now()
+	defer func() { countsFrom(ctx).add(func(c *scheduleCounts) { c.took += time.Since(start) }) }()
 	s.settleRuns(ctx, serverIDs)
 	s.dispatchRuns(ctx, serverIDs)
 }

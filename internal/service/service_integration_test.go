@@ -112,7 +112,7 @@ func setupWith(t *testing.T, quota int, mailer service.Mailer, cfg service.Confi
 	return &bundle{svc: svc, deps: deps, cfg: cfg, db: db, sim: sim, clock: clock, server: srv, clientID: clientID, productID: productID, service: pvekeep.ServiceID(sid), seed: sd}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -101,7 +101,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 var wireNets atomic.Int64
 
 // countingStore opens a store on dsn whose every connection is counted.
-func countingStore(t *testing.T, dsn string) (*store.Store, *wire) {
+func countingStore(t testing.TB, dsn string) (*store.Store, *wire) {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(dsn)
 	must(t, err)

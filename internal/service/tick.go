@@ -79,6 +79,7 @@ func (s *Service) TickWithSMTP(ctx context.Context, servers []pvekeep.Server, bu
 	sc.add(func(c *scheduleCounts) {
 		st.ScheduledDue, st.ScheduledDispatched, st.ScheduledSkipped = c.due, c.dispatched, c.skipped
 		st.ScheduledRetried, st.ScheduledFailed, st.Rotations = c.retried, c.failed, c.rotations
+		st.SchedulingMillis = c.took.Milliseconds()
 	})
 	if err != nil {
 		return st, dbError(err)
