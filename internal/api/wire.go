@@ -202,6 +202,17 @@ type overviewOut struct {
 	// Snapshots are the plugin's snapshots of the service; a failed
 	// removal (an expiry the cron retries) has last_error and attempts.
 	Snapshots []snapshotOut `json:"snapshots"`
+	// Termination is present once the service was terminated: when, when
+	// its backups are removed (null once they are gone), and the cron's
+	// last failure to remove them (purge_error, purge_attempts).
+	Termination *terminationOut `json:"termination,omitempty"`
+}
+
+type terminationOut struct {
+	TerminatedAt      *string `json:"terminated_at"`
+	BackupsPurgeAfter *string `json:"backups_purge_after"`
+	PurgeError        string  `json:"purge_error"`
+	PurgeAttempts     int     `json:"purge_attempts"`
 }
 
 func overviewFrom(o service.AdminOverview) overviewOut {
@@ -215,6 +226,10 @@ func overviewFrom(o service.AdminOverview) overviewOut {
 	}
 	for _, sn := range o.Snapshots {
 		out.Snapshots = append(out.Snapshots, snapshotFrom(sn))
+	}
+	if t := o.Termination; t != nil {
+		out.Termination = &terminationOut{TerminatedAt: timePtr(t.TerminatedAt), BackupsPurgeAfter: timePtr(t.PurgeAfter),
+			PurgeError: t.PurgeError, PurgeAttempts: t.Attempts}
 	}
 	for _, b := range o.Backups {
 		out.Backups = append(out.Backups, adminBackupOut{backupOut: backupFrom(b), Volid: b.Volid})

@@ -47,6 +47,10 @@ type AdminOverview struct {
 	// newest first; a failed removal (an expiry the cron keeps retrying)
 	// shows its LastError and Attempts.
 	Snapshots []pvekeep.Snapshot
+	// Termination is set once the service was terminated: when, when its
+	// backups go (nil once they are gone), and the cron's last failure to
+	// remove them with how often it tried.
+	Termination *store.Termination
 }
 
 // overviewJobs and overviewEmails bound the admin tab's lists.
@@ -113,6 +117,11 @@ func (s *Service) Overview(ctx context.Context, c Call) (AdminOverview, error) {
 	}
 	if slices.ContainsFunc(items, func(b pvekeep.Backup) bool { return b.ID == sel }) {
 		out.SelectedBackupID = sel
+	}
+	if term, err := s.life.ServiceTermination(ctx, f.ServiceID); err != nil {
+		return AdminOverview{}, dbError(err)
+	} else if term.TerminatedAt != nil {
+		out.Termination = &term
 	}
 	if out.Jobs, err = s.st.Jobs(ctx, store.JobFilter{ServiceID: f.ServiceID, Limit: overviewJobs}); err != nil {
 		return AdminOverview{}, dbError(err)

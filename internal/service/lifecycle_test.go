@@ -527,3 +527,48 @@ func TestScheduledBackupRunsWhileSuspended(t *testing.T) {
 		t.Errorf("%d scheduled vzdumps of the suspended service's VM, want 1", n)
 	}
 }
+
+// A removal Proxmox refuses (a protected volume) is shown on the admin's
+// overview and tried again by later ticks until it works.
+func TestTerminatePurgeFailureIsShownAndRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 24, "terminate_grace_days = 0"))
+	bj, err := b.svc.CreateBackup(ctx, b.call(), "", "")
+	must(t, err)
+	b.waitJob(t, bj.ID)
+	bs, err := b.db.Store.Backups(ctx, b.service, pvekeep.BackupAvailable)
+	must(t, err)
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	must(t, pc.SetVolumeProtected(ctx, "pve1", "backup", bs[0].Volid, true))
+	job, err := b.svc.TerminateVM(ctx, b.system(b.service))
+	must(t, err)
+	b.waitJob(t, job.ID)
+	admin := service.Call{ServiceID: b.service, Actor: pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}, Server: b.server}
+	var o service.AdminOverview
+	for range 30 {
+		_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+		must(t, err)
+		b.clock.Advance(time.Second)
+		if o, err = b.svc.Overview(ctx, admin); err == nil && o.Termination != nil && o.Termination.PurgeError != "" {
+			break
+		}
+	}
+	must(t, err)
+	if o.Termination == nil || o.Termination.PurgeError == "" || o.Termination.Attempts == 0 || o.Termination.PurgeAfter == nil {
+		t.Fatalf("overview termination = %+v, want the removal's failure with its attempts", o.Termination)
+	}
+	must(t, pc.SetVolumeProtected(ctx, "pve1", "backup", bs[0].Volid, false))
+	for range 30 {
+		_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+		must(t, err)
+		b.clock.Advance(time.Second)
+	}
+	o, err = b.svc.Overview(ctx, admin)
+	must(t, err)
+	if o.Termination == nil || o.Termination.PurgeAfter != nil || len(o.Backups) != 0 {
+		t.Errorf("after unprotecting: termination %+v, %d backups; want the purge done", o.Termination, len(o.Backups))
+	}
+}
