@@ -44,7 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	speed := fs.Float64("speed", 8, "simulator speed-up over real Proxmox durations")
 	keep := fs.Bool("keep", false, "keep the demo database afterwards")
 	serve := fs.String("serve", "auto", "keep serving until interrupted: yes, no, or auto (when stdin is a terminal)")
-	script := fs.Bool("script", true, "first play a customer's visit (backup, restore, remove, snapshot, rollback) through the pages")
+	script := fs.Bool("script", true, "first play a customer's visit (backup, restore, remove, snapshot, rollback, a new order provisioned) through the pages")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -105,6 +105,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	order, err := seedOrder(ctx, dsn, panel)
+	if err != nil {
+		return err
+	}
 
 	data, err := os.MkdirTemp("", "pvekeep-demo-")
 	if err != nil {
@@ -161,6 +165,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		sess, err := newDemoSession(stdout, base, panel.clientID, panel.serviceID, cron, vm)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
+		}
+		orderAdmin := login("", true, fmt.Sprintf("/admin/clientsservices.php?userid=%d&id=%d", panel.clientID, order.serviceID))
+		vmOf := func(vmid int) map[string]string { cfg, _ := sim.VMConfig(vmid); return cfg }
+		sess.last = func(ctx context.Context) error {
+			return sess.provision(ctx, orderAdmin, order, createJobOf(dsn, order.serviceID), vmOf)
 		}
 		if err := sess.run(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -332,6 +341,7 @@ var demoPackage = map[int]string{
 	plan.SettingSystemReadIOPS + 1: "2000", plan.SettingSystemWriteIOPS + 1: "1000",
 	plan.SettingNetworkMBs + 1: "50", plan.SettingBridge + 1: "vmbr0", plan.SettingVLAN + 1: "20",
 	plan.SettingNetModel + 1: "virtio", plan.SettingOSTemplate + 1: "9000",
+	plan.SettingMore + 1: "ipv4_gateway = 192.0.2.1\nipv4_prefix = 24\ndns_servers = 192.0.2.53",
 }
 
 func envOr(k, def string) string {

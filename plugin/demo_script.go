@@ -30,6 +30,8 @@ type demoSession struct {
 	cron    func(context.Context) error
 	vm      func() map[string]string // VM 100's config as Proxmox has it
 	started time.Time
+	// last, when set, is the visit's last scene (the new order).
+	last func(context.Context) error
 }
 
 func (d *demoSession) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -266,6 +268,12 @@ func (d *demoSession) run(ctx context.Context) error {
 
 	if err := d.snapshots(ctx, page); err != nil {
 		return err
+	}
+	if d.last != nil {
+		if err := d.last(ctx); err != nil {
+			return err
+		}
+		d.say("")
 	}
 	d.say("Done in %.1f s. Every step went browser -> WHMCS stand-in -> module (PHP) -> pvekeep (JSON-RPC) -> Proxmox + MariaDB.",
 		time.Since(d.started).Seconds())

@@ -32,6 +32,9 @@ func TestDemoPlaysACustomersVisit(t *testing.T) {
 		regexp.MustCompile(`pk[0-9a-z-]+ +"before the kernel update" +(2 days 23:5[0-9]:[0-9]{2}|3 days 00:00:00) left`),
 		regexp.MustCompile(`the page says: The rollback has been started\.`),
 		regexp.MustCompile(`Proxmox has the VM back at snapshot pk[0-9a-z-]+\n +her page: Server running`),
+		regexp.MustCompile(`WHMCS says: Module Command Success`),
+		regexp.MustCompile(`made in [0-9.]+ s: alice-web\.example\.test\n +cores 2 +memory 4096`),
+		regexp.MustCompile(`cloud-init: user alice, ip=192\.0\.2\.50/24,gw=192\.0\.2\.1`),
 		regexp.MustCompile(`All three pages render\.`),
 	} {
 		if !want.Match(out) {
