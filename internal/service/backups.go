@@ -97,7 +97,10 @@ func (s *Service) ListBackupsIn(ctx context.Context, c Call, panelTZ string) (Ba
 	if js.Newest != nil {
 		newest = []pvekeep.Job{*js.Newest}
 	}
-	if len(newest) == 1 && newest[0].State == pvekeep.JobFailed &&
+	// The cron's own failures (a scheduled backup, a rotation's removal)
+	// are the schedule card's to show (Schedule.LastRun), with their
+	// retries: not an answer to a click of the client's.
+	if len(newest) == 1 && newest[0].State == pvekeep.JobFailed && newest[0].ActorType != pvekeep.ActorSystem &&
 		(newest[0].Kind == pvekeep.KindBackupCreate || newest[0].Kind == pvekeep.KindBackupRemove) {
 		out.FailedBackup = &newest[0]
 	}

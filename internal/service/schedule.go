@@ -48,8 +48,12 @@ type scheduleStore interface {
 	ChangeRun(ctx context.Context, c store.RunChange) (bool, error)
 	RotateAfterRun(ctx context.Context, r store.Rotation) (pvekeep.BackupID, pvekeep.Job, bool, error)
 	AdmitToNode(ctx context.Context, l pvekeep.Lease, a store.NodeAdmission) (bool, error)
+	PruneRuns(ctx context.Context, before string, limit int) (int, error)
 	SetBackupProtected(ctx context.Context, id pvekeep.ServiceID, backupID pvekeep.BackupID, protected bool) error
 }
+
+// runsKeptDays is how long ended scheduled runs are kept.
+const runsKeptDays = 60
 
 // stepWaitNode is a backup job's step while its node's backup slots are
 // all taken: queued, waiting in the database, not in Proxmox.
@@ -328,6 +332,11 @@ func (s *Service) planSchedules(ctx context.Context, serverIDs []int64) {
 	start := time.Now() // monotonic: what the tick spent, not the injected clock
 	defer func() { countsFrom(ctx).add(func(c *scheduleCounts) { c.took += time.Since(start) }) }()
 	now := s.clock.Now().UTC()
+	// A bounded batch per tick keeps the table at about two months of
+	// runs without one tick ever deleting much.
+	if _, err := s.sched.PruneRuns(ctx, now.AddDate(0, 0, -runsKeptDays).Format(time.DateOnly), 1000); err != nil {
+		s.logger.Warn("prune scheduled runs", "err", err)
+	}
 	due, err := s.sched.DueSchedulesOn(ctx, serverIDs, now, 0)
 	if err != nil {
 		s.logger.Warn("list due schedules", "err", err)

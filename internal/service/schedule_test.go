@@ -574,6 +574,13 @@ func TestRotationAtAFullQuota(t *testing.T) {
 				if r.Attempts != 3 || r.MaxAttempts != 3 || !strings.Contains(r.Error, "I/O error") {
 					t.Errorf("failed run %+v, want 3 of 3 attempts and Proxmox's error", r)
 				}
+				// The schedule card says it; the backups card's "your backup
+				// failed" is for the client's own clicks.
+				l, err := f.svc.ListBackups(ctx, f.callFor(f.service))
+				must(t, err)
+				if l.FailedBackup != nil {
+					t.Errorf("the cron's failed backup is shown as the client's: %+v", l.FailedBackup)
+				}
 			}
 			sc, err := f.svc.GetSchedule(ctx, f.callFor(f.service), "")
 			must(t, err)

@@ -695,3 +695,18 @@ LEFT JOIN mod_pvekeep_schedule_runs r ON r.service_id = k.id
 	}
 	return sc, hasSchedule, run, hasRun, nil
 }
+
+// PruneRuns deletes at most limit ended runs (done, failed, skipped) of
+// local dates before before; it returns how many went.
+func (s *Store) PruneRuns(ctx context.Context, before string, limit int) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM mod_pvekeep_schedule_runs
+WHERE local_date < ? AND state IN ('done','failed','skipped') LIMIT ?`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune scheduled runs before %s: %w", before, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune scheduled runs before %s: %w", before, classify(err))
+	}
+	return int(n), nil
+}

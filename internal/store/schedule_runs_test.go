@@ -107,3 +107,27 @@ func TestAdmitToNodeLetsLimitJobsThrough(t *testing.T) {
 		t.Errorf("%d jobs waiting, want 1", waiting)
 	}
 }
+
+// Pruning takes only ended runs of dates before the cut: a run still
+// waiting or running stays, however old.
+func TestPruneRunsKeepsRecentAndUnfinishedRuns(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	runs := []store.PlannedRun{
+		{RunKey: store.RunKey{ServiceID: b.service(0), Date: "2025-01-01"}, ServerID: b.fx.ServerID, DueAt: t0, State: store.RunSkipped, Reason: "not_active"},
+		{RunKey: store.RunKey{ServiceID: b.service(1), Date: "2025-01-01"}, ServerID: b.fx.ServerID, DueAt: t0},
+		{RunKey: store.RunKey{ServiceID: b.service(2), Date: "2025-03-29"}, ServerID: b.fx.ServerID, DueAt: t0, State: store.RunSkipped, Reason: "not_active"},
+	}
+	if n, err := s.PlanRuns(ctx, runs, nil, t0); err != nil || n != 3 {
+		t.Fatalf("planned %d, %v", n, err)
+	}
+	n, err := s.PruneRuns(ctx, "2025-03-01", 10)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want only the old skipped run", n, err)
+	}
+	w, err := s.WaitingRuns(ctx, []int64{b.fx.ServerID}, t0, 5)
+	if err != nil || len(w) != 1 || w[0].ServiceID != b.service(1) {
+		t.Errorf("waiting after pruning: %+v, %v", w, err)
+	}
+}
