@@ -92,3 +92,15 @@ func TestLoadWithoutPathGivesDefaults(t *testing.T) {
 		t.Errorf("LogLevel = %q, want info", c.LogLevel)
 	}
 }
+
+// The example every operator copies must load as it is.
+func TestExampleConfigLoads(t *testing.T) {
+	t.Parallel()
+	c, err := Load(filepath.Join("..", "..", "docs", "config.example.toml"))
+	if err != nil {
+		t.Fatalf("docs/config.example.toml: %v", err)
+	}
+	if c.Backup.PerNode != 1 || c.Backup.ScheduleRetryMinutes != 10 {
+		t.Errorf("backup = %+v", c.Backup)
+	}
+}
