@@ -40,13 +40,16 @@ demo: build package
 # Figures, not assertions (issue 7's Measure): a client page view's plugin
 # time from PHP over 200 views, spawned and on the warm socket, Proxmox normal
 # and 2 s slow; process start against a hello-world Go binary; the floor.
-# Then a restore's reconcile share (a restore takes seconds, so 10 of those).
+# Then a restore's reconcile share (a restore takes seconds, so 10 of those),
+# and a CreateAccount's time to a running VM at its package, Proxmox's tasks
+# and the plugin's own share apart, at simulator speed 20 (5 of those).
 # Then issue 9's: one cron tick over 10,000 services on 50 nodes, idle and
 # with a seventh of them due (wall, Proxmox calls, statements, peak heap).
 bench: build
 	@out=$$($(BRINGUP) --no-browser) && eval "$$out" && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'PageView|ProcessStart|Floor' -benchtime 200x ./internal/e2e/ && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'RestoreReconcile' -benchtime 10x ./internal/e2e/ && \
+	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'CreateToRunningVM' -benchtime 5x ./internal/e2e/ && \
 	  PVEKEEP_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'ScheduleTick' -benchtime 1x ./internal/service/
 
 # The PHP WHMCS loads, on PHP 7.4 for real (a cached Debian bullseye root;

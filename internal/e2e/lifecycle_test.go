@@ -40,9 +40,13 @@ type orderWorld struct {
 	c    customer
 }
 
-func newOrderWorld(t testing.TB) *orderWorld {
+func newOrderWorld(t testing.TB) *orderWorld { return newOrderWorldAt(t, 60) }
+
+// newOrderWorldAt is newOrderWorld with the simulator speed times faster
+// than Proxmox.
+func newOrderWorldAt(t testing.TB, speed float64) *orderWorld {
 	t.Helper()
-	w := newWorld(t)
+	w := newWorldAt(t, speed)
 	smtp := mailtest.Start(t)
 	host, port := smtp.Addr()
 	cfg := filepath.Join(t.TempDir(), "pvekeep.toml")

@@ -246,6 +246,9 @@ type TaskState struct {
 	ExitStatus string   `json:"exitstatus,omitempty"`
 	StartTime  int64    `json:"starttime"`
 	Log        []string `json:"log"`
+	// Elapsed is the real time the task has run (until it ended): what a
+	// benchmark counts as Proxmox's share.
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // State returns a snapshot of VMs, locks, volumes, tasks and faults.
@@ -268,8 +271,10 @@ func (s *Sim) State() State {
 	for _, t := range s.taskOrder {
 		ts := TaskState{UPID: t.upid, Node: t.node, Type: t.typ, ID: t.id, User: t.user,
 			Status: "running", StartTime: t.start.Unix(), Log: slices.Clone(t.lines)}
+		ts.Elapsed = time.Since(t.born)
 		if !t.running {
 			ts.Status, ts.ExitStatus = "stopped", t.exit
+			ts.Elapsed = t.ended.Sub(t.born)
 		}
 		st.Tasks = append(st.Tasks, ts)
 	}

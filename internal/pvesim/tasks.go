@@ -23,6 +23,7 @@ type task struct {
 	running                   bool
 	exit                      string
 	end                       time.Time
+	ended                     time.Time // real time it ended, for TaskState.Elapsed
 }
 
 // taskSpec describes a task to start.
@@ -153,6 +154,7 @@ func (s *Sim) finishTask(c *taskCtx, err error) {
 	c.t.running = false
 	c.t.exit = exit
 	c.t.end = s.now()
+	c.t.ended = time.Now()
 	s.mu.Unlock()
 	s.log.Debug("task finished", "upid", c.t.upid, "exitstatus", exit)
 }
