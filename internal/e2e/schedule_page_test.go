@@ -176,3 +176,46 @@ func (w *world) backupProtected(c customer) bool {
 	}
 	return l.Items[0].Protected
 }
+
+// TestSchedulePageSaysWhyARunWasSkipped: a full quota of kept backups
+// leaves rotation nothing to remove, so the cron skips today's run and the
+// card says why.
+func TestSchedulePageSaysWhyARunWasSkipped(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	w := newWorld(t)
+	c := w.newCustomer(102, 1)
+	w.backedUp(c, "the only one")
+	var l backupList
+	w.mustCall(c, "backups.list", nil, &l)
+	if got := w.button(c, "backupProtect", map[string]any{"pvekeep_backup_id": l.Items[0].ID, "pvekeep_protected": "1"}); got != "success" {
+		t.Fatalf("backupProtect = %q", got)
+	}
+	// Today (UTC) at 00:00.
+	today := strings.ToLower(time.Now().UTC().Weekday().String()[:3])
+	var days []map[string]any
+	for _, d := range []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} {
+		days = append(days, map[string]any{"day": d, "enabled": d == today, "time": "00:00"})
+	}
+	var set map[string]any
+	w.mustCall(c, "schedule.set", map[string]any{"timezone": "UTC", "days": days}, &set)
+	// 00:00 has passed today: saving waits for next week's. Bring the
+	// stored next run to now, as if the week had gone by (the plugin runs
+	// on the real clock).
+	_, err := w.db.Store.DB().Exec(`UPDATE mod_pvekeep_schedules SET next_run_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE service_id = ?`, c.serviceID)
+	must(t, err)
+	w.tick(1)
+
+	tb := w.clientTab(t, browser, c, "")
+	tb.load(t)
+	en := shipped(t, "en")
+	if got := tb.attr(t, `#pvekeep-schedule-skipped`, "data-reason"); got != "all_protected" {
+		t.Errorf("the skipped run's reason is %q, want all_protected", got)
+	}
+	if got := tb.text(t, `#pvekeep-schedule-skipped`); got != en["schedule.skipped.all_protected"] {
+		t.Errorf("the card reads %q, want %q", got, en["schedule.skipped.all_protected"])
+	}
+	if n := w.jobCount(c.serviceID); n != 1 {
+		t.Errorf("%d jobs, want only the first backup's: the kept backup was not rotated", n)
+	}
+}
