@@ -105,6 +105,9 @@ final class Lang
      */
     public function error(\Throwable $e): string
     {
+        if ($e instanceof \PvekeepRpcException && $e->getReason() === 'forbidden' && ($e->getData()['state'] ?? '') === 'suspended') {
+            return $this->get('service.suspended_refused');
+        }
         if ($e instanceof \PvekeepRpcException && $this->has('error.' . $e->getReason())) {
             $data = $e->getData();
             if (isset($data['lock']) && is_string($data['lock'])) {

@@ -89,6 +89,13 @@ final class LifecycleTest extends TestCase
         $this->assertStringContainsString('Nothing was changed', $result);
     }
 
+    public function testThePluginsOwnLocksAreNamedInWords(): void
+    {
+        $this->plugin(['service.terminate' => ['error' => ['code' => 1003, 'message' => 'busy',
+            'data' => ['reason' => 'locked', 'lock' => 'change-package', 'job_id' => 3]]]]);
+        $this->assertStringContainsString('busy (your new package is being applied, job 3)', pvekeep_TerminateAccount(self::PARAMS));
+    }
+
     /**
      * @dataProvider commands
      */

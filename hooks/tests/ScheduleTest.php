@@ -374,7 +374,9 @@ final class ScheduleTest extends TestCase
         return [
             'a time' => [$invalid('days[1].time'), 'Please pick a valid time (HH:MM) for every ticked day.'],
             'the zone' => [$invalid('timezone'), 'Please pick a time zone from the list.'],
-            'suspended' => [['code' => 1002, 'message' => 'no', 'data' => ['reason' => 'forbidden']], 'You cannot change this service.'],
+            'not yours' => [['code' => 1002, 'message' => 'no', 'data' => ['reason' => 'forbidden']], 'You cannot change this service.'],
+            'suspended' => [['code' => 1002, 'message' => 'no', 'data' => ['reason' => 'forbidden', 'state' => 'suspended']],
+                'Your service is suspended: nothing can be changed until it is reactivated.'],
         ];
     }
 
