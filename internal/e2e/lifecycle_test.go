@@ -16,6 +16,7 @@ import (
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
 	"github.com/pvekeep/pvekeep/internal/reconcile"
 	"github.com/pvekeep/pvekeep/internal/seed"
+	"github.com/pvekeep/pvekeep/internal/store"
 )
 
 // service.create through the module's PHP client, the real plugin binary,
@@ -208,4 +209,143 @@ func TestCreateConvergesWhenThePluginIsKilledAfterAnyStep(t *testing.T) {
 			ow.checkMade(t, done.VMID)
 		})
 	}
+}
+
+// The VM's whole life through the packaged module as WHMCS runs its
+// commands (the stand-in's cli.php command, which changes the service's
+// status only on "success") and WHMCS's cron (AfterCronJob): Create,
+// Suspend (the client's changes refused), Unsuspend, ChangePackage up,
+// ChangePackage down (refused, nothing changed), Terminate (grace 0: the
+// backups go with the next runs of the cron).
+func TestTheVMsWholeLifeThroughTheModule(t *testing.T) {
+	t.Parallel()
+	requireSmarty(t)
+	ow := newOrderWorld(t)
+	ctx := context.Background()
+	db := ow.db.Store.DB()
+	pw, err := seed.Encrypt(seed.StandinCCHash, "Tr1cky'pass\"word")
+	must(t, err)
+	_, err = db.Exec("UPDATE tblhosting SET username = 'ana', password = ?, dedicatedip = '198.51.100.21' WHERE id = ?", pw, ow.c.serviceID)
+	must(t, err)
+	s := &standin{w: ow.world, env: ow.standinEnv(t.TempDir())}
+	sid := fmt.Sprint(ow.c.serviceID)
+	status := func() string {
+		var st string
+		must(t, db.QueryRow("SELECT domainstatus FROM tblhosting WHERE id = ?", ow.c.serviceID).Scan(&st))
+		return st
+	}
+	command := func(name string) (bool, string) {
+		var got struct {
+			Success bool   `json:"success"`
+			Result  string `json:"result"`
+		}
+		s.cli(t, &got, "command", name, sid)
+		return got.Success, got.Result
+	}
+	// settle runs WHMCS's cron until the service has no active job.
+	settle := func(what string) pvekeep.Job {
+		t.Helper()
+		for range 120 {
+			var out any
+			s.cli(t, &out, "cron")
+			js, err := ow.db.Store.Jobs(ctx, store.JobFilter{ServiceID: pvekeep.ServiceID(ow.c.serviceID), Limit: 1})
+			must(t, err)
+			if len(js) > 0 && js[0].State.Terminal() {
+				if js[0].State != pvekeep.JobSucceeded {
+					t.Fatalf("%s ended %s: %s", what, js[0].State, js[0].Error)
+				}
+				return js[0]
+			}
+		}
+		t.Fatalf("%s did not end", what)
+		return pvekeep.Job{}
+	}
+	vm := func(vmid pvekeep.VMID) (map[string]string, bool) {
+		for _, v := range ow.sim.State().VMs {
+			if v.VMID == int(vmid) {
+				return v.Config, v.Running
+			}
+		}
+		return nil, false
+	}
+
+	if ok, res := command("Create"); !ok || status() != "Active" {
+		t.Fatalf("Create = %v %q, status %s", ok, res, status())
+	}
+	made := settle("create")
+	if cfg, running := vm(made.VMID); !running || cfg["ciuser"] != "ana" || cfg["ipconfig0"] != "ip=198.51.100.21/24,gw=198.51.100.1" {
+		t.Fatalf("created VM running %v, config %v", running, cfg)
+	}
+	c := ow.c
+	c.vmid = int(made.VMID)
+
+	if ok, res := command("Suspend"); !ok || status() != "Suspended" {
+		t.Fatalf("Suspend = %v %q, status %s", ok, res, status())
+	}
+	settle("suspend")
+	if _, running := vm(made.VMID); running {
+		t.Error("the VM runs after Suspend")
+	}
+	out := ow.call(c, c.clientID, "backups.create", map[string]any{"note": "while suspended"})
+	if out.Error == nil || out.Error.Code != 1002 || out.Error.Data["state"] != "suspended" {
+		t.Errorf("a client's backup while suspended = %+v, want 1002 with data.state suspended", out.Error)
+	}
+	var l struct {
+		ServiceState string `json:"service_state"`
+	}
+	ow.mustCall(c, "backups.list", nil, &l)
+	if l.ServiceState != "suspended" {
+		t.Errorf("backups.list service_state = %q, want suspended", l.ServiceState)
+	}
+
+	if ok, res := command("Unsuspend"); !ok || status() != "Active" {
+		t.Fatalf("Unsuspend = %v %q, status %s", ok, res, status())
+	}
+	settle("unsuspend")
+	if _, running := vm(made.VMID); !running {
+		t.Error("the VM is stopped after Unsuspend")
+	}
+
+	set := func(n int, v string) { must(t, ow.seed.SetProductSetting(ctx, ow.c.productID, n, v)) }
+	set(plan.SettingCores+1, "4")
+	set(plan.SettingRAM+1, "4")
+	if ok, res := command("ChangePackage"); !ok {
+		t.Fatalf("ChangePackage up = %v %q", ok, res)
+	}
+	settle("change package")
+	if cfg, running := vm(made.VMID); cfg["cores"] != "4" || cfg["memory"] != "4096" || !running {
+		t.Errorf("after the upgrade: cores %s memory %s running %v", cfg["cores"], cfg["memory"], running)
+	}
+
+	before, _ := vm(made.VMID)
+	set(plan.SettingSystemDisk+1, "4")
+	if ok, res := command("ChangePackage"); ok || !strings.Contains(res, "nothing was changed") {
+		t.Errorf("ChangePackage to a smaller disk = %v %q, want refused saying nothing was changed", ok, res)
+	}
+	if after, _ := vm(made.VMID); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a refused downgrade changed the VM:\n%v\n%v", before, after)
+	}
+	set(plan.SettingSystemDisk+1, "8")
+
+	var created struct{ Job job }
+	ow.mustCall(c, "backups.create", map[string]any{"note": "last one"}, &created)
+	settle("backup")
+	set(plan.SettingMore+1, orderPackage[plan.SettingMore+1]+"\nterminate_grace_days = 0")
+	if ok, res := command("Terminate"); !ok || status() != "Terminated" {
+		t.Fatalf("Terminate = %v %q, status %s", ok, res, status())
+	}
+	settle("terminate")
+	if _, ok := ow.sim.VMConfig(int(made.VMID)); ok {
+		t.Error("the VM exists after Terminate")
+	}
+	for range 20 {
+		var out any
+		s.cli(t, &out, "cron")
+		bs, err := ow.db.Store.Backups(ctx, pvekeep.ServiceID(ow.c.serviceID), pvekeep.BackupAvailable, pvekeep.BackupRemoving)
+		must(t, err)
+		if len(bs) == 0 {
+			return
+		}
+	}
+	t.Error("the terminated service's backups are still there after 20 cron runs (grace 0)")
 }
