@@ -132,17 +132,6 @@ func (s *Service) CreateVM(ctx context.Context, c Call, r CreateRequest) (pvekee
 		}
 		return pvekeep.Job{}, pvekeep.Locked(lockName(j.Kind), j.ID)
 	}
-	if f.VMID > 0 {
-		last, ok, err := s.lastOf(ctx, f.ServiceID, pvekeep.KindServiceCreate)
-		if err != nil {
-			return pvekeep.Job{}, err
-		}
-		if ok && last.State == pvekeep.JobSucceeded && last.VMID == f.VMID {
-			return last, nil
-		}
-		return pvekeep.Job{}, pvekeep.InvalidState(fmt.Sprintf(
-			"the service is already bound to VM %d; remove that binding (or terminate the service) before creating a new VM", f.VMID))
-	}
 	p, err := s.createPlan(f, r)
 	if err != nil {
 		return pvekeep.Job{}, err
@@ -150,6 +139,11 @@ func (s *Service) CreateVM(ctx context.Context, c Call, r CreateRequest) (pvekee
 	pc, err := s.connect(ctx, c.Server)
 	if err != nil {
 		return pvekeep.Job{}, err
+	}
+	if f.VMID > 0 {
+		if done, ok, err := s.boundAlready(ctx, pc, f); err != nil || ok {
+			return done, err
+		}
 	}
 	more, _ := plan.MoreFromFacts(f) // createPlan read it already
 	tref, err := pc.FindVM(ctx, p.Template)
@@ -180,6 +174,41 @@ func (s *Service) CreateVM(ctx context.Context, c Call, r CreateRequest) (pvekee
 		func(pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
 			return s.createClone(ctx, pc, c.Server, lease, job, p, 0)
 		}, pc)
+}
+
+// boundAlready decides what a Create for a service bound to a VM means.
+// The VM the last create made, still bound: that job is the answer (ok).
+// A terminated service, or a failed create whose VM is gone: a new VM is
+// made (not ok, nil). Anything else is refused: the plugin never makes a
+// second VM for a service, nor takes over one it did not make.
+func (s *Service) boundAlready(ctx context.Context, pc pve.Cluster, f pvekeep.ServiceFacts) (pvekeep.Job, bool, error) {
+	term, err := s.life.ServiceTermination(ctx, f.ServiceID)
+	if err != nil {
+		return pvekeep.Job{}, false, dbError(err)
+	}
+	_, ferr := pc.FindVM(ctx, f.VMID)
+	gone := errors.Is(ferr, pve.ErrNotFound)
+	if ferr != nil && !gone {
+		return pvekeep.Job{}, false, pveError("find vm", ferr)
+	}
+	if term.TerminatedAt != nil && gone {
+		return pvekeep.Job{}, false, nil // terminated: its VM was destroyed
+	}
+	last, ok, err := s.lastOf(ctx, f.ServiceID, pvekeep.KindServiceCreate)
+	if err != nil {
+		return pvekeep.Job{}, false, err
+	}
+	switch {
+	case ok && last.VMID == f.VMID && last.State == pvekeep.JobSucceeded && !gone:
+		return last, true, nil
+	case ok && last.VMID == f.VMID && last.State == pvekeep.JobFailed && gone:
+		return pvekeep.Job{}, false, nil // its half-made VM was removed by hand
+	case ok && last.VMID == f.VMID && last.State == pvekeep.JobFailed:
+		return pvekeep.Job{}, false, pvekeep.InvalidState(fmt.Sprintf(
+			"the last create left VM %d half-made: remove it in Proxmox, then run Create again", f.VMID))
+	}
+	return pvekeep.Job{}, false, pvekeep.InvalidState(fmt.Sprintf(
+		"the service is already bound to VM %d; remove that binding (or terminate the service) before creating a new VM", f.VMID))
 }
 
 // createPlan checks the package and the request before anything is

@@ -572,3 +572,46 @@ func TestTerminatePurgeFailureIsShownAndRetried(t *testing.T) {
 		t.Errorf("after unprotecting: termination %+v, %d backups; want the purge done", o.Termination, len(o.Backups))
 	}
 }
+
+// A terminated service can be created again: a new VM under a new vmid,
+// the termination (and its pending backup purge) cleared. A protected VM
+// is not terminated at all.
+func TestCreateAfterTerminateMakesANewVM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	pid := newVMProduct(t, b, nil)
+	id := newOrder(t, b, pid, "again.example.net")
+	first, err := b.svc.CreateVM(ctx, b.system(id), service.CreateRequest{})
+	must(t, err)
+	b.waitJob(t, first.ID)
+
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	must(t, pc.UpdateConfig(ctx, "pve1", first.VMID, pve.ConfigChange{Set: map[string]string{"protection": "1"}}))
+	if _, err := b.svc.TerminateVM(ctx, b.system(id)); pvekeep.ReasonOf(err) != pvekeep.ReasonInvalidState {
+		t.Errorf("terminate of a protected VM: err = %v, want invalid_state", err)
+	}
+	if _, ok := b.vm(t, first.VMID); !ok {
+		t.Fatal("the protected VM is gone")
+	}
+	must(t, pc.UpdateConfig(ctx, "pve1", first.VMID, pve.ConfigChange{Delete: []string{"protection"}}))
+	term, err := b.svc.TerminateVM(ctx, b.system(id))
+	must(t, err)
+	b.waitJob(t, term.ID)
+	must(t, b.seed.SetServiceStatus(ctx, int64(id), "Terminated"))
+
+	second, err := b.svc.CreateVM(ctx, b.system(id), service.CreateRequest{})
+	must(t, err)
+	if second.ID == first.ID || second.VMID == first.VMID {
+		t.Fatalf("create after terminate = job %d vmid %d, want a new job and vmid (first: %d, %d)", second.ID, second.VMID, first.ID, first.VMID)
+	}
+	if done := b.waitJob(t, second.ID); done.State != pvekeep.JobSucceeded {
+		t.Fatalf("second create ended %s: %s", done.State, done.Error)
+	}
+	tr, err := b.db.Store.ServiceTermination(ctx, id)
+	must(t, err)
+	if tr.TerminatedAt != nil || tr.PurgeAfter != nil {
+		t.Errorf("termination after the new create = %+v, want cleared", tr)
+	}
+}

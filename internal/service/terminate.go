@@ -56,6 +56,15 @@ func (s *Service) TerminateVM(ctx context.Context, c Call) (pvekeep.Job, error) 
 			if err := checkNoProxmoxLock(ctx, pc, f.VMID, ref.Node); err != nil {
 				return pvekeep.Job{}, err
 			}
+			cfg, err := pc.VMConfig(ctx, ref.Node, f.VMID)
+			if err != nil {
+				return pvekeep.Job{}, pveError("read vm config", err)
+			}
+			if cfg["protection"] == "1" {
+				// Proxmox would refuse the destroy only after the VM was
+				// stopped, and WHMCS would already call it terminated.
+				return pvekeep.Job{}, pvekeep.InvalidState(fmt.Sprintf("VM %d is protected; remove its protection in Proxmox first. Nothing was changed", f.VMID))
+			}
 			node = ref.Node
 		}
 	}
