@@ -68,6 +68,7 @@
 #pvekeep .pvekeep-title { font-size: 16px; margin: 0; line-height: 1.3; }
 #pvekeep .pvekeep-job-progress { margin-bottom: 5px; }
 #pvekeep td.pvekeep-backup-actions > form { display: inline-block; margin: 0; }
+#pvekeep .pvekeep-backup-kept { background-color: #17a2b8; color: #fff; }
 #pvekeep .pvekeep-card + .pvekeep-card { margin-top: 20px; }
 #pvekeep table.pvekeep-schedule-days { width: auto; min-width: 18em; }
 #pvekeep .pvekeep-schedule-days td { vertical-align: middle; padding-right: 2em; }
