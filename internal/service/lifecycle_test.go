@@ -451,6 +451,15 @@ func TestTerminateDestroysTheVMAndRemovesBackupsAfterTheGrace(t *testing.T) {
 		must(t, err)
 		return len(bs)
 	}
+	// A later service given the same vmid (Proxmox may hand it out again)
+	// never sees the terminated service's backups.
+	other, err := b.seed.Service(ctx, seed.Service{ClientID: b.clientID, ProductID: b.productID, ServerID: b.server.ID, VMID: "100"})
+	must(t, err)
+	ol, err := b.svc.ListBackups(ctx, service.Call{ServiceID: pvekeep.ServiceID(other), Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: b.clientID}, Server: b.server})
+	must(t, err)
+	if len(ol.Items) != 0 {
+		t.Errorf("a new service on vmid 100 lists %d backups of the terminated one", len(ol.Items))
+	}
 	// Within the grace the backup stays, tick after tick.
 	b.clock.Advance(47 * time.Hour)
 	for range 3 {
