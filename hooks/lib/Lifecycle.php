@@ -71,10 +71,12 @@ final class Lifecycle
     }
 
     /**
-     * What the plugin needs from WHMCS that it cannot read itself: the
-     * service's password arrives decrypted only in $params (the database
-     * holds it encrypted with WHMCS's key), and the rest as WHMCS hands it
-     * to the module at this moment (the new package for ChangePackage).
+     * CreateAccount's fields (docs/lifecycle.md): what the plugin cannot
+     * read from WHMCS's tables itself — the service's password arrives
+     * decrypted only in $params (the database holds it encrypted with
+     * WHMCS's key) — and the rest as WHMCS hands it over. The other
+     * commands carry none: the plugin reads the service's package, which
+     * WHMCS has saved before it calls them.
      *
      * @param array<string, mixed> $params
      * @return array<string, mixed>
