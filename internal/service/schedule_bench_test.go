@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/metrics"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type simProcess struct {
 	calls atomic.Int64
 	mu    sync.Mutex
 	paths map[string]int // request kind → count since the last take
+	took  time.Duration  // time the simulator spent answering, since the last take
 }
 
 func startSim(b *testing.B) *simProcess {
@@ -80,10 +82,11 @@ func startSim(b *testing.B) *simProcess {
 			if !strings.Contains(line, "msg=api") {
 				continue
 			}
-			p.calls.Add(1)
 			p.mu.Lock()
 			p.paths[requestKind(line)]++
+			p.took += tookOf(line)
 			p.mu.Unlock()
+			p.calls.Add(1)
 		}
 	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -101,6 +104,20 @@ func startSim(b *testing.B) *simProcess {
 	}
 	p.info.URL, p.info.TokenID, p.info.TokenSecret, p.info.Fingerprint = info.URL, info.TokenID, info.TokenSecret, info.Fingerprint
 	return p
+}
+
+// tookOf reads the took= duration of a log line.
+func tookOf(line string) time.Duration {
+	i := strings.Index(line, " took=")
+	if i < 0 {
+		return 0
+	}
+	v := line[i+6:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	d, _ := time.ParseDuration(v)
+	return d
 }
 
 // requestKind is "GET /cluster/resources" or "POST /nodes/*/vzdump".
@@ -139,12 +156,12 @@ func (p *simProcess) settle() int64 {
 	}
 }
 
-func (p *simProcess) takeKinds() map[string]int {
+func (p *simProcess) takeKinds() (map[string]int, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := p.paths
-	p.paths = map[string]int{}
-	return out
+	out, took := p.paths, p.took
+	p.paths, p.took = map[string]int{}, 0
+	return out, took
 }
 
 // heapPeak samples the live heap every millisecond until stop is called,
@@ -216,7 +233,7 @@ func BenchmarkScheduleTick(b *testing.B) {
 	_, err = svc.Tick(ctx, []pvekeep.Server{srv}, 0)
 	mustB(b, err)
 	sim.settle()
-	sim.takeKinds()
+	_, _ = sim.takeKinds()
 	wire.take()
 
 	measure := func(b *testing.B, name string) {
@@ -230,7 +247,7 @@ func BenchmarkScheduleTick(b *testing.B) {
 		mustB(b, err)
 		statements := len(wire.take())
 		calls := sim.settle() - calls0
-		kinds := sim.takeKinds()
+		kinds, answering := sim.takeKinds()
 		b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
 		b.ReportMetric(float64(calls), "proxmox-calls")
 		b.ReportMetric(float64(statements), "db-statements")
@@ -239,9 +256,12 @@ func BenchmarkScheduleTick(b *testing.B) {
 		for k, n := range kinds {
 			ks = append(ks, fmt.Sprintf("%s ×%d", k, n))
 		}
-		fmt.Printf("schedule tick %s over %d services on %d nodes: %v wall, %d Proxmox calls (%s), %d database statements, +%.1f MiB peak heap; due %d, dispatched %d, planning %v\n",
-			name, benchServices, benchNodes, wall.Round(time.Millisecond), calls, strings.Join(ks, ", "), statements,
-			float64(peak)/(1<<20), stats.ScheduledDue, stats.ScheduledDispatched, planningTime(stats))
+		sort.Strings(ks)
+		b.ReportMetric(float64(planningTime(stats).Milliseconds()), "scheduling-ms")
+		fmt.Printf("schedule tick %s over %d services on %d nodes: %v wall (the simulator answering: %v; planning and dispatching scheduled backups: %v), "+
+			"%d Proxmox calls (%s), %d database statements, +%.1f MiB peak heap; runs due %d, dispatched %d\n",
+			name, benchServices, benchNodes, wall.Round(time.Millisecond), answering.Round(time.Millisecond), planningTime(stats),
+			calls, strings.Join(ks, ", "), statements, float64(peak)/(1<<20), stats.ScheduledDue, stats.ScheduledDispatched)
 	}
 
 	b.Run("idle", func(b *testing.B) {
