@@ -478,6 +478,13 @@ func (s *Service) RemoveBackup(ctx context.Context, c Call, id pvekeep.BackupID)
 	if err != nil {
 		return pvekeep.Job{}, enqueueError(err)
 	}
+	if b.Protected {
+		// Proxmox would refuse it in the removal task; say so now, with
+		// nothing started.
+		e := pvekeep.InvalidState("the backup is kept (protected): stop keeping it before removing it")
+		e.Data = map[string]any{"state": "protected"}
+		return pvekeep.Job{}, e
+	}
 	pc, ref, err := s.reachVM(ctx, c, f)
 	if err != nil {
 		return pvekeep.Job{}, err

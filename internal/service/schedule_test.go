@@ -618,16 +618,17 @@ func TestProtectSetsProxmoxFlagAndRefusesWhatIsNotAvailable(t *testing.T) {
 	if _, err := f.svc.ProtectBackup(ctx, service.Call{ServiceID: f.service, Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: f.clientID + 1}, Server: f.server}, b.ID, true); pvekeep.ReasonOf(err) != pvekeep.ReasonForbidden {
 		t.Errorf("another client: %v", err)
 	}
-	// A protected backup cannot be removed: Proxmox refuses, the backup stays.
+	// A kept backup is not removed: refused with nothing started (Proxmox
+	// would refuse it in the task; the fidelity suite checks that).
 	_, err := f.svc.ProtectBackup(ctx, f.callFor(f.service), b.ID, true)
 	must(t, err)
 	_, err = f.svc.RemoveBackup(ctx, f.callFor(f.service), b.ID)
-	must(t, err)
-	f.tickUntil(t, f.svc, 500, func() bool {
-		l, err := f.svc.ListBackups(ctx, f.callFor(f.service))
-		must(t, err)
-		return l.ActiveJob == nil
-	})
+	if e, ok := pvekeep.AsError(err); !ok || e.Reason != pvekeep.ReasonInvalidState || e.Data["state"] != "protected" {
+		t.Errorf("removing a kept backup: %v, want invalid_state protected", err)
+	}
+	if n := len(f.sim.State().Tasks); n != 1 {
+		t.Errorf("%d Proxmox tasks, want only the backup's", n)
+	}
 	items := f.backups(t, f.service)
 	if len(items) != 1 || items[0].Status != pvekeep.BackupAvailable || !items[0].Protected {
 		t.Errorf("after removing a protected backup: %+v, want it available and protected", items)
