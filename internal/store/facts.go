@@ -123,13 +123,16 @@ func (s *Store) ServicesOnServers(ctx context.Context, serverIDs []int64) ([]Ser
 	}
 	rows, err := s.db.QueryContext(ctx, `
 SELECT h.id, h.server, ps.vmid,
+  -- only for services the plugin's table does not bind: a fleet's worth
+  -- of correlated lookups otherwise (a tick reads every service)
+  CASE WHEN ps.vmid IS NULL OR ps.vmid <= 0 THEN
   (SELECT v.value
    FROM tblcustomfields f
    JOIN tblcustomfieldsvalues v ON v.fieldid = f.id AND v.relid = h.id
    WHERE f.type = 'product' AND f.relid = h.packageid
      AND LOWER(TRIM(SUBSTRING_INDEX(f.fieldname, '|', 1))) = 'vmid'
    ORDER BY f.id, v.id DESC
-   LIMIT 1) AS field_vmid
+   LIMIT 1) END AS field_vmid
 FROM tblhosting h
 LEFT JOIN mod_pvekeep_services ps ON ps.service_id = h.id
 WHERE h.server IN (`+placeholders(len(serverIDs))+`) AND h.domainstatus IN ('Active', 'Suspended')
