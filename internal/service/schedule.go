@@ -460,6 +460,14 @@ func (s *Service) dispatchRun(ctx context.Context, w store.WaitingRun, now time.
 	node := w.Node
 	if w.VMID != f.VMID {
 		node = "" // facts of another VM: the gate finds the node
+	} else if w.PVELock != "" {
+		// Proxmox held a lock on the VM at the last look (a migration, a
+		// backup started by hand): its vzdump would fail. Try again after
+		// the next look, without spending an attempt.
+		next := now.Add(s.cfg.ScheduleBusyRetry)
+		_, err := s.sched.ChangeRun(ctx, store.RunChange{Key: w.Key(), From: []store.RunState{store.RunWaiting},
+			To: store.RunWaiting, Reason: store.ReasonLocked, NextTryAt: &next, Now: now})
+		return store.RunBusy, err
 	}
 	outcome, reason, job, _, err := s.sched.EnqueueScheduledBackup(ctx, store.NewScheduledBackup{
 		Run: w.Key(),

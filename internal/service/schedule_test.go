@@ -634,3 +634,31 @@ func TestProtectSetsProxmoxFlagAndRefusesWhatIsNotAvailable(t *testing.T) {
 		t.Errorf("after removing a protected backup: %+v, want it available and protected", items)
 	}
 }
+
+// A VM Proxmox holds a lock on (a migration, a backup started by hand) is
+// not sent a scheduled vzdump: the run waits, reason locked, without
+// spending an attempt, and goes once the lock is gone.
+func TestScheduledBackupWaitsForAProxmoxLock(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 1, quota: 3})
+	at := f.everyDayAt(t)
+	must(t, f.sim.SetLock(100, "migrate"))
+	f.tickUntil(t, f.svc, 1, func() bool { return true }) // the tick's look at Proxmox sees the lock
+	f.clock.now = at.Add(time.Second)
+	f.tickUntil(t, f.svc, 1, func() bool { return true })
+	r := f.run(t, f.service)
+	if r == nil || r.State != "waiting" || r.Reason != "locked" || r.Attempts != 0 {
+		t.Fatalf("run %+v, want waiting for the lock, no attempt spent", r)
+	}
+	if n := f.vzdumps()["100"]; n != 0 {
+		t.Fatalf("%d vzdumps sent to a locked VM", n)
+	}
+	must(t, f.sim.SetLock(100, ""))
+	f.tickUntil(t, f.svc, 500, func() bool {
+		f.clock.Advance(30 * time.Second) // past the pause before the next try
+		return f.run(t, f.service).State == "done"
+	})
+	if r := f.run(t, f.service); r.Attempts != 1 || f.vzdumps()["100"] != 1 {
+		t.Errorf("run %+v and %d vzdumps, want one attempt, one vzdump", r, f.vzdumps()["100"])
+	}
+}

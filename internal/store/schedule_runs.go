@@ -252,11 +252,12 @@ WHERE state IN `+activeStates+` AND kind = ? AND server_id IN (?) GROUP BY serve
 }
 
 // WaitingRun is a run waiting for its node, with the node its VM was last
-// seen on ("" when no tick has seen it yet).
+// seen on ("" when no tick has seen it yet) and Proxmox's lock on it then.
 type WaitingRun struct {
 	Run
-	Node string       `db:"node"`
-	VMID pvekeep.VMID `db:"vmid"`
+	Node    string       `db:"node"`
+	VMID    pvekeep.VMID `db:"vmid"`
+	PVELock string       `db:"pve_lock"`
 }
 
 // WaitingRuns lists the runs of the given servers that may be dispatched
@@ -267,8 +268,8 @@ func (s *Store) WaitingRuns(ctx context.Context, serverIDs []int64, now time.Tim
 	if len(serverIDs) == 0 || perNode <= 0 {
 		return nil, nil
 	}
-	q, args, err := sqlx.In(`SELECT `+runColumns+`, node, vmid FROM (
-  SELECT r.*, COALESCE(f.node, '') AS node, COALESCE(f.vmid, 0) AS vmid,
+	q, args, err := sqlx.In(`SELECT `+runColumns+`, node, vmid, pve_lock FROM (
+  SELECT r.*, COALESCE(f.node, '') AS node, COALESCE(f.vmid, 0) AS vmid, COALESCE(f.pve_lock, '') AS pve_lock,
     ROW_NUMBER() OVER (PARTITION BY r.server_id, COALESCE(f.node, '') ORDER BY r.attempts, r.due_at, r.service_id) AS pos
   FROM mod_pvekeep_schedule_runs r
   LEFT JOIN mod_pvekeep_vm_facts f ON f.service_id = r.service_id
@@ -435,7 +436,8 @@ ORDER BY r.updated_at LIMIT ?`, serverIDs, limit)
 }
 
 // RunChange moves a run from one of From to To (with Reason, Error and,
-// for a retry, NextTryAt), if it is still in one of From.
+// for a retry, NextTryAt), if it is still in one of From. An empty Error
+// keeps the last attempt's.
 type RunChange struct {
 	Key       RunKey
 	From      []RunState
@@ -453,7 +455,7 @@ func (s *Store) ChangeRun(ctx context.Context, c RunChange) (bool, error) {
 		return false, fmt.Errorf("change run %v: from, to and now are required", c.Key)
 	}
 	q, args, err := sqlx.In(`UPDATE mod_pvekeep_schedule_runs
-SET state = ?, reason = ?, error = ?, next_try_at = COALESCE(?, next_try_at), updated_at = ?
+SET state = ?, reason = ?, error = COALESCE(?, error), next_try_at = COALESCE(?, next_try_at), updated_at = ?
 WHERE service_id = ? AND local_date = ? AND state IN (?)`,
 		c.To, c.Reason, nullString(cut(c.Error, 1000)), dbTimePtr(c.NextTryAt), dbTime(c.Now), c.Key.ServiceID, c.Key.Date, c.From)
 	if err != nil {
