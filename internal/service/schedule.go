@@ -370,13 +370,15 @@ func (s *Service) planSchedules(ctx context.Context, serverIDs []int64) {
 		}
 		r := store.PlannedRun{RunKey: store.RunKey{ServiceID: d.ServiceID, Date: occ.Date.String()}, ServerID: d.ServerID,
 			DueAt: occ.At, MaxAttempts: 1 + more.ScheduleRetries, State: store.RunWaiting}
-		switch {
-		case merr != nil:
+		if merr != nil {
 			r.MaxAttempts = 1 + plan.DefaultScheduleRetries
-		case d.ServiceStatus != "Active" && d.ServiceStatus != "Suspended":
-			// A suspended service keeps its backups running (issue 10):
-			// suspension stops the VM, not the provider's duty.
-			r.State, r.Reason = store.RunSkipped, store.ReasonNotActive
+		}
+		// A suspended service keeps its backups running (issue 10):
+		// suspension stops the VM, not the provider's duty. Any other
+		// status (terminated, cancelled, pending…) owes none, and records
+		// none either: its schedule only moves on.
+		if d.ServiceStatus != "Active" && d.ServiceStatus != "Suspended" {
+			continue
 		}
 		runs = append(runs, r)
 	}

@@ -662,3 +662,26 @@ func TestScheduledBackupWaitsForAProxmoxLock(t *testing.T) {
 		t.Errorf("run %+v and %d vzdumps, want one attempt, one vzdump", r, f.vzdumps()["100"])
 	}
 }
+
+// A terminated service's schedule owes nothing: no run recorded, no
+// vzdump, and the schedule moves on instead of being found due each tick.
+func TestTerminatedServiceSchedulesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 1, quota: 3})
+	ctx := context.Background()
+	at := f.everyDayAt(t)
+	must(t, f.seed.SetServiceStatus(ctx, int64(f.service), "Terminated"))
+	f.clock.now = at.Add(time.Second)
+	st := f.tickUntil(t, f.svc, 1, func() bool { return true })
+	if st.ScheduledDue != 0 || len(f.vzdumps()) != 0 {
+		t.Errorf("stats %+v, vzdumps %v: want nothing for a terminated service", st, f.vzdumps())
+	}
+	if due, err := f.db.Store.DueSchedulesOn(ctx, []int64{f.server.ID}, f.clock.Now(), 0); err != nil || len(due) != 0 {
+		t.Errorf("still due after the tick: %+v, %v", due, err)
+	}
+	var n int
+	must(t, f.db.Store.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM mod_pvekeep_schedule_runs").Scan(&n))
+	if n != 0 {
+		t.Errorf("%d runs recorded for a terminated service", n)
+	}
+}
