@@ -44,7 +44,7 @@ final class ProductSettings
             ],
             'Backups' => $text(5, 'Backups quota (0 turns backups off)', '3', true),
             'Snapshots' => $text(5, 'Snapshots quota (0 turns snapshots off)', '3', true),
-            'Snapshot Lifetime' => $text(5, 'Days before a snapshot expires (0 = keep)', '3', true),
+            'Snapshot Lifetime' => $text(5, 'Days before a snapshot expires: 1 to 10, or 0 = keep', '3', true),
             // configoption5..22: the VM package a restore puts back. Empty
             // means "not managed"; configurable options of the same name override.
             'CPU Cores' => $text(5, 'vCPUs', '', true),

@@ -50,13 +50,14 @@ const (
 	// SettingSnapshotRAM is configoption23, "Snapshot RAM" (a yes/no:
 	// WHMCS stores "on"; "yes", "1" and "true" count too): whether a
 	// client's snapshot of a running VM may save its RAM (issue 8).
-	SettingSnapshotRAM         = 22
-	settingsUsed               = 24
-	defaultSystemDisk          = "scsi0"
-	defaultExtraDisk           = "scsi1"
-	defaultNetwork             = "net0"
-	maxCount                   = 100000
-	maxNetworkRateMBs  float64 = 100000
+	SettingSnapshotRAM              = 22
+	settingsUsed                    = 24
+	defaultSystemDisk               = "scsi0"
+	defaultExtraDisk                = "scsi1"
+	defaultNetwork                  = "net0"
+	maxCount                        = 100000
+	maxSnapshotLifetimeDays         = 10
+	maxNetworkRateMBs       float64 = 100000
 )
 
 // Configurable option names (the part before '|') that override settings.
@@ -185,6 +186,10 @@ func QuotasFromFacts(f pvekeep.ServiceFacts) (Quotas, error) {
 	q.BackupsMax = r.count(SettingBackupsQuota).Value
 	q.SnapshotsMax = r.count(SettingSnapshotsQuota).Value
 	q.SnapshotLifetimeDays = r.count(SettingSnapshotLifetime).Value
+	if q.SnapshotLifetimeDays > maxSnapshotLifetimeDays {
+		// Snapshots are a short-lived safety net (DESIGN §5): 1–10 days or kept.
+		r.fail(SettingSnapshotLifetime, fmt.Sprintf("a snapshot lifetime of %d days (1 to %d, or 0 to keep)", q.SnapshotLifetimeDays, maxSnapshotLifetimeDays))
+	}
 	switch strings.ToLower(strings.TrimSpace(f.ProductSettings[SettingSnapshotRAM])) {
 	case "on", "yes", "1", "true":
 		q.SnapshotRAM = true

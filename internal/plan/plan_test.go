@@ -132,3 +132,16 @@ func TestMisconfigurationIsInvalidState(t *testing.T) {
 		})
 	}
 }
+
+func TestSnapshotLifetimeIsOneToTenDaysOrKept(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"0", true}, {"1", true}, {"10", true}, {"11", false}, {"365", false}} {
+		_, err := QuotasFromFacts(pvekeep.ServiceFacts{ProductSettings: settings(map[int]string{SettingSnapshotLifetime: tc.value})})
+		if (err == nil) != tc.ok {
+			t.Errorf("lifetime %s: err = %v, want ok %v", tc.value, err, tc.ok)
+		}
+	}
+}

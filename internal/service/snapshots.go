@@ -124,6 +124,13 @@ func snapshotSection(f pvekeep.ServiceFacts, all []pvekeep.Snapshot, js store.Se
 			out.RemovedByRestore = append(out.RemovedByRestore, sn)
 		}
 	}
+	// The notice is news until the client takes a snapshot again.
+	for _, sn := range out.Items {
+		if js.LastRestore != nil && js.LastRestore.FinishedAt != nil && sn.CreatedAt.After(*js.LastRestore.FinishedAt) {
+			out.RemovedByRestore = nil
+			break
+		}
+	}
 	out.Quota = Usage{Used: len(out.Items), Max: pl.SnapshotsMax}
 	// The cron's own failed expiries are the admin's to see (admin.overview),
 	// not an answer to anything the client did.
@@ -757,8 +764,11 @@ func (s *Service) forgetDestroyedSnapshots(ctx context.Context, pc pve.Cluster, 
 			}
 		case errors.Is(err, pve.ErrNotFound):
 		default:
-			s.logger.Warn("list snapshots after restore", "job_id", job.ID, "err", err)
-			return
+			// A restore with force destroys every snapshot: without the
+			// list, records of snapshots that no longer exist would
+			// count in the quota and offer rollbacks that fail.
+			s.logger.Warn("list snapshots after restore: forgetting all of them", "job_id", job.ID, "err", err)
+			kept = nil
 		}
 	}
 	n, err := s.snaps.ForgetSnapshots(ctx, lease, kept, pvekeep.SnapshotRemovedByRestore, s.clock.Now().UTC())

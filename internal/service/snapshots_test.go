@@ -304,14 +304,22 @@ func TestFailedExpiryIsRetriedByLaterTicksAndShownToTheAdmin(t *testing.T) {
 	t.Parallel()
 	b := setupSnapshots(t, 3, 1, "")
 	sn := b.takeSnapshot(t, "old")
-	b.clock.Advance(25 * time.Hour)
 	ctx := context.Background()
+	// The client's last click: a backup that failed.
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "vzdump", VMID: 100, ExitStatus: "unable to read disk: I/O error", Count: 1}))
+	failed, err := b.svc.CreateBackup(ctx, b.call(), "fails", "")
+	must(t, err)
+	b.drain(t)
+	b.clock.Advance(25 * time.Hour)
 	// Proxmox holds a lock of its own: the removal fails, the service is
 	// freed again.
 	must(t, b.sim.SetLock(100, "backup"))
-	_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
 	must(t, err)
 	b.drain(t)
+	if l, err := b.svc.ListBackups(ctx, b.call()); err != nil || l.FailedBackup == nil || l.FailedBackup.ID != failed.ID {
+		t.Errorf("after the cron's failed expiry the client's failed backup is no longer shown: %+v, %v", l.FailedBackup, err)
+	}
 	all, err := b.db.Store.Snapshots(ctx, b.service)
 	must(t, err)
 	if len(all) != 1 || all[0].Status != pvekeep.SnapshotAvailable || all[0].LastError == "" || all[0].Attempts < 1 {
@@ -326,6 +334,14 @@ func TestFailedExpiryIsRetriedByLaterTicksAndShownToTheAdmin(t *testing.T) {
 		t.Errorf("the client's list shows the cron's failed expiry: %+v, %v", cl.FailedJob, err)
 	}
 	must(t, b.sim.SetLock(100, ""))
+	// Not on every tick: the next try waits 10 minutes after a failure.
+	jobs := b.jobCount(t)
+	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+	must(t, err)
+	if n := b.jobCount(t); n != jobs {
+		t.Errorf("a tick right after the failure retried it (%d new jobs)", n-jobs)
+	}
+	b.clock.Advance(11 * time.Minute)
 	_, err = b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
 	must(t, err)
 	b.drain(t)
@@ -405,6 +421,38 @@ func TestRestoreMarksTheSnapshotsItDestroyed(t *testing.T) {
 	must(t, err)
 	if len(l.Items) != 0 || len(l.RemovedByRestore) != 1 || l.RemovedByRestore[0].Name != sn.Name || l.Quota.Used != 0 {
 		t.Errorf("after the restore: items %+v, removed by restore %+v, quota %+v", l.Items, l.RemovedByRestore, l.Quota)
+	}
+	// Once the client takes a snapshot again, that is old news.
+	b.clock.Advance(time.Minute)
+	b.takeSnapshot(t, "after")
+	l, err = b.svc.ListSnapshots(ctx, b.call())
+	must(t, err)
+	if len(l.Items) != 1 || len(l.RemovedByRestore) != 0 {
+		t.Errorf("after a new snapshot: items %d, removed by restore %+v; want 1 and no notice", len(l.Items), l.RemovedByRestore)
+	}
+}
+
+// Proxmox not answering the list after a restore: the restore destroyed
+// every snapshot, so no record may stay to count or to fail a rollback.
+func TestRestoreForgetsTheSnapshotsWhenProxmoxCannotListThem(t *testing.T) {
+	t.Parallel()
+	b := setupSnapshots(t, 3, 0, "")
+	ctx := context.Background()
+	_, err := b.svc.CreateBackup(ctx, b.call(), "b", "")
+	must(t, err)
+	b.drain(t)
+	b.takeSnapshot(t, "s")
+	bl, err := b.svc.ListBackups(ctx, b.call())
+	must(t, err)
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "GET", PathRegex: `/qemu/100/snapshot$`, Status: 500, Message: "down", Count: 1000}))
+	_, err = b.svc.RestoreBackup(ctx, b.call(), bl.Items[0].ID, "")
+	must(t, err)
+	b.drain(t)
+	b.sim.ClearFaults()
+	l, err := b.svc.ListSnapshots(ctx, b.call())
+	must(t, err)
+	if len(l.Items) != 0 || l.Quota.Used != 0 {
+		t.Errorf("after the restore: items %+v, quota %+v; want none", l.Items, l.Quota)
 	}
 }
 
@@ -546,4 +594,11 @@ func TestRollbackToARAMSnapshotLeavesTheVMRunning(t *testing.T) {
 	if !vmRunning(b, 100) {
 		t.Error("VM stopped after rolling back to a snapshot with RAM")
 	}
+}
+
+func (b *bundle) jobCount(t *testing.T) int {
+	t.Helper()
+	var n int
+	must(t, b.db.Store.DB().QueryRow("SELECT COUNT(*) FROM mod_pvekeep_jobs WHERE service_id = ?", b.service).Scan(&n))
+	return n
 }

@@ -500,8 +500,11 @@ func (s *Store) BackupByVolid(ctx context.Context, serviceID pvekeep.ServiceID, 
 
 // ServiceJobs are the jobs a service's page shows besides its backups.
 type ServiceJobs struct {
-	Active      *pvekeep.Job // the job holding the service's lock, if any
-	Newest      *pvekeep.Job // the service's newest job of any kind
+	Active *pvekeep.Job // the job holding the service's lock, if any
+	// Newest is the service's newest job of any kind but the cron's
+	// snapshot expiries: those are the admin's to see, and a failing one
+	// retried for days must not hide what the client last did.
+	Newest      *pvekeep.Job
 	LastRestore *pvekeep.Job // its newest restore or reinstall
 }
 
@@ -510,7 +513,8 @@ type ServiceJobs struct {
 var serviceJobsQuery = `
 (SELECT 'active' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE active_service_id = ?)
 UNION ALL
-(SELECT 'newest' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE service_id = ? ORDER BY id DESC LIMIT 1)
+(SELECT 'newest' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE service_id = ?
+ AND NOT (kind = ? AND actor_type = ?) ORDER BY id DESC LIMIT 1)
 UNION ALL
 (SELECT 'restore' AS which, ` + jobColumns + ` FROM mod_pvekeep_jobs WHERE service_id = ? AND kind IN (?, ?)
  ORDER BY id DESC LIMIT 1)`
@@ -522,7 +526,8 @@ func (s *Store) ServiceJobs(ctx context.Context, serviceID pvekeep.ServiceID) (S
 		Which string `db:"which"`
 		pvekeep.Job
 	}
-	if err := s.db.SelectContext(ctx, &rows, serviceJobsQuery, serviceID, serviceID, serviceID,
+	if err := s.db.SelectContext(ctx, &rows, serviceJobsQuery, serviceID, serviceID,
+		pvekeep.KindSnapshotRemove, pvekeep.ActorSystem, serviceID,
 		pvekeep.KindBackupRestore, pvekeep.KindVMReinstall); err != nil {
 		return ServiceJobs{}, fmt.Errorf("read jobs of service %d: %w", serviceID, classify(err))
 	}

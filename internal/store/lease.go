@@ -261,7 +261,7 @@ func (s *Store) FinishJob(ctx context.Context, l pvekeep.Lease, f JobFinish) err
 		if err := applyBackupChange(ctx, tx, l.JobID, f.Backup); err != nil {
 			return err
 		}
-		return applySnapshotChange(ctx, tx, l.JobID, f.Snapshot)
+		return applySnapshotChange(ctx, tx, l.JobID, f.Snapshot, f.Now)
 	})
 	if err != nil {
 		return fmt.Errorf("finish job %d: %w", l.JobID, err)
@@ -290,7 +290,7 @@ func (s *Store) CancelJob(ctx context.Context, id pvekeep.JobID, f JobFinish) er
 		if err := applyBackupChange(ctx, tx, id, f.Backup); err != nil {
 			return err
 		}
-		return applySnapshotChange(ctx, tx, id, f.Snapshot)
+		return applySnapshotChange(ctx, tx, id, f.Snapshot, f.Now)
 	})
 	if err != nil {
 		return fmt.Errorf("cancel job %d: %w", id, err)

@@ -113,6 +113,10 @@ func withProviderConfig(ctx context.Context, cfg *mysql.Config, logger *slog.Log
 	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations,
 		goose.WithTableName(versionTable),
 		goose.WithDisableGlobalRegistry(true),
+		// Features land in parallel with numbers reserved per feature, so
+		// a database may have run a higher number before a lower one
+		// lands; each migration stands alone (one feature's tables).
+		goose.WithAllowOutofOrder(true),
 	)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

@@ -248,7 +248,9 @@ func (s *Store) Snapshot(ctx context.Context, serviceID pvekeep.ServiceID, id pv
 // SnapshotChange is what a finishing snapshot job records on its
 // snapshot. Status must be set; nil pointers and "" leave columns as
 // they are. Error, when set, is recorded as the last failed removal
-// (attempts + 1); a change to removed clears it.
+// (attempts + 1), and the next expiry of it may run 10 minutes after the
+// job's end (its Now) after a first failure, the pause doubling up to 6
+// hours; a change to removed clears both.
 type SnapshotChange struct {
 	ID            pvekeep.SnapshotID
 	Status        pvekeep.SnapshotStatus
@@ -262,7 +264,7 @@ type SnapshotChange struct {
 
 // applySnapshotChange updates the snapshot c names, which must belong to
 // the same service as job id.
-func applySnapshotChange(ctx context.Context, tx *sqlx.Tx, id pvekeep.JobID, c *SnapshotChange) error {
+func applySnapshotChange(ctx context.Context, tx *sqlx.Tx, id pvekeep.JobID, c *SnapshotChange, now time.Time) error {
 	if c == nil {
 		return nil
 	}
@@ -271,6 +273,10 @@ func applySnapshotChange(ctx context.Context, tx *sqlx.Tx, id pvekeep.JobID, c *
 		vmstate = *c.VMState
 	}
 	clear := c.Status == pvekeep.SnapshotRemoved
+	var failedAt any // NULL unless Error is set: strict mode refuses a zero date
+	if c.Error != "" {
+		failedAt = dbTime(now)
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE mod_pvekeep_snapshots s
 JOIN mod_pvekeep_jobs j ON j.id = ? AND j.service_id = s.service_id
 SET s.status = ?,
@@ -280,10 +286,12 @@ SET s.status = ?,
     s.removed_at = COALESCE(?, s.removed_at),
     s.removed_reason = IF(? <> '', ?, s.removed_reason),
     s.last_error = IF(? <> '', ?, IF(?, '', s.last_error)),
-    s.attempts = s.attempts + IF(? <> '', 1, 0)
+    s.attempts = s.attempts + IF(? <> '', 1, 0),
+    s.retry_at = IF(? <> '', ? + INTERVAL LEAST(5 << LEAST(s.attempts, 7), 360) MINUTE, IF(?, NULL, s.retry_at))
 WHERE s.id = ?`,
 		id, c.Status, dbTimePtr(c.CreatedAt), dbTimePtr(c.ExpiresAt), vmstate, dbTimePtr(c.RemovedAt),
-		c.RemovedReason, c.RemovedReason, clip(c.Error, 1024), clip(c.Error, 1024), clear, c.Error, c.ID)
+		c.RemovedReason, c.RemovedReason, clip(c.Error, 1024), clip(c.Error, 1024), clear, c.Error,
+		c.Error, failedAt, clear, c.ID)
 	if err != nil {
 		return fmt.Errorf("update snapshot %d: %w", c.ID, err)
 	}
@@ -350,7 +358,7 @@ func (s *Store) ExpiredSnapshots(ctx context.Context, serverIDs []int64, now tim
 	if len(serverIDs) == 0 {
 		return nil, nil
 	}
-	args := []any{dbTime(now)}
+	args := []any{dbTime(now), dbTime(now)}
 	for _, id := range serverIDs {
 		args = append(args, id)
 	}
@@ -361,6 +369,7 @@ s.last_error, s.attempts, h.server AS server_id
 FROM mod_pvekeep_snapshots s
 JOIN tblhosting h ON h.id = s.service_id
 WHERE s.status = 'available' AND s.expires_at IS NOT NULL AND s.expires_at <= ?
+  AND (s.retry_at IS NULL OR s.retry_at <= ?)
   AND h.server IN (` + placeholders(len(serverIDs)) + `) AND h.domainstatus IN ('Active', 'Suspended')
 ORDER BY s.expires_at, s.id
 LIMIT ?`
