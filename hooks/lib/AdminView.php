@@ -5,10 +5,12 @@ namespace WHMCS\Module\Server\Pvekeep;
 /**
  * The admin's view of a service, under the service's fields in WHMCS's own
  * form (AdminServicesTabFields: label => HTML): the VM, its lock, the last
- * jobs, the backups with the one the admin buttons act on, the emails
+ * jobs, the backups with the one the admin buttons act on, the snapshots
+ * (those made in the Proxmox UI apart), the emails
  * (a restore email that could not be sent shows here), and a failed restore
  * with the confirmation a reinstall needs. Everything from admin.overview
- * (the plugin's database); every value escaped here.
+ * (the plugin's database) but the snapshots made in the Proxmox UI (an
+ * admin's snapshots.list); every value escaped here.
  *
  * Form fields (saved by AdminServicesTabFieldsSave with WHMCS's Save):
  *   pvekeep_selected_backup      the backup "Restore/Remove selected backup" act on (0 = none)
@@ -45,7 +47,28 @@ final class AdminView
         } catch (\Throwable $e) {
             return ['pvekeep' => '<div class="alert alert-danger">' . Http::escape(AdminActions::message($e)) . '</div>'];
         }
-        return (new self())->build($overview, self::confirmedJob((int) ($params['serviceid'] ?? 0)));
+        return (new self())->build($overview + self::foreign($params), self::confirmedJob((int) ($params['serviceid'] ?? 0)));
+    }
+
+    /**
+     * The VM's snapshots made in the Proxmox UI, as foreign_snapshots and
+     * foreign_error: only an admin's snapshots.list asks Proxmox for them
+     * (bounded by the plugin; admin.overview reads the database alone).
+     *
+     * @param array<string, mixed> $params
+     * @return array<string, mixed>
+     */
+    private static function foreign(array $params): array
+    {
+        try {
+            $list = Rpc::service('snapshots.list', $params);
+        } catch (\Throwable $e) {
+            return ['foreign_snapshots' => [], 'foreign_error' => ['message' => AdminActions::message($e)]];
+        }
+        return [
+            'foreign_snapshots' => (array) ($list['foreign'] ?? []),
+            'foreign_error' => is_array($list['foreign_error'] ?? null) ? $list['foreign_error'] : null,
+        ];
     }
 
     /**
@@ -85,6 +108,11 @@ final class AdminView
         }
         $fields['pvekeep VM'] = $this->vm($o);
         $fields['pvekeep Backups'] = $this->backups((array) ($o['backups'] ?? []), (int) ($o['selected_backup_id'] ?? 0));
+        $fields['pvekeep Snapshots'] = $this->snapshots(
+            (array) ($o['snapshots'] ?? []),
+            (array) ($o['foreign_snapshots'] ?? []),
+            is_array($o['foreign_error'] ?? null) ? $o['foreign_error'] : null
+        );
         if (is_array($o['failed_restore'] ?? null)) {
             $fields['pvekeep Failed restore'] = $this->failedRestore($o['failed_restore'], $confirmedJob);
         }
@@ -190,6 +218,52 @@ final class AdminView
         return $select . '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-backups">'
             . '<tr><th>ID</th><th>Created</th><th>Note</th><th>Size</th><th>Status</th><th>Volume</th></tr>' . $rows
             . '</table></div>';
+    }
+
+    /**
+     * The plugin's snapshots (a removal the cron keeps retrying in red,
+     * with its error and attempts), then those made in the Proxmox UI:
+     * the client never sees or counts these.
+     *
+     * @param array<mixed> $own
+     * @param array<mixed> $foreign
+     * @param array<string, mixed>|null $foreignError
+     */
+    private function snapshots(array $own, array $foreign, ?array $foreignError): string
+    {
+        $rows = '';
+        foreach ([[$own, false], [$foreign, true]] as list($list, $isForeign)) {
+            foreach ($list as $sn) {
+                if (!is_array($sn)) {
+                    continue;
+                }
+                $failed = (string) ($sn['last_error'] ?? '') !== '';
+                $state = $isForeign ? 'made in Proxmox: not the client\'s, not counted' : (string) ($sn['status'] ?? '');
+                if ($failed) {
+                    $state .= sprintf(', removal failed %d× (the cron retries): %s', (int) ($sn['attempts'] ?? 0), $sn['last_error']);
+                }
+                $expires = $this->format->dateTime($sn['expires_at'] ?? '');
+                $rows .= '<tr data-pvekeep-admin-snapshot="' . Http::escape((string) ($sn['name'] ?? '')) . '"'
+                    . ($isForeign ? ' data-foreign="1"' : '') . ($failed ? ' class="danger table-danger"' : '') . '><td><code>'
+                    . Http::escape((string) ($sn['name'] ?? '')) . '</code></td><td>'
+                    . Http::escape((string) ($sn['description'] ?? '')) . '</td><td>'
+                    . Http::escape($this->format->dateTime($sn['created_at'] ?? '')) . '</td><td>'
+                    . Http::escape($isForeign ? '' : ($expires !== '' ? $expires : 'kept')) . '</td><td>'
+                    . (!empty($sn['vmstate']) ? 'yes' : '') . '</td><td>'
+                    . Http::escape($state) . '</td></tr>';
+            }
+        }
+        $note = '';
+        if ($foreignError !== null) {
+            $note = '<p class="text-muted">' . Http::escape('Snapshots made in Proxmox could not be listed: '
+                . (string) ($foreignError['message'] ?? '')) . '</p>';
+        }
+        if ($rows === '') {
+            return 'No snapshots.' . $note;
+        }
+        return '<div class="table-responsive"><table class="table table-condensed table-sm" id="pvekeep-admin-snapshots">'
+            . '<tr><th>Name</th><th>Description</th><th>Taken</th><th>Expires</th><th>RAM</th><th>State</th></tr>' . $rows
+            . '</table></div>' . $note;
     }
 
     /**

@@ -346,6 +346,28 @@ final class ModuleRequestTest extends TestCase
         $this->assertArrayNotHasKey('pvekeep Settings', $res['result']);
     }
 
+    public function testAdminFieldsListSnapshotsWithAFailedExpiryAndThoseMadeInProxmoxApart(): void
+    {
+        $this->plugin(['admin.overview' => ['result' => [
+            'snapshots' => [
+                ['name' => 'pk-a', 'description' => '<b>mine</b>', 'created_at' => '2026-11-22T10:15:42Z', 'expires_at' => '2026-11-23T10:15:42Z',
+                    'vmstate' => true, 'status' => 'available', 'last_error' => 'VM is locked (backup)', 'attempts' => 2],
+                ['name' => 'pk-b', 'description' => '', 'created_at' => '2026-11-22T11:00:00Z', 'expires_at' => null,
+                    'vmstate' => false, 'status' => 'available', 'last_error' => '', 'attempts' => 0],
+            ],
+        ] + self::OVERVIEW], 'snapshots.list' => ['result' => [
+            'foreign' => [['name' => 'before-upgrade', 'description' => 'by hand', 'created_at' => '2026-11-20T09:00:00Z',
+                'vmstate' => false, 'status' => 'available', 'foreign' => true]],
+        ]]]);
+        $res = self::request(['area' => 'admin', 'method' => 'GET', 'session' => ['adminid' => 1],
+            'call' => 'pvekeep_AdminServicesTabFields']);
+        $html = $res['result']['pvekeep Snapshots'];
+        $this->assertStringContainsString('&lt;b&gt;mine&lt;/b&gt;', $html);
+        $this->assertMatchesRegularExpression('/data-pvekeep-admin-snapshot="pk-a" class="danger table-danger">.*removal failed 2× \(the cron retries\): VM is locked \(backup\)/', $html);
+        $this->assertMatchesRegularExpression('/data-pvekeep-admin-snapshot="pk-b"><td>.*<td>kept<\/td>/', $html);
+        $this->assertMatchesRegularExpression('/data-pvekeep-admin-snapshot="before-upgrade" data-foreign="1">.*made in Proxmox: not the client&#039;s, not counted/', $html);
+    }
+
     public function testAdminFieldsSayWhenTheProductSettingsCannotWork(): void
     {
         $this->plugin(['admin.overview' => ['result' => ['settings_error' => 'Backups: "three" is not a number'] + self::OVERVIEW]]);

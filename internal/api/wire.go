@@ -385,6 +385,15 @@ type snapshotListOut struct {
 	ForeignError *problemOut   `json:"foreign_error,omitempty"`
 }
 
+func foreignFrom(list []service.ForeignSnapshot) []snapshotOut {
+	out := make([]snapshotOut, 0, len(list))
+	for _, f := range list {
+		out = append(out, snapshotOut{Name: f.Name, Description: f.Description,
+			CreatedAt: rfc3339(f.CreatedAt), VMState: f.VMState, Status: string(pvekeep.SnapshotAvailable), Foreign: true})
+	}
+	return out
+}
+
 func snapshotListFrom(l service.SnapshotList) snapshotListOut {
 	out := snapshotListOut{
 		Quota:     usageOut{Used: l.Quota.Used, Max: l.Quota.Max},
@@ -398,9 +407,8 @@ func snapshotListFrom(l service.SnapshotList) snapshotListOut {
 	for _, sn := range l.RemovedByRestore {
 		out.RemovedByRestore = append(out.RemovedByRestore, snapshotFrom(sn))
 	}
-	for _, f := range l.Foreign {
-		out.Foreign = append(out.Foreign, snapshotOut{Name: f.Name, Description: f.Description,
-			CreatedAt: rfc3339(f.CreatedAt), VMState: f.VMState, Status: string(pvekeep.SnapshotAvailable), Foreign: true})
+	if l.Foreign != nil {
+		out.Foreign = foreignFrom(l.Foreign)
 	}
 	if e := l.ForeignError; e != nil {
 		out.ForeignError = &problemOut{Reason: string(e.Reason), Message: e.Message}

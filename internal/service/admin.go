@@ -21,6 +21,7 @@ type adminStore interface {
 // AdminOverview is what admin.overview returns: everything the admin's
 // tab shows about a service, from the database alone.
 type AdminOverview struct {
+
 	// Status is the VM as Proxmox last told it (CheckedAt), the plugin's
 	// own lock and the quotas.
 	Status Status

@@ -58,8 +58,8 @@ func TestSnapshotWithADescriptionIsListedWithItsLifetime(t *testing.T) {
 	if sn.Status != pvekeep.SnapshotAvailable || sn.ExpiresAt == nil {
 		t.Fatalf("snapshot %+v", sn)
 	}
-	if got := sn.ExpiresAt.Sub(sn.CreatedAt); got < 47*time.Hour || got > 49*time.Hour {
-		t.Errorf("lifetime %s, want 2 days", got)
+	if got := sn.ExpiresAt.Sub(sn.CreatedAt); got != 48*time.Hour {
+		t.Errorf("lifetime %s from Proxmox's snaptime, want exactly 2 days", got)
 	}
 	if l.Quota != (service.Usage{Used: 1, Max: 3}) || l.LifetimeDays != 2 || l.ActiveJob != nil {
 		t.Errorf("quota %+v lifetime %d active %v", l.Quota, l.LifetimeDays, l.ActiveJob)
