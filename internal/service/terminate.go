@@ -186,7 +186,9 @@ func (s *Service) purgeTerminated(ctx context.Context, serverIDs []int64) int {
 func (s *Service) purgeOne(ctx context.Context, d store.PurgeDue, now time.Time) (int, error) {
 	if last, ok, err := s.lastOf(ctx, d.ServiceID, pvekeep.KindBackupRemove); err != nil {
 		return 0, err
-	} else if ok && last.State == pvekeep.JobFailed && last.FinishedAt != nil && last.FinishedAt.After(d.PurgeAfter) && last.Error != d.Error {
+	} else if ok && last.State == pvekeep.JobFailed && last.FinishedAt != nil && last.FinishedAt.After(d.PurgeAfter) {
+		// Each failed removal is counted once: a new one is queued below,
+		// which is the last job the next tick looks at.
 		if err := s.life.NotePurge(ctx, d.ServiceID, false, last.Error, now); err != nil {
 			return 0, err
 		}
