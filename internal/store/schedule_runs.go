@@ -33,6 +33,7 @@ const (
 	ReasonRotating     = "rotating"      // a removal is still in flight above the quota
 	ReasonDisabled     = "disabled"      // the product's backups quota is 0 or its storage unset
 	ReasonNotActive    = "not_active"    // the service is not Active
+	ReasonSuperseded   = "superseded"    // still waiting when a later date's run came due: one backup, not two
 )
 
 // RunKey names a run: a service and the local date it belongs to.
@@ -183,6 +184,20 @@ func (s *Store) PlanRuns(ctx context.Context, runs []PlannedRun, adv []Advance, 
 		}
 		got, _ := res.RowsAffected()
 		n += int(got)
+		// A run still waiting for its node when the next date's comes due
+		// gives way to it: the service gets one backup now, not one a day
+		// late and another behind it.
+		ids := make([]any, 0, len(part)+2)
+		ids = append(ids, ReasonSuperseded, dbTime(now))
+		for _, r := range part {
+			ids = append(ids, r.ServiceID)
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE mod_pvekeep_schedule_runs o
+JOIN mod_pvekeep_schedule_runs n ON n.service_id = o.service_id AND n.local_date > o.local_date
+SET o.state = 'skipped', o.reason = ?, o.updated_at = ?
+WHERE o.state = 'waiting' AND o.service_id IN (`+placeholders(len(part))+`)`, ids...); err != nil {
+			return n, fmt.Errorf("supersede waiting runs: %w", classify(err))
+		}
 	}
 	for start := 0; start < len(adv); start += planBatch {
 		part := adv[start:min(start+planBatch, len(adv))]

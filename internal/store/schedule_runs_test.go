@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,5 +130,60 @@ func TestPruneRunsKeepsRecentAndUnfinishedRuns(t *testing.T) {
 	w, err := s.WaitingRuns(ctx, []int64{b.fx.ServerID}, t0, 5)
 	if err != nil || len(w) != 1 || w[0].ServiceID != b.service(1) {
 		t.Errorf("waiting after pruning: %+v, %v", w, err)
+	}
+}
+
+// A run still waiting when the service's next date comes due is skipped
+// as superseded: one backup, not two in a row.
+func TestPlanRunsSupersedesAnOlderWaitingRun(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	plan := func(date string) {
+		t.Helper()
+		if _, err := s.PlanRuns(ctx, []store.PlannedRun{{RunKey: store.RunKey{ServiceID: b.service(0), Date: date},
+			ServerID: b.fx.ServerID, DueAt: t0}, {RunKey: store.RunKey{ServiceID: b.service(1), Date: date},
+			ServerID: b.fx.ServerID, DueAt: t0}}, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan("2025-03-29")
+	// Service 1's run of the 29th went ahead; service 0's still waits.
+	if ok, err := s.ChangeRun(ctx, store.RunChange{Key: store.RunKey{ServiceID: b.service(1), Date: "2025-03-29"},
+		From: []store.RunState{store.RunWaiting}, To: store.RunDone, Now: t0}); err != nil || !ok {
+		t.Fatalf("change: %v %v", ok, err)
+	}
+	plan("2025-03-30")
+	w, err := s.WaitingRuns(ctx, []int64{b.fx.ServerID}, t0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range w {
+		got[fmt.Sprintf("%d %s", r.ServiceID, r.Date)] = true
+	}
+	want := map[string]bool{fmt.Sprintf("%d 2025-03-30", b.service(0)): true, fmt.Sprintf("%d 2025-03-30", b.service(1)): true}
+	if len(got) != 2 || !got[fmt.Sprintf("%d 2025-03-30", b.service(0))] || !got[fmt.Sprintf("%d 2025-03-30", b.service(1))] {
+		t.Errorf("waiting %v, want %v", got, want)
+	}
+	states := map[string]string{}
+	rows, err := b.db.Store.DB().QueryContext(ctx, `SELECT service_id, DATE_FORMAT(local_date, '%Y-%m-%d'), state, reason FROM mod_pvekeep_schedule_runs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var date, state, reason string
+		if err := rows.Scan(&id, &date, &state, &reason); err != nil {
+			t.Fatal(err)
+		}
+		states[fmt.Sprintf("%d %s", id, date)] = state + " " + reason
+	}
+	if got := states[fmt.Sprintf("%d 2025-03-29", b.service(0))]; got != "skipped superseded" {
+		t.Errorf("service 0's older waiting run is %q, want skipped superseded", got)
+	}
+	if got := states[fmt.Sprintf("%d 2025-03-29", b.service(1))]; got != "done " {
+		t.Errorf("service 1's finished run is %q, want left done", got)
 	}
 }
