@@ -217,6 +217,9 @@ func TestClientAreaPage(t *testing.T) {
 					{`[data-pvekeep=empty]`, "backups.none"},
 					{`[data-pvekeep=backup-create-submit]`, "button.backup_create"},
 					{`[data-pvekeep=backup-create] label`, "backups.note_label"},
+					{`#pvekeep-schedule .pvekeep-title`, "schedule.title"},
+					{`#pvekeep-schedule tr[data-day=mon] label`, "schedule.day.mon"},
+					{`[data-pvekeep=schedule-save]`, "schedule.save"},
 				} {
 					if got := tb.text(t, s.sel); got != want[s.key] || got == en[s.key] {
 						t.Errorf("%s reads %q, want %s's %q", s.sel, got, tt.code, want[s.key])
