@@ -148,6 +148,11 @@ final class ScheduleTest extends TestCase
     {
         $s = self::view(['schedule' => self::schedule(['skipped_reason' => 'all_protected'])])['pvekeep_schedule'];
         $this->assertStringContainsString('all your backups are marked Keep', $s['skipped_text']);
+        foreach (['not_active', 'disabled', 'superseded'] as $reason) {
+            $s = self::view(['schedule' => self::schedule(['skipped_reason' => $reason])])['pvekeep_schedule'];
+            $this->assertSame((new Lang('english'))->get('schedule.skipped.' . $reason), $s['skipped_text'], $reason);
+            $this->assertNotSame('The last scheduled backup was skipped.', $s['skipped_text'], "$reason in its own words");
+        }
         $s = self::view(['schedule' => self::schedule(['skipped_reason' => 'something_new'])])['pvekeep_schedule'];
         $this->assertSame('The last scheduled backup was skipped.', $s['skipped_text'], 'never the raw reason');
         $this->assertSame('', self::view([])['pvekeep_schedule']['skipped_text']);
