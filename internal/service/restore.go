@@ -488,7 +488,10 @@ func (s *Service) submitting(ctx context.Context, lease pvekeep.Lease, job pveke
 // await follows a task for at most wait: done reports whether it stopped,
 // failure is Proxmox's message when it stopped unsuccessfully. The steps
 // a reconciliation waits on (resize, start) take a second or two, so the
-// first looks come quickly and back off to TaskPoll.
+// first looks come quickly and back off to TaskPoll by half again each
+// time: doubling left a task that ended just after a look unseen for as
+// long as it had run (a create's clone, resize and start lost ~0.6 s that
+// way; make bench's CreateToRunningVM).
 func (s *Service) await(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, upid pvekeep.UPID, wait time.Duration) (done bool, failure string, err error) {
 	deadline := time.Now().Add(wait)
 	pause := 50 * time.Millisecond
@@ -520,7 +523,7 @@ func (s *Service) await(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease
 			return false, "", ctx.Err()
 		case <-t.C:
 		}
-		pause = min(2*pause, s.cfg.TaskPoll)
+		pause = min(pause*3/2, s.cfg.TaskPoll)
 	}
 }
 
