@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,4 +350,71 @@ func TestTheVMsWholeLifeThroughTheModule(t *testing.T) {
 		}
 	}
 	t.Error("the terminated service's backups are still there after 20 cron runs (grace 0)")
+}
+
+// Creates from separate plugin processes at the same moment — WHMCS
+// accepting several orders at once — never clone onto one vmid: each
+// claims its id in the database before the clone.
+func TestConcurrentCreateAccountsGetDistinctVMIDs(t *testing.T) {
+	t.Parallel()
+	ow := newOrderWorld(t)
+	ctx := context.Background()
+	orders := []customer{ow.c}
+	for i := range 3 {
+		sid, err := ow.seed.Service(ctx, seed.Service{ClientID: ow.c.clientID, ProductID: ow.c.productID, ServerID: ow.srvID,
+			Status: "Pending", Domain: fmt.Sprintf("order%d.example.test", i)})
+		must(t, err)
+		orders = append(orders, customer{clientID: ow.c.clientID, serviceID: sid, productID: ow.c.productID})
+	}
+	type answer struct {
+		job job
+		err string
+	}
+	answers := make([]answer, len(orders))
+	var wg sync.WaitGroup
+	for i, c := range orders {
+		wg.Go(func() {
+			raw, _ := json.Marshal(map[string]any{"do": "call", "method": "service.create", "params": ow.params(c), "fields": map[string]any{}})
+			cmd := exec.Command(ow.phpBin, filepath.Join(repoDir, "hooks", "tests", "e2e", "driver.php"), string(raw))
+			cmd.Env = append(os.Environ(), "PVEKEEP_BIN="+binary, "PVEKEEP_DSN="+ow.db.DSN, "PVEKEEP_MODULE_LOG="+ow.modLog)
+			cmd.Env = append(cmd.Env, ow.env...)
+			out, err := cmd.Output()
+			var o struct {
+				Result struct{ Job job } `json:"result"`
+				Error  *rpcError         `json:"error"`
+			}
+			switch {
+			case err != nil:
+				answers[i].err = err.Error()
+			case json.Unmarshal(out, &o) != nil || o.Error != nil:
+				answers[i].err = string(out)
+			default:
+				answers[i].job = o.Result.Job
+			}
+		})
+	}
+	wg.Wait()
+	vmids := map[pvekeep.VMID]int64{}
+	for i, a := range answers {
+		if a.err != "" {
+			t.Fatalf("service.create of %d: %s", orders[i].serviceID, a.err)
+		}
+		done := ow.finish(a.job.ID)
+		if done.State != pvekeep.JobSucceeded {
+			t.Fatalf("create of %d ended %s: %s", orders[i].serviceID, done.State, done.Error)
+		}
+		if prev, dup := vmids[done.VMID]; dup {
+			t.Errorf("services %d and %d both got vmid %d", prev, orders[i].serviceID, done.VMID)
+		}
+		vmids[done.VMID] = orders[i].serviceID
+	}
+	clones := 0
+	for _, task := range ow.sim.State().Tasks {
+		if task.Type == "qmclone" {
+			clones++
+		}
+	}
+	if clones != len(orders) {
+		t.Errorf("%d clones for %d orders", clones, len(orders))
+	}
 }
