@@ -242,12 +242,25 @@ final class ClientAreaView
             'kind' => $kind,
             'state' => $state,
             'kind_text' => $this->lang->has('job.' . $kind) ? $this->lang->get('job.' . $kind) : $this->lang->get('job.other'),
-            'state_text' => $this->lang->has('job.state.' . $state) ? $this->lang->get('job.state.' . $state) : $state,
+            'state_text' => $this->jobStateText($state, (string) ($job['step'] ?? '')),
             'progress' => $pct,
             'progress_text' => $this->lang->get('job.progress', ['pct' => $pct]),
             'started_text' => $started !== '' ? $this->lang->get('job.started', ['time' => $started]) : '',
             'done' => !in_array($state, ['queued', 'running'], true),
         ] + $job;
+    }
+
+    /**
+     * A job's state in words. A backup held back because its host already
+     * runs as many backups as it may (a scheduled one, say) says so: it is
+     * waiting its turn, not stuck.
+     */
+    private function jobStateText(string $state, string $step): string
+    {
+        if ($state === 'queued' && $step === 'wait_node') {
+            return $this->lang->get('schedule.wait_node');
+        }
+        return $this->lang->has('job.state.' . $state) ? $this->lang->get('job.state.' . $state) : $state;
     }
 
     /**

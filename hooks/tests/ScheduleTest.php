@@ -180,6 +180,15 @@ final class ScheduleTest extends TestCase
         ];
     }
 
+    public function testABackupWaitingForItsHostSaysSo(): void
+    {
+        $job = ['id' => 3, 'kind' => 'backup.create', 'state' => 'queued', 'step' => 'wait_node', 'progress_pct' => 0];
+        $v = self::view(['active_job' => $job]);
+        $this->assertStringStartsWith('Waiting: another backup is running on the same host', $v['pvekeep_active_job']['state_text']);
+        $v = self::view(['active_job' => ['step' => 'dispatch'] + $job]);
+        $this->assertSame('Waiting to start', $v['pvekeep_active_job']['state_text']);
+    }
+
     public function testNoCardWithoutBackupsOrWithoutASchedule(): void
     {
         $this->assertNull(self::view(['quota' => ['used' => 0, 'max' => 0]])['pvekeep_schedule'], 'backups off');

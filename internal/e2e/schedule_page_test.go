@@ -219,3 +219,49 @@ func TestSchedulePageSaysWhyARunWasSkipped(t *testing.T) {
 		t.Errorf("%d jobs, want only the first backup's: the kept backup was not rotated", n)
 	}
 }
+
+// TestABackupWaitingForItsHostSaysSo: a backup clicked while another runs
+// on the same Proxmox node waits in the database for its turn (the
+// per-node limit, default 1), and the page says it waits for the host,
+// not just "waiting to start".
+func TestABackupWaitingForItsHostSaysSo(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	w := newWorldAt(t, 4) // slow enough that the first backup still runs
+	first := w.newCustomer(100, 3)
+	second := w.newCustomer(102, 3) // the same node as 100 (round-robin over two)
+	var created struct{ Job job }
+	w.mustCall(first, "backups.create", map[string]any{"note": "first"}, &created)
+
+	tb := w.clientTab(t, browser, second, "")
+	tb.do(t, "size the window", chromedp.EmulateViewport(1280, 1000))
+	tb.load(t)
+	tb.submit(t, `[data-pvekeep=backup-create-submit]`)
+	j := w.activeJob(second)
+	if j == nil {
+		t.Fatal("the second backup made no job")
+	}
+	db := w.db.Store.DB()
+	var step, state string
+	for i := 0; i < 20; i++ {
+		must(t, db.QueryRow("SELECT step, state FROM mod_pvekeep_jobs WHERE id = ?", j.ID).Scan(&step, &state))
+		if step == "wait_node" {
+			break
+		}
+		w.tick(0.2)
+	}
+	if step != "wait_node" || state != "queued" {
+		t.Fatalf("the second backup is %s at step %q, want queued at wait_node behind the first", state, step)
+	}
+	tb.load(t)
+	if got, want := tb.text(t, `#pvekeep-job .pvekeep-job-state`), shipped(t, "en")["schedule.wait_node"]; got != want {
+		t.Errorf("the waiting backup reads %q, want %q", got, want)
+	}
+	tb.screenshot(t, "twenty-one-waiting-for-host")
+	if done, _ := w.follow(first, created.Job.ID); done.State != "succeeded" {
+		t.Fatalf("the first backup ended %s", done.State)
+	}
+	if done, _ := w.follow(second, j.ID); done.State != "succeeded" {
+		t.Errorf("the second backup ended %s after waiting: %s", done.State, done.Error)
+	}
+}
