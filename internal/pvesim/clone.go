@@ -109,7 +109,7 @@ func (s *Sim) runClone(c *taskCtx, node string, vmid, newid int, full bool, stor
 			n := parseNet(val)
 			n.mac = randomMAC()
 			newconf[k] = n.String()
-		case reDiskKey.MatchString(k) && !parseDrive(val).isCDROM():
+		case reDiskKey.MatchString(k) && (!parseDrive(val).isCDROM() || parseDrive(val).isCloudInit()):
 			drives = append(drives, k)
 		default:
 			newconf[k] = val
@@ -165,6 +165,17 @@ func (s *Sim) runClone(c *taskCtx, node string, vmid, newid int, full bool, stor
 		sid, _, _ := strings.Cut(d.file, ":")
 		if storage != "" {
 			sid = storage
+		}
+		if d.isCloudInit() {
+			// clone_disk makes the clone a cloud-init image of its own
+			s.mu.Lock()
+			im := s.allocCloudInit(node, sid, newid)
+			created = append(created, im.volid())
+			d.file = im.volid()
+			newconf[k] = d.String()
+			s.mu.Unlock()
+			c.logf("create full clone of drive %s (%s)", k, parseDrive(old[k]).file)
+			continue
 		}
 		s.mu.Lock()
 		src, ok := s.images[imageKey(d.file)]
@@ -337,7 +348,7 @@ func (s *Sim) handleDestroy(r *request) (any, error) {
 						continue
 					}
 					d := parseDrive(conf[k])
-					if d.isCDROM() || volumeOwner(d.file) != vmid {
+					if d.isCDROM() && !d.isCloudInit() || volumeOwner(d.file) != vmid {
 						continue
 					}
 					if im, ok := s.images[imageKey(d.file)]; ok {

@@ -92,6 +92,10 @@ func volumeOwner(volid string) int {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
+	if m := reCloudInitName.FindStringSubmatch(name); m != nil && m[1] != "" {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
 	return 0
 }
 
@@ -340,6 +344,11 @@ func (s *Sim) parseConfigUpdate(r *request) (*configUpdate, *apiError) {
 			u.set[k] = n.String()
 		case reDiskKey.MatchString(k):
 			d := parseDrive(val)
+			if sid, name, _ := strings.Cut(d.file, ":"); name == "cloudinit" {
+				if _, ok := findStorage(sid); !ok {
+					return nil, errDie("storage '%s' does not exist\n", sid)
+				}
+			}
 			if m := reNewDisk.FindStringSubmatch(d.file); m != nil && !d.isCDROM() {
 				sid := m[1]
 				def, ok := findStorage(sid)
@@ -460,6 +469,12 @@ func (s *Sim) update(v *vm, u *configUpdate) *apiError {
 // Caller holds s.mu.
 func (s *Sim) createDisk(v *vm, val string) string {
 	d := parseDrive(val)
+	if sid, name, _ := strings.Cut(d.file, ":"); name == "cloudinit" {
+		im := s.allocCloudInit(v.node, sid, v.vmid)
+		d.file = im.volid()
+		d.opts["media"] = "cdrom"
+		return d.String()
+	}
 	m := reNewDisk.FindStringSubmatch(d.file)
 	if d.isCDROM() {
 		return val

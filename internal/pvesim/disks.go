@@ -109,6 +109,29 @@ func (d driveSpec) isCDROM() bool {
 	return d.opts["media"] == "cdrom" || d.file == "cdrom" || d.file == "none"
 }
 
+// reCloudInitName is a cloud-init volume's name (vm-100-cloudinit), or
+// the "cloudinit" of a "storage:cloudinit" a config update asks for.
+var reCloudInitName = lazyre.New(`^(?:(?:vm|base)-(\d+)-)?cloudinit$`)
+
+// isCloudInit is drive_is_cloudinit: a CD-ROM drive whose volume is the
+// VM's cloud-init image. Unlike a CD-ROM, clones copy it and destroy
+// frees it.
+func (d driveSpec) isCloudInit() bool {
+	_, name, ok := strings.Cut(imageKey(d.file), ":")
+	return ok && reCloudInitName.MatchString(name)
+}
+
+// cloudInitSize is the size of a cloud-init image on lvm(thin).
+const cloudInitSize = 4 << 20
+
+// allocCloudInit is create_disks for "storage:cloudinit": the VM's
+// vm-<vmid>-cloudinit image. Caller holds s.mu.
+func (s *Sim) allocCloudInit(node, storage string, vmid int) *image {
+	im := &image{node: node, storage: storage, name: fmt.Sprintf("vm-%d-cloudinit", vmid), vmid: vmid, size: cloudInitSize}
+	s.images[im.volid()] = im
+	return im
+}
+
 // driveHotOpts are the drive options vmconfig_update_disk cannot change on
 // a running VM (it "skip"s, the change stays pending).
 var driveColdOpts = []string{"aio", "discard", "iothread", "queues", "product", "cache", "ssd", "vendor", "ro"}

@@ -94,6 +94,9 @@
 //     (urlencoded; each decoded line must be an OpenSSH public key, else
 //     "SSH public key validation error"), cipassword (hashed unless it is
 //     a crypt hash already, written at once, shown as "**********").
+//     "storage:cloudinit" makes the VM's cloud-init image
+//     (vm-N-cloudinit, a CD-ROM drive); a clone gets its own, destroy
+//     frees it.
 //
 //   - Snapshots as qemu-server's API and pve-guest-common's AbstractConfig
 //     make them: the list with a "current" entry (parent, running, digest,
@@ -124,7 +127,8 @@
 // control.go).
 //
 // Known gaps: only keep-last pruning, no VM creation without an archive,
-// no cloud-init drive (the options are kept, no ISO is made), "hotplug" is always the default, and nodes do not
+// no cloud-init ISO content (the options and the image are kept; nothing
+// is generated from them), "hotplug" is always the default, and nodes do not
 // proxy to each other (a request is answered for the node named in its
 // path).
 package pvesim

@@ -222,3 +222,37 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// "storage:cloudinit" makes the VM's cloud-init image (a CD-ROM drive on
+// vm-N-cloudinit); a clone gets one of its own and destroy frees it.
+func TestCloudInitDriveIsMadeClonedAndFreed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{Nodes: 1, VMs: 1})
+	b.runTask(t, "POST", "/nodes/pve1/qemu/100/status/stop", nil) // ide is not hotplugged
+	if r := b.raw(t, "PUT", "/nodes/pve1/qemu/100/config", url.Values{"ide2": {"local-lvm:cloudinit"}}, nil); r.code != 200 {
+		t.Fatalf("add cloud-init drive: %s %v", r.status, r.body)
+	}
+	if got := b.sim.State().VMs[0].Config["ide2"]; got != "local-lvm:vm-100-cloudinit,media=cdrom" {
+		t.Errorf("ide2 = %q, want local-lvm:vm-100-cloudinit,media=cdrom", got)
+	}
+	if vols := imageVolids(t, b, "pve1", "100"); !strings.Contains(strings.Join(vols, " "), "local-lvm:vm-100-cloudinit") {
+		t.Errorf("volumes of 100 = %v, want its cloud-init image", vols)
+	}
+	if r := b.raw(t, "PUT", "/nodes/pve1/qemu/100/config", url.Values{"ide3": {"nosuch:cloudinit"}}, nil); r.code != 500 ||
+		!strings.Contains(r.status, "storage 'nosuch' does not exist") {
+		t.Errorf("cloud-init on a missing storage: %s %v", r.status, r.body)
+	}
+	if _, exit := b.runTask(t, "POST", "/nodes/pve1/qemu/100/clone", url.Values{"newid": {"310"}}); exit != "OK" {
+		t.Fatalf("clone exit %q", exit)
+	}
+	cfg, _ := b.sim.VMConfig(310)
+	if cfg["ide2"] != "local-lvm:vm-310-cloudinit,media=cdrom" {
+		t.Errorf("clone's ide2 = %q, want an image of its own", cfg["ide2"])
+	}
+	if _, exit := b.runTask(t, "DELETE", "/nodes/pve1/qemu/310", url.Values{"purge": {"1"}}); exit != "OK" {
+		t.Fatalf("destroy exit %q", exit)
+	}
+	if vols := imageVolids(t, b, "pve1", "310"); len(vols) != 0 {
+		t.Errorf("volumes of 310 after destroy = %v", vols)
+	}
+}

@@ -511,7 +511,23 @@ func (s *Service) createCloudInit(ctx context.Context, pc pve.Cluster, lease pve
 	if err != nil {
 		return s.failCreate(ctx, pc, lease, job, "the cloud-init settings cannot be used: "+err.Error())
 	}
-	if err := pc.UpdateConfig(ctx, job.Node, job.VMID, pve.ConfigChange{Set: opts}); err != nil {
+	cfg, err := pc.VMConfig(ctx, job.Node, job.VMID)
+	if err != nil {
+		return job, pveError("read vm config", err)
+	}
+	ch := pve.ConfigChange{Set: opts}
+	if slot := cloudInitSlot(cfg); slot != "" {
+		// A template without a cloud-init drive would boot with its own
+		// user and network: give the VM one, on its disk storage. The
+		// digest keeps a retry from adding a second.
+		ch.Set[slot] = p.Storage + ":cloudinit"
+		ch.Digest = cfg.Digest()
+	}
+	if err := pc.UpdateConfig(ctx, job.Node, job.VMID, ch); err != nil {
+		if errors.Is(err, pve.ErrDigestMismatch) {
+			// Changed since read (an earlier attempt's drive, say): read again next time.
+			return job, pvekeep.Unavailable("proxmox", err)
+		}
 		e := pveError("write cloud-init", err)
 		switch pvekeep.ReasonOf(e) {
 		case pvekeep.ReasonUnavailable, pvekeep.ReasonLocked:
@@ -520,6 +536,27 @@ func (s *Service) createCloudInit(ctx context.Context, pc pve.Cluster, lease pve
 		return s.failCreate(ctx, pc, lease, job, "Proxmox refused the cloud-init settings: "+upstreamMessage(e))
 	}
 	return s.advance(ctx, lease, job, stepBind, 65)
+}
+
+// cloudInitSlot is the drive a cloud-init drive goes on when the VM has
+// none ("" when it has one, or no slot is free): ide2, where Proxmox's
+// cloud-init guide puts it, else the first free IDE or SATA slot.
+func cloudInitSlot(cfg pve.VMConfig) string {
+	for k, v := range cfg {
+		if d, err := pve.ParseDrive(v); pve.IsDriveKey(k) && err == nil && strings.Contains(d.Volume(), "cloudinit") {
+			return ""
+		}
+	}
+	slots := []string{"ide2", "ide0", "ide1", "ide3"}
+	for i := range 6 {
+		slots = append(slots, fmt.Sprintf("sata%d", i))
+	}
+	for _, k := range slots {
+		if cfg[k] == "" {
+			return k
+		}
+	}
+	return ""
 }
 
 // createBind records the binding in the plugin's service table and the

@@ -123,6 +123,9 @@ func TestCreateMakesARunningVMAtThePackageWithCloudInit(t *testing.T) {
 			t.Errorf("config %s = %q, want %q", k, v.Config[k], val)
 		}
 	}
+	if v.Config["ide2"] != "local-lvm:vm-"+strconv.Itoa(int(job.VMID))+"-cloudinit,media=cdrom" {
+		t.Errorf("ide2 = %q, want the VM's cloud-init drive (the template has none)", v.Config["ide2"])
+	}
 	if !v.Running || v.Lock != "" || v.Config["template"] != "" {
 		t.Errorf("VM running %v lock %q template %q, want running, unlocked, no template", v.Running, v.Lock, v.Config["template"])
 	}
