@@ -418,3 +418,65 @@ func TestConcurrentCreateAccountsGetDistinctVMIDs(t *testing.T) {
 		t.Errorf("%d clones for %d orders", clones, len(orders))
 	}
 }
+
+// A package change or a termination whose cron process is killed right
+// after a step still ends as it should: the VM at the new package,
+// restarted once; the VM destroyed once. (A package change's
+// reconciliation mostly runs inside the call, within its budget; the
+// restore's kill tests cover those steps of the same engine.)
+func TestChangePackageAndTerminateConvergeWhenKilled(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ method, step string }{
+		{"service.change_package", "done"},
+		{"service.change_package", "restart_down"},
+		{"service.terminate", "stop"},
+	} {
+		t.Run(tt.method+" after "+tt.step, func(t *testing.T) {
+			t.Parallel()
+			ow := newOrderWorld(t)
+			made := ow.finish(ow.create().ID)
+			if made.State != pvekeep.JobSucceeded {
+				t.Fatalf("create ended %s: %s", made.State, made.Error)
+			}
+			must(t, ow.seed.SetServiceStatus(context.Background(), ow.c.serviceID, "Active"))
+			for n, v := range map[int]string{plan.SettingCores + 1: "4", plan.SettingRAM + 1: "4", plan.SettingSystemDisk + 1: "12"} {
+				must(t, ow.seed.SetProductSetting(context.Background(), ow.c.productID, n, v))
+			}
+			out := ow.php(map[string]any{"do": "call", "method": tt.method, "params": ow.params(ow.c), "fields": map[string]any{}})
+			if out.Error != nil {
+				t.Fatalf("%s: %d %s", tt.method, out.Error.Code, out.Error.Message)
+			}
+			var res struct{ Job job }
+			must(t, json.Unmarshal(out.Result, &res))
+			crash := ow.php(map[string]any{"do": "cron", "servers": ow.cronServers(), "budget": 120,
+				"env": map[string]string{"PVEKEEP_TEST_CRASH_AFTER_STEP": tt.step}, "transport_error_expected": true})
+			if crash.TransportError == "" {
+				t.Fatalf("the tick meant to crash after %s finished normally: %s", tt.step, crash.Result)
+			}
+			done := ow.finish(res.Job.ID)
+			if done.State != pvekeep.JobSucceeded {
+				t.Fatalf("%s killed after %s ended %s: %s", tt.method, tt.step, done.State, done.Error)
+			}
+			counts := map[string]int{}
+			for _, task := range ow.sim.State().Tasks {
+				if task.ID == fmt.Sprint(made.VMID) {
+					counts[task.Type]++
+				}
+			}
+			cfg, exists := ow.sim.VMConfig(int(made.VMID))
+			if tt.method == "service.terminate" {
+				if exists || counts["qmdestroy"] != 1 {
+					t.Errorf("after the terminate: VM exists %v, tasks %v; want it destroyed once", exists, counts)
+				}
+				return
+			}
+			if cfg["cores"] != "4" || cfg["memory"] != "4096" || !strings.Contains(cfg["scsi0"], "size=12G") {
+				t.Errorf("after the change: cores %s memory %s scsi0 %s", cfg["cores"], cfg["memory"], cfg["scsi0"])
+			}
+			// one start by the create, one by the restart for CPU and RAM
+			if counts["qmstart"] != 2 {
+				t.Errorf("tasks of the VM %v, want 2 qmstart (create, one restart)", counts)
+			}
+		})
+	}
+}
