@@ -156,11 +156,11 @@ func (s *Service) CreateVM(ctx context.Context, c Call, r CreateRequest) (pvekee
 	if !tref.Template {
 		return pvekeep.Job{}, pvekeep.InvalidState(fmt.Sprintf("vmid %d is not a template: set the product's operating system template", p.Template))
 	}
-	p.TemplateNode = tref.Node
-	node, err := s.placeVM(ctx, pc, more.Node, tref.Node, p.Storage)
+	node, tmpl, err := s.placeVM(ctx, pc, more.Node, tref, p.Storage)
 	if err != nil {
 		return pvekeep.Job{}, err
 	}
+	p.Template, p.TemplateNode = tmpl.VMID, tmpl.Node
 	vmid, err := s.claimVMID(ctx, pc, f.ServiceID)
 	if err != nil {
 		return pvekeep.Job{}, err
@@ -268,14 +268,16 @@ func (s *Service) createPlan(f pvekeep.ServiceFacts, r CreateRequest) (createPar
 	return p, nil
 }
 
-// placeVM picks the node the new VM lands on: the product's node setting,
-// else the online node with the most free memory. A full clone lands on
-// another node than the template's only from shared storage (Proxmox's
-// rule), so with local storage the template's node it is.
-func (s *Service) placeVM(ctx context.Context, pc pve.Cluster, want, templateNode, storage string) (string, error) {
-	sts, err := pc.Storages(ctx, templateNode)
+// placeVM picks the node the new VM lands on and the template it is
+// cloned from: the product's node setting, else the online node with the
+// most free memory. A full clone lands on another node than its
+// template's only from shared storage (Proxmox's rule); with local
+// storage a node qualifies when it has a template of the same name (the
+// usual "one template per node" set-up), which is then the one cloned.
+func (s *Service) placeVM(ctx context.Context, pc pve.Cluster, want string, tref pve.VMRef, storage string) (string, pve.VMRef, error) {
+	sts, err := pc.Storages(ctx, tref.Node)
 	if err != nil {
-		return "", pveError("list storages", err)
+		return "", tref, pveError("list storages", err)
 	}
 	var st *pve.Storage
 	for i := range sts {
@@ -284,11 +286,34 @@ func (s *Service) placeVM(ctx context.Context, pc pve.Cluster, want, templateNod
 		}
 	}
 	if st == nil || !st.Holds("images") {
-		return "", pvekeep.InvalidState(fmt.Sprintf("storage %q does not hold VM disks on node %s: set the product's disk storage", storage, templateNode))
+		return "", tref, pvekeep.InvalidState(fmt.Sprintf("storage %q does not hold VM disks on node %s: set the product's disk storage", storage, tref.Node))
 	}
 	nodes, err := pc.Nodes(ctx)
 	if err != nil {
-		return "", pveError("list nodes", err)
+		return "", tref, pveError("list nodes", err)
+	}
+	// The template each node may clone from: the product's own wherever
+	// the storage is shared, else a same-named template on the node.
+	from := map[string]pve.VMRef{tref.Node: tref}
+	if !st.Shared {
+		guests, err := pc.Guests(ctx)
+		if err != nil {
+			return "", tref, pveError("list guests", err)
+		}
+		for _, g := range guests {
+			if g.Template && g.Type == "qemu" && g.Name == tref.Name && g.Node != tref.Node {
+				if _, seen := from[g.Node]; !seen || g.VMID < from[g.Node].VMID {
+					from[g.Node] = g.VMRef
+				}
+			}
+		}
+	}
+	allowed := func(node string) (pve.VMRef, bool) {
+		if st.Shared {
+			return tref, true
+		}
+		t, ok := from[node]
+		return t, ok
 	}
 	if want != "" && !strings.EqualFold(want, "auto") {
 		for _, n := range nodes {
@@ -296,28 +321,28 @@ func (s *Service) placeVM(ctx context.Context, pc pve.Cluster, want, templateNod
 				continue
 			}
 			if !n.Online {
-				return "", pvekeep.Unavailable("proxmox", fmt.Errorf("node %s is offline", want))
+				return "", tref, pvekeep.Unavailable("proxmox", fmt.Errorf("node %s is offline", want))
 			}
-			if want != templateNode && !st.Shared {
-				return "", pvekeep.InvalidState(fmt.Sprintf("the template is on node %s and storage %s is not shared, so the VM cannot be made on node %s: use shared storage or a template on that node", templateNode, storage, want))
+			t, ok := allowed(want)
+			if !ok {
+				return "", tref, pvekeep.InvalidState(fmt.Sprintf("the template is on node %s, storage %s is not shared and node %s has no template named %q: the VM cannot be made on node %s",
+					tref.Node, storage, want, tref.Name, want))
 			}
-			return want, nil
+			return want, t, nil
 		}
-		return "", pvekeep.InvalidState(fmt.Sprintf("the product's node %q is not in the Proxmox cluster", want))
-	}
-	if !st.Shared {
-		return templateNode, nil
+		return "", tref, pvekeep.InvalidState(fmt.Sprintf("the product's node %q is not in the Proxmox cluster", want))
 	}
 	best, bestFree := "", int64(-1)
 	for _, n := range nodes {
-		if free := n.MaxMem - n.Mem; n.Online && free > bestFree {
-			best, bestFree = n.Name, free
+		if _, ok := allowed(n.Name); n.Online && ok && n.MaxMem-n.Mem > bestFree {
+			best, bestFree = n.Name, n.MaxMem-n.Mem
 		}
 	}
 	if best == "" {
-		return templateNode, nil
+		return tref.Node, tref, nil
 	}
-	return best, nil
+	t, _ := allowed(best)
+	return best, t, nil
 }
 
 // claimVMID finds an id no guest has and the plugin never handed out,

@@ -234,7 +234,7 @@ func TestCreateRefusals(t *testing.T) {
 		{"a client may not create", nil, pvekeep.ActorClient, service.CreateRequest{}, pvekeep.ReasonForbidden, ""},
 		{"no template", map[int]string{22: ""}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
 		{"a template that is a VM", map[int]string{22: "100"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
-		{"a node the local storage cannot reach", map[int]string{24: "node = pve2"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
+		{"a node not in the cluster", map[int]string{24: "node = pve2"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
 		{"a bad dedicated IP", nil, pvekeep.ActorSystem, service.CreateRequest{DedicatedIP: "10.0.0.300"}, pvekeep.ReasonInvalidInput, "dedicated_ip"},
 		{"a bad user name", nil, pvekeep.ActorSystem, service.CreateRequest{Username: "Root User"}, pvekeep.ReasonInvalidInput, "username"},
 	}
@@ -625,5 +625,80 @@ func TestCreateAfterTerminateMakesANewVM(t *testing.T) {
 	must(t, err)
 	if tr.TerminatedAt != nil || tr.PurgeAfter != nil {
 		t.Errorf("termination after the new create = %+v, want cleared", tr)
+	}
+}
+
+// With local storage a VM lands on the node with the most free memory
+// that has a template of the same name, cloned from that template; a
+// named node works the same way, and one without such a template is
+// refused. Shared storage lets the product's template go anywhere.
+func TestCreatePlacesTheVMOnTheLeastLoadedNodeWithATemplate(t *testing.T) {
+	t.Parallel()
+	b := setupOn(t, 3, 3, nil, service.Config{}) // VM 100 runs on pve1, 101 on pve2; pve3 is idle
+	ctx := context.Background()
+	tests := []struct {
+		name         string
+		settings     map[int]string
+		dropTemplate int // a template to remove first (0: none)
+		wantNode     string
+		wantTemplate string // the clone task's id
+		wantReason   pvekeep.Reason
+	}{
+		{"auto: the idle node, its own template", nil, 0, "pve3", "9002", ""},
+		{"a named node, its own template", map[int]string{24: "node = pve2"}, 0, "pve2", "9001", ""},
+		// pve3 runs the first case's VM by now: the freest node is computed
+		{"shared storage: the product's template onto the freest node", map[int]string{21: "san"}, 0, "", "9000", ""},
+		{"a named node without a template of that name", map[int]string{24: "node = pve3"}, 9002, "", "", pvekeep.ReasonInvalidState},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.dropTemplate != 0 {
+				pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+				must(t, err)
+				upid, err := pc.DeleteVM(ctx, "pve3", pvekeep.VMID(tt.dropTemplate), true)
+				must(t, err)
+				_, err = pc.WaitTask(ctx, upid)
+				must(t, err)
+			}
+			wantNode := tt.wantNode
+			if wantNode == "" {
+				pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+				must(t, err)
+				nodes, err := pc.Nodes(ctx)
+				must(t, err)
+				free := int64(-1)
+				for _, n := range nodes {
+					if n.MaxMem-n.Mem > free {
+						wantNode, free = n.Name, n.MaxMem-n.Mem
+					}
+				}
+			}
+			pid := newVMProduct(t, b, tt.settings)
+			id := newOrder(t, b, pid, "placed.example.net")
+			job, err := b.svc.CreateVM(ctx, b.system(id), service.CreateRequest{})
+			if tt.wantReason != "" {
+				if pvekeep.ReasonOf(err) != tt.wantReason {
+					t.Fatalf("CreateVM err = %v, want %s", err, tt.wantReason)
+				}
+				return
+			}
+			must(t, err)
+			if done := b.waitJob(t, job.ID); done.State != pvekeep.JobSucceeded {
+				t.Fatalf("create ended %s: %s", done.State, done.Error)
+			}
+			v, _ := b.vm(t, job.VMID)
+			if v.Node != wantNode || !v.Running {
+				t.Errorf("VM on %s running %v, want running on %s", v.Node, v.Running, wantNode)
+			}
+			cloned := ""
+			for _, task := range b.sim.State().Tasks {
+				if task.Type == "qmclone" {
+					cloned = task.ID // the latest
+				}
+			}
+			if cloned != tt.wantTemplate {
+				t.Errorf("cloned template %s, want %s", cloned, tt.wantTemplate)
+			}
+		})
 	}
 }

@@ -71,8 +71,15 @@ func setup(t *testing.T, quota int) *bundle {
 // (zero fields keep setup's).
 func setupWith(t *testing.T, quota int, mailer service.Mailer, cfg service.Config) *bundle {
 	t.Helper()
+	return setupOn(t, 1, quota, mailer, cfg)
+}
+
+// setupOn is setupWith on a cluster of nodes nodes (VMs 100 and 101
+// round-robin, a template per node).
+func setupOn(t *testing.T, nodes, quota int, mailer service.Mailer, cfg service.Config) *bundle {
+	t.Helper()
 	db := dbtest.New(t)
-	sim := pvesim.New(pvesim.Options{Nodes: 1, VMs: 2, Speed: 100, Logger: slog.New(slog.DiscardHandler)})
+	sim := pvesim.New(pvesim.Options{Nodes: nodes, VMs: 2, Speed: 100, Logger: slog.New(slog.DiscardHandler)})
 	info, err := sim.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
