@@ -423,12 +423,12 @@ func (s *Service) dispatchRuns(ctx context.Context, serverIDs []int64) {
 		if load[k] >= limit {
 			continue
 		}
-		ok, err := s.dispatchRun(ctx, w, now)
+		outcome, err := s.dispatchRun(ctx, w, now)
 		if err != nil {
 			s.logger.Warn("dispatch scheduled run", "service_id", w.ServiceID, "date", w.Date, "err", err)
 			continue
 		}
-		switch ok {
+		switch outcome {
 		case store.RunDispatched:
 			load[k]++
 			counts.add(func(c *scheduleCounts) { c.dispatched++ })
