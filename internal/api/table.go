@@ -626,7 +626,8 @@ func (t *Table) serviceCreate(ctx context.Context, params json.RawMessage) (any,
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"job": jobFrom(j)}, nil
+	// vmid: the id claimed for the new VM, for the module log and the admin.
+	return map[string]any{"job": jobFrom(j), "vmid": int64(j.VMID)}, nil
 }
 
 // lifecycle is a module command with nothing but the common params.

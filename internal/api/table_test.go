@@ -110,7 +110,7 @@ func (f *fakeBackend) Reinstall(_ context.Context, c service.Call, _ pvekeep.Job
 
 func (f *fakeBackend) CreateVM(_ context.Context, c service.Call, r service.CreateRequest) (pvekeep.Job, error) {
 	f.got, f.create = c, r
-	return pvekeep.Job{ID: 9, Kind: pvekeep.KindServiceCreate, State: pvekeep.JobRunning}, f.err
+	return pvekeep.Job{ID: 9, Kind: pvekeep.KindServiceCreate, State: pvekeep.JobRunning, VMID: 105}, f.err
 }
 
 func (f *fakeBackend) SuspendVM(_ context.Context, c service.Call) (pvekeep.Job, error) {
@@ -494,6 +494,9 @@ func TestLifecycleMethodsPassTheirParamsAndAnswerAJob(t *testing.T) {
 				DedicatedIP: "203.0.113.10", SSHKeys: "ssh-ed25519 AAAA one\nssh-rsa BBBB two"}
 			if m == "service.create" && f.create != want {
 				t.Errorf("create request = %+v, want %+v", f.create, want)
+			}
+			if v, ok := res.(map[string]any)["vmid"]; m == "service.create" && (!ok || v != int64(105)) {
+				t.Errorf("service.create vmid = %v, want the job's 105", v)
 			}
 		})
 	}
