@@ -40,6 +40,9 @@ const (
 	SnapshotRemovedByClient  = "removed" // a snapshots.remove
 	SnapshotRemovedByExpiry  = "expired" // the cron's lifetime enforcement
 	SnapshotRemovedByRestore = "restore" // a restore or reinstall destroyed it in Proxmox
+	// SnapshotRemovedByTerminate: service.terminate destroyed the VM and
+	// its snapshots with it.
+	SnapshotRemovedByTerminate = "terminate"
 )
 
 // Snapshot is the plugin's record of one snapshot it took for a service.

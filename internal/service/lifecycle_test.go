@@ -436,6 +436,12 @@ func TestTerminateDestroysTheVMAndRemovesBackupsAfterTheGrace(t *testing.T) {
 	if done := b.waitJob(t, bj.ID); done.State != pvekeep.JobSucceeded {
 		t.Fatalf("backup ended %s: %s", done.State, done.Error)
 	}
+	must(t, b.seed.SetProductSetting(ctx, b.productID, 3, "2")) // a snapshots quota
+	sj, err := b.svc.CreateSnapshot(ctx, b.call(), "before the end", false, "")
+	must(t, err)
+	if done := b.waitJob(t, sj.ID); done.State != pvekeep.JobSucceeded {
+		t.Fatalf("snapshot ended %s: %s", done.State, done.Error)
+	}
 	job, err := b.svc.TerminateVM(ctx, b.system(b.service))
 	must(t, err)
 	if done := b.waitJob(t, job.ID); done.State != pvekeep.JobSucceeded {
@@ -443,6 +449,9 @@ func TestTerminateDestroysTheVMAndRemovesBackupsAfterTheGrace(t *testing.T) {
 	}
 	if _, ok := b.vm(t, 100); ok {
 		t.Fatal("VM 100 exists after the terminate")
+	}
+	if sn, err := b.db.Store.Snapshots(ctx, b.service, pvekeep.SnapshotAvailable); err != nil || len(sn) != 0 {
+		t.Errorf("snapshot records after the terminate = %v (%v), want none available", sn, err)
 	}
 	must(t, b.seed.SetServiceStatus(ctx, int64(b.service), "Terminated"))
 	f, err := b.db.Store.Service(ctx, b.service)

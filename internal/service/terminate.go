@@ -156,6 +156,13 @@ func (s *Service) terminated(ctx context.Context, lease pvekeep.Lease, job pveke
 		return job, dbError(err)
 	}
 	s.recordFacts(ctx, store.VMFacts{ServiceID: job.ServiceID, VMID: job.VMID, Power: "missing"})
+	// The VM's snapshots went with it: their records must not count or
+	// offer rollbacks (the same job holds the lease, so it may write them).
+	if n, err := s.snaps.ForgetSnapshots(ctx, lease, nil, pvekeep.SnapshotRemovedByTerminate, now); err != nil {
+		s.logger.Warn("forget snapshots of a terminated vm", "job_id", job.ID, "err", err)
+	} else if n > 0 {
+		s.logger.Info("snapshots destroyed with the vm", "job_id", job.ID, "service_id", job.ServiceID, "count", n)
+	}
 	return s.succeed(ctx, lease, job)
 }
 
