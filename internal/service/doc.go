@@ -9,6 +9,12 @@
 // the first Proxmox task, then returns; Tick (the panel's cron) drives every
 // job forward from whatever process runs it.
 //
+// The VM's life — WHMCS's CreateAccount, SuspendAccount, UnsuspendAccount,
+// ChangePackage and TerminateAccount — is the same kind of job
+// (create.go, suspend.go, changepackage.go, terminate.go, lifecycle.go;
+// docs/lifecycle.md), built from the restore's pieces: clone, the
+// reconciliation, start, the client email.
+//
 // Page views never wait on Proxmox: backups.list, jobs.get and the admin
 // overview answer from the database, with the VM's node, power state and
 // Proxmox lock as cached by the last tick (one /cluster/resources per
