@@ -356,15 +356,13 @@ func (s *Service) snapshotTaken(ctx context.Context, lease pvekeep.Lease, job pv
 	now := s.clock.Now().UTC()
 	vmstate := got.VMState
 	ch := &store.SnapshotChange{ID: sn.ID, Status: pvekeep.SnapshotAvailable, VMState: &vmstate}
-	if !got.Time.IsZero() {
-		// Proxmox's snaptime is when it was taken: the lifetime counts
-		// from there, not from the click.
-		t := got.Time
-		ch.CreatedAt = &t
-		if sn.ExpiresAt != nil {
-			e := t.Add(sn.ExpiresAt.Sub(sn.CreatedAt))
-			ch.ExpiresAt = &e
-		}
+	// Taken now, by the plugin's clock: the one the cron expires it by
+	// (Proxmox's may be skewed), and the lifetime counts from here, not
+	// from the click.
+	ch.CreatedAt = &now
+	if sn.ExpiresAt != nil {
+		e := now.Add(sn.ExpiresAt.Sub(sn.CreatedAt))
+		ch.ExpiresAt = &e
 	}
 	if err := s.finish(ctx, lease, job, store.JobFinish{State: pvekeep.JobSucceeded, Now: now, Snapshot: ch}); err != nil {
 		return job, err
