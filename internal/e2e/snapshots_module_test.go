@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -381,6 +383,11 @@ func TestSnapshotClicksKilledAfterSubmittingConverge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
+			// Short leases: the killed click's lease runs out in seconds,
+			// not the default 2 minutes the follow would wait out.
+			cfg := filepath.Join(t.TempDir(), "pvekeep.toml")
+			must(t, os.WriteFile(cfg, []byte("[jobs]\nlease_seconds = 2\npoll_seconds = 0.1\n"), 0o600))
+			w.env = append(w.env, "PVEKEEP_CONFIG="+cfg)
 			c := w.newCustomer(100, 3)
 			post := map[string]any{"pvekeep_snapshot_description": "killed", "pvekeep_token": "k-kill"}
 			if tc.function == "snapshotRollback" {
