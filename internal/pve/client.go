@@ -125,7 +125,7 @@ func connect(ctx context.Context, cfg Config, base http.RoundTripper) (*Client, 
 		log:         log,
 		secrets:     secretsOf(cfg),
 		getAttempts: 3,
-		bornRetries: 5,
+		bornRetries: 7,
 		backoff:     200 * time.Millisecond,
 	}
 	httpClient := &http.Client{

@@ -80,7 +80,8 @@
 // sleep that ends when ctx is cancelled, and checks the exit status itself
 // (go-proxmox's Task.Wait returns nil on failure and sleeps without ctx):
 // "OK" and "WARNINGS: N" are success. A just-born UPID may answer 400 for
-// a moment; TaskStatus retries that a few times (about five seconds).
+// a moment; TaskStatus retries that, first after 50 ms and backing off to
+// cover about five seconds.
 //
 // # Guest lifecycle
 //

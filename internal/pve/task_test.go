@@ -112,8 +112,8 @@ func TestTaskStatusJustBornRetryIsBounded(t *testing.T) {
 	if !errors.As(err, &he) || he.Code != 400 {
 		t.Fatalf("err = %v, want the 400", err)
 	}
-	if n := f.count(statusPath); n != 6 {
-		t.Errorf("status requests = %d, want 6 (1 + 5 retries)", n)
+	if n := f.count(statusPath); n != 8 {
+		t.Errorf("status requests = %d, want 8 (1 + 7 retries)", n)
 	}
 }
 

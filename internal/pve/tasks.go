@@ -62,7 +62,9 @@ func (c *Client) TaskStatus(ctx context.Context, upid pvekeep.UPID) (TaskStatus,
 		if !isJustBorn(err) || attempt >= c.bornRetries {
 			break
 		}
-		d := c.backoff << min(attempt, 3)
+		// The first look comes soon (a status file appears within tens of
+		// milliseconds); later ones back off to cover about five seconds.
+		d := c.backoff / 4 << min(attempt, 5)
 		if serr := sleepCtx(ctx, d); serr != nil {
 			return TaskStatus{}, fmt.Errorf("get status of task %s: %w", upid, serr)
 		}
