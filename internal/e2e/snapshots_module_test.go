@@ -454,8 +454,10 @@ func TestSnapshotsPage(t *testing.T) {
 				t.Errorf("the counter reads %q, want 1/3", got)
 			}
 			first := tb.text(t, `.pvekeep-snapshot-remaining`)
-			if !strings.HasPrefix(first, "0 days 23:") {
-				t.Errorf("the remaining lifetime reads %q, want 0 days 23:…", first)
+			// A page drawn within the second the job saw the snapshot
+			// done still has the whole day left.
+			if !strings.HasPrefix(first, "0 days 23:") && first != "1 day 00:00:00" {
+				t.Errorf("the remaining lifetime reads %q, want 0 days 23:… (or the whole day)", first)
 			}
 			eval[bool](t, tb, `window.__pvekeepSamePage = true`)
 			time.Sleep(2200 * time.Millisecond)
