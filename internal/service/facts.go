@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 type factsStore interface {
 	VMFacts(ctx context.Context, id pvekeep.ServiceID) (store.VMFacts, bool, error)
 	SaveVMFacts(ctx context.Context, facts ...store.VMFacts) error
-	ServicesOnServers(ctx context.Context, serverIDs []int64) ([]store.ServiceVM, error)
+	FactsOnServers(ctx context.Context, serverIDs []int64) (map[int64]*store.ServerFacts, error)
+	SaveFactsSweep(ctx context.Context, sw store.FactsSweep) error
 }
 
 // recordFacts caches what a click just learnt from Proxmox. Best effort:
@@ -77,9 +79,12 @@ func applyFacts(out *Status, f store.VMFacts) {
 }
 
 // refreshFacts asks each server once for all its guests
-// (/cluster/resources) and caches the facts of every Active or Suspended
-// service's VM on it, in one write per server. A server that does not
-// answer within FactsTimeout keeps its services' older facts (their
+// (/cluster/resources) and refreshes the cached facts of every Active or
+// Suspended service's VM on it, in one transaction per server that writes
+// only the rows whose facts changed and records when the server was asked:
+// the rows it left alone are as of then (store.SaveFactsSweep), so an idle
+// tick writes one row per server, not one per service. A server that does
+// not answer within FactsTimeout keeps its services' older facts (their
 // checked_at says how old). It returns how many services were refreshed.
 func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Server) int {
 	if len(servers) == 0 {
@@ -89,25 +94,29 @@ func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Se
 	for id := range servers {
 		ids = append(ids, id)
 	}
-	svcs, err := s.facts.ServicesOnServers(ctx, ids)
+	byServer, err := s.facts.FactsOnServers(ctx, ids)
 	if err != nil {
 		s.logger.Warn("list services to refresh", "err", err)
 		return 0
-	}
-	byServer := map[int64][]store.ServiceVM{}
-	for _, sv := range svcs {
-		byServer[sv.ServerID] = append(byServer[sv.ServerID], sv)
 	}
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
 		n  int
 	)
-	for id, list := range byServer {
+	for id, sf := range byServer {
+		if len(sf.Services) == 0 {
+			// Nothing to ask Proxmox about; only rows to take the
+			// server's credit from, which needs no answer.
+			if len(sf.Stale) > 0 {
+				s.saveSweep(ctx, servers[id], sf, time.Time{}, nil)
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := s.refreshServer(ctx, servers[id], list)
+			got := s.refreshServer(ctx, servers[id], sf)
 			mu.Lock()
 			n += got
 			mu.Unlock()
@@ -117,7 +126,7 @@ func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Se
 	return n
 }
 
-func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, list []store.ServiceVM) int {
+func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, sf *store.ServerFacts) int {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.FactsTimeout)
 	defer cancel()
 	pc, err := s.connect(ctx, srv)
@@ -135,19 +144,36 @@ func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, list []
 	for _, g := range guests {
 		byVMID[g.VMID] = g
 	}
-	facts := make([]store.VMFacts, 0, len(list))
-	for _, sv := range list {
+	var changed []store.VMFacts
+	for _, sv := range sf.Services {
 		f := store.VMFacts{ServiceID: sv.ServiceID, VMID: sv.VMID, Power: PowerMissing, CheckedAt: now}
 		if g, ok := byVMID[sv.VMID]; ok {
 			f.Node, f.Power, f.Lock = g.Node, g.Status, g.Lock
 		}
-		facts = append(facts, f)
+		if sv.SweptBy != srv.ID || !f.Same(sv.Stored) {
+			changed = append(changed, f)
+		}
 	}
-	if err := s.facts.SaveVMFacts(ctx, facts...); err != nil {
-		s.logger.Warn("refresh vm facts: save", "server_id", srv.ID, "err", err)
+	if !s.saveSweep(ctx, srv, sf, now, changed) {
 		return 0
 	}
-	return len(facts)
+	return len(sf.Services)
+}
+
+// saveSweep commits a server's refresh; false when it wrote nothing.
+func (s *Service) saveSweep(ctx context.Context, srv pvekeep.Server, sf *store.ServerFacts, at time.Time, changed []store.VMFacts) bool {
+	err := s.facts.SaveFactsSweep(ctx, store.FactsSweep{ServerID: srv.ID, Generation: sf.Generation, CheckedAt: at,
+		Changed: changed, Stale: sf.Stale})
+	switch {
+	case errors.Is(err, store.ErrSweepLost):
+		// Another tick refreshed the server meanwhile: its facts stand.
+		s.logger.Debug("refresh vm facts: another tick saved first", "server_id", srv.ID)
+		return false
+	case err != nil:
+		s.logger.Warn("refresh vm facts: save", "server_id", srv.ID, "err", err)
+		return false
+	}
+	return true
 }
 
 // defaultFactsTimeout bounds one server's /cluster/resources in a tick.

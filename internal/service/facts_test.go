@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,5 +186,101 @@ func TestServiceStatusFallsBackToCachedFactsWhenProxmoxHangs(t *testing.T) {
 	}
 	if st.Power != "running" || st.Node != "pve1" || st.CheckedAt == nil || !st.CheckedAt.Equal(seenAt.Truncate(time.Microsecond)) {
 		t.Errorf("status = power %q node %q checked_at %v, want the cached running on pve1 of %v", st.Power, st.Node, st.CheckedAt, seenAt)
+	}
+}
+
+// An idle tick writes no facts row: it compares Proxmox's answer with the
+// stored rows and records only when it asked (one statement), and the
+// page reads the facts as of that tick all the same. A VM powered off is
+// written by the next tick, and only its row.
+func TestIdleTickWritesNoFactsRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	other, err := b.seed.Service(ctx, seed.Service{ClientID: b.clientID, ProductID: b.productID, ServerID: b.server.ID, VMID: "101"})
+	must(t, err)
+	servers := []pvekeep.Server{b.server}
+	_, err = b.svc.Tick(ctx, servers, 0) // the first tick writes every row
+	must(t, err)
+	firstAt := b.clock.Now().UTC()
+
+	st, w := countingStore(t, b.db.DSN)
+	deps := b.deps
+	deps.Store = st
+	svc := service.New(deps, b.cfg)
+	factsWrites := func(cmds []string) (rows, sweeps []string) {
+		for _, c := range cmds {
+			switch {
+			case strings.HasPrefix(c, "query: INSERT INTO mod_pvekeep_vm_facts"), strings.HasPrefix(c, "query: UPDATE mod_pvekeep_vm_facts"):
+				rows = append(rows, c)
+			case strings.Contains(c, "mod_pvekeep_facts_sweeps") && !strings.HasPrefix(c, "query: SELECT"):
+				sweeps = append(sweeps, c)
+			}
+		}
+		return rows, sweeps
+	}
+	page := func(id pvekeep.ServiceID) service.Status {
+		t.Helper()
+		call := b.call()
+		call.ServiceID = id
+		l, err := b.svc.ListBackups(ctx, call)
+		must(t, err)
+		if l.Status.CheckedAt == nil {
+			t.Fatalf("service %d: no checked_at", id)
+		}
+		return l.Status
+	}
+	storedAt := func(id pvekeep.ServiceID) time.Time {
+		t.Helper()
+		var at time.Time
+		must(t, b.db.Store.DB().QueryRowContext(ctx, "SELECT checked_at FROM mod_pvekeep_vm_facts WHERE service_id = ?", id).Scan(&at))
+		return at
+	}
+
+	b.clock.Advance(time.Minute)
+	w.take()
+	stats, err := svc.Tick(ctx, servers, 0)
+	must(t, err)
+	rows, sweeps := factsWrites(w.take())
+	if len(rows) != 0 || len(sweeps) != 1 || stats.FactsRefreshed != 2 {
+		t.Errorf("an idle tick wrote facts rows %q and refresh times %q, refreshed %d; want none, one, 2", rows, sweeps, stats.FactsRefreshed)
+	}
+	idleAt := b.clock.Now().UTC()
+	if s := page(b.service); s.Power != "running" || !s.CheckedAt.Equal(idleAt.Truncate(time.Microsecond)) {
+		t.Errorf("after the idle tick the page says %s, checked at %v; want running as of %v", s.Power, s.CheckedAt, idleAt)
+	}
+	if got := storedAt(b.service); !got.Equal(firstAt.Truncate(time.Microsecond)) {
+		t.Errorf("the row was rewritten at %v; want it as the first tick wrote it (%v)", got, firstAt)
+	}
+
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	upid, err := pc.StopVM(ctx, "pve1", 100)
+	must(t, err)
+	for {
+		ts, err := pc.TaskStatus(ctx, upid)
+		must(t, err)
+		if !ts.Running {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
+	}
+	b.clock.Advance(time.Minute)
+	w.take()
+	_, err = svc.Tick(ctx, servers, 0)
+	must(t, err)
+	rows, sweeps = factsWrites(w.take())
+	if len(rows) != 1 || len(sweeps) != 1 {
+		t.Errorf("the tick after a power-off wrote facts rows %q and refresh times %q; want one of each", rows, sweeps)
+	}
+	changedAt := b.clock.Now().UTC()
+	if s := page(b.service); s.Power != "stopped" || !s.CheckedAt.Equal(changedAt.Truncate(time.Microsecond)) {
+		t.Errorf("after the power-off the page says %s, checked at %v; want stopped as of %v", s.Power, s.CheckedAt, changedAt)
+	}
+	if s := page(pvekeep.ServiceID(other)); s.Power != "running" || !s.CheckedAt.Equal(changedAt.Truncate(time.Microsecond)) {
+		t.Errorf("the other service's page says %s, checked at %v; want running as of %v", s.Power, s.CheckedAt, changedAt)
+	}
+	if got := storedAt(pvekeep.ServiceID(other)); !got.Equal(firstAt.Truncate(time.Microsecond)) {
+		t.Errorf("the unchanged row was rewritten at %v; want it as the first tick wrote it (%v)", got, firstAt)
 	}
 }

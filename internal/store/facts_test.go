@@ -40,9 +40,9 @@ func TestSaveVMFactsKeepsTheNewerFacts(t *testing.T) {
 	}
 }
 
-// ServicesOnServers finds the VM of each Active or Suspended service of the
+// FactsOnServers finds the VM of each Active or Suspended service of the
 // servers, bound or from the custom field, and skips the rest.
-func TestServicesOnServersListsTheServersLiveVMs(t *testing.T) {
+func TestFactsOnServersListsTheServersLiveVMs(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := context.Background()
@@ -59,7 +59,7 @@ func TestServicesOnServersListsTheServersLiveVMs(t *testing.T) {
 	if _, err := b.seed.Service(ctx, seed.Service{ClientID: b.fx.ClientID, ProductID: b.fx.ProductID, ServerID: otherServer, VMID: "700"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ServicesOnServers(ctx, []int64{b.fx.ServerID})
+	got, err := s.FactsOnServers(ctx, []int64{b.fx.ServerID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +67,90 @@ func TestServicesOnServersListsTheServersLiveVMs(t *testing.T) {
 		{ServiceID: b.service(0), ServerID: b.fx.ServerID, VMID: 100},
 		{ServiceID: b.service(1), ServerID: b.fx.ServerID, VMID: 555},
 	}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("ServicesOnServers() = %+v, want %+v", got, want)
+	sf := got[b.fx.ServerID]
+	if len(got) != 1 || sf == nil || len(sf.Services) != len(want) || sf.Services[0] != want[0] || sf.Services[1] != want[1] ||
+		sf.Generation != 0 || len(sf.Stale) != 0 {
+		t.Errorf("FactsOnServers() = %+v, want one server with %+v", got, want)
+	}
+}
+
+// A refresh that changes nothing writes no facts row, yet the rows it
+// confirmed read as of the refresh; rows it did not confirm (a click's
+// since, a service it no longer covers) keep their own time.
+func TestSaveFactsSweepCreditsTheRowsItConfirmed(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	srv := b.fx.ServerID
+	read := func() *store.ServerFacts {
+		t.Helper()
+		got, err := s.FactsOnServers(ctx, []int64{srv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[srv]
+	}
+	checkedAt := func(i int) time.Time {
+		t.Helper()
+		f, ok, err := s.VMFacts(ctx, b.service(i))
+		if err != nil || !ok {
+			t.Fatalf("VMFacts(%d) = %v, %v", i, ok, err)
+		}
+		return f.CheckedAt
+	}
+	sf := read()
+	var first []store.VMFacts
+	for _, sv := range sf.Services {
+		first = append(first, store.VMFacts{ServiceID: sv.ServiceID, VMID: sv.VMID, Node: "pve1", Power: "running", CheckedAt: t0})
+	}
+	if err := s.SaveFactsSweep(ctx, store.FactsSweep{ServerID: srv, Generation: sf.Generation, CheckedAt: t0, Changed: first}); err != nil {
+		t.Fatal(err)
+	}
+	sf = read()
+	if sf.Generation != 1 || sf.Services[0].SweptBy != srv || !sf.Services[0].Stored.Same(first[0]) {
+		t.Fatalf("after the first refresh: %+v", sf)
+	}
+
+	// A click learns newer facts of service 1; service 2 is terminated.
+	if err := s.SaveVMFacts(ctx, store.VMFacts{ServiceID: b.service(1), VMID: 101, Node: "pve1", Power: "stopped", CheckedAt: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.seed.SetServiceStatus(ctx, int64(b.service(2)), "Terminated"); err != nil {
+		t.Fatal(err)
+	}
+	sf = read()
+	if len(sf.Services) != 2 || len(sf.Stale) != 1 || sf.Stale[0] != b.service(2) || sf.Services[1].SweptBy != 0 {
+		t.Fatalf("after a click and a termination: %+v", sf)
+	}
+	t1 := t0.Add(5 * time.Minute)
+	stale := read()
+	if err := s.SaveFactsSweep(ctx, store.FactsSweep{ServerID: srv, Generation: sf.Generation, CheckedAt: t1, Stale: sf.Stale}); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkedAt(0); !got.Equal(t1.Truncate(time.Microsecond)) {
+		t.Errorf("confirmed row checked at %v, want the refresh's %v", got, t1)
+	}
+	if got := checkedAt(1); !got.Equal(t0.Add(time.Minute).Truncate(time.Microsecond)) {
+		t.Errorf("the click's row checked at %v, want the click's own time", got)
+	}
+	if err := b.seed.SetServiceStatus(ctx, int64(b.service(2)), "Active"); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkedAt(2); !got.Equal(t0.Truncate(time.Microsecond)) {
+		t.Errorf("a row the refresh no longer covered checked at %v, want its own %v", got, t0)
+	}
+
+	// A refresh that read before another one committed writes nothing.
+	lost := store.FactsSweep{ServerID: srv, Generation: stale.Generation, CheckedAt: t1.Add(time.Minute),
+		Changed: []store.VMFacts{{ServiceID: b.service(0), VMID: 100, Power: "missing", CheckedAt: t1.Add(time.Minute)}}}
+	if err := s.SaveFactsSweep(ctx, lost); !errors.Is(err, store.ErrSweepLost) {
+		t.Fatalf("SaveFactsSweep(stale generation) = %v, want ErrSweepLost", err)
+	}
+	if f, _, _ := s.VMFacts(ctx, b.service(0)); f.Power != "running" || !f.CheckedAt.Equal(t1.Truncate(time.Microsecond)) {
+		t.Errorf("after a lost refresh: %+v, want the committed one's facts", f)
+	}
+	if err := s.SaveFactsSweep(ctx, store.FactsSweep{ServerID: srv, Generation: 0, CheckedAt: t1.Add(time.Minute)}); !errors.Is(err, store.ErrSweepLost) {
+		t.Errorf("SaveFactsSweep(generation 0 over a recorded one) = %v, want ErrSweepLost", err)
 	}
 }
 
