@@ -104,34 +104,62 @@ func (s *Sim) handleClusterStatus(r *request) (any, error) {
 	return out, nil
 }
 
+// vmResource is a qemu guest's entry of /cluster/resources, built from
+// the VM's status (vmStats) as PVE's resource list is from vmstatus. Its
+// fields are in the order encoding/json writes a map's keys (sorted), so
+// the bytes are those of the map it replaces: a struct encodes without
+// sorting or a map per VM, which at 10,000 VMs is most of the answer's
+// cost.
+type vmResource struct {
+	CPU       float64 `json:"cpu"`
+	Disk      int     `json:"disk"`
+	DiskRead  int64   `json:"diskread"`
+	DiskWrite int64   `json:"diskwrite"`
+	ID        string  `json:"id"`
+	Lock      string  `json:"lock,omitempty"`
+	MaxCPU    int     `json:"maxcpu"`
+	MaxDisk   int64   `json:"maxdisk"`
+	MaxMem    int64   `json:"maxmem"`
+	Mem       int64   `json:"mem"`
+	Name      string  `json:"name"`
+	NetIn     int64   `json:"netin"`
+	NetOut    int64   `json:"netout"`
+	Node      string  `json:"node"`
+	Status    string  `json:"status"`
+	Tags      string  `json:"tags,omitempty"`
+	Template  int     `json:"template"`
+	Type      string  `json:"type"`
+	Uptime    int64   `json:"uptime"`
+	VMID      int     `json:"vmid"`
+}
+
+func (s *Sim) vmResource(v *vm) vmResource {
+	st := s.vmStats(v)
+	res := vmResource{
+		ID: "qemu/" + strconv.Itoa(v.vmid), Type: "qemu", Node: v.node, VMID: v.vmid,
+		Name: st.name, Status: st.status, MaxCPU: st.cpus, CPU: st.cpu, MaxMem: st.maxmem, Mem: st.mem,
+		MaxDisk: st.maxdisk, Uptime: st.uptime, NetIn: st.netin, NetOut: st.netout,
+		DiskRead: st.diskread, DiskWrite: st.diskwrite, Lock: st.lock, Tags: st.tags,
+	}
+	if st.template {
+		res.Template = 1
+	}
+	return res
+}
+
 func (s *Sim) handleClusterResources(r *request) (any, error) {
 	typ := r.str("type")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []map[string]any{}
+	out := []any{}
 	if typ == "" || typ == "vm" {
-		for _, id := range slices.Sorted(maps.Keys(s.vms)) {
-			v := s.vms[id]
-			if !s.canLocked(r, fmt.Sprintf("/vms/%d", id), "VM.Audit") {
+		ids := slices.Sorted(maps.Keys(s.vms))
+		out = slices.Grow(out, len(ids))
+		for _, id := range ids {
+			if !s.canLocked(r, "/vms/"+strconv.Itoa(id), "VM.Audit") {
 				continue
 			}
-			st := s.statusJSON(v, false)
-			res := map[string]any{
-				"id": fmt.Sprintf("qemu/%d", v.vmid), "type": "qemu", "node": v.node, "vmid": v.vmid,
-				"name": st["name"], "status": st["status"], "template": 0,
-				"maxcpu": st["cpus"], "cpu": st["cpu"], "maxmem": st["maxmem"], "mem": st["mem"],
-				"maxdisk": st["maxdisk"], "disk": 0, "uptime": st["uptime"],
-				"netin": st["netin"], "netout": st["netout"], "diskread": st["diskread"], "diskwrite": st["diskwrite"],
-			}
-			if t, ok := st["template"]; ok {
-				res["template"] = t
-			}
-			for _, k := range []string{"lock", "tags"} {
-				if val, ok := st[k]; ok {
-					res[k] = val
-				}
-			}
-			out = append(out, res)
+			out = append(out, s.vmResource(s.vms[id]))
 		}
 	}
 	if typ == "" || typ == "node" {

@@ -102,23 +102,27 @@ type disk struct {
 func (v *vm) disks() []disk {
 	var out []disk
 	for _, k := range slices.Sorted(maps.Keys(v.conf)) {
-		if !reDiskKey.MatchString(k) {
-			continue
+		if d, ok := v.disk(k); ok {
+			out = append(out, d)
 		}
-		val := v.conf[k]
-		if strings.Contains(val, "media=cdrom") {
-			continue
-		}
-		parts := strings.Split(val, ",")
-		d := disk{key: k, volid: parts[0]}
-		for _, p := range parts[1:] {
-			if sz, ok := strings.CutPrefix(p, "size="); ok {
-				d.size = parseSize(sz)
-			}
-		}
-		out = append(out, d)
 	}
 	return out
+}
+
+// disk is the drive at config key k, if k is a drive holding a volume.
+func (v *vm) disk(k string) (disk, bool) {
+	val, ok := v.conf[k]
+	if !ok || !reDiskKey.MatchString(k) || strings.Contains(val, "media=cdrom") {
+		return disk{}, false
+	}
+	parts := strings.Split(val, ",")
+	d := disk{key: k, volid: parts[0]}
+	for _, p := range parts[1:] {
+		if sz, ok := strings.CutPrefix(p, "size="); ok {
+			d.size = parseSize(sz)
+		}
+	}
+	return d, true
 }
 
 var reSize = lazyre.New(`^(\d+(?:\.\d+)?)([KMGT](?:iB)?)?$`)
@@ -189,68 +193,81 @@ func (v *vm) cpus() int {
 	return sockets * cores
 }
 
-// bootDiskSize is the size of the first disk in the boot order.
+// bootDiskSize is the size of the first disk in the boot order, else of
+// the first disk. The boot order's keys are looked up, not every disk
+// parsed: /cluster/resources asks this of every VM.
 func (v *vm) bootDiskSize() int64 {
-	ds := v.disks()
 	if order, ok := strings.CutPrefix(v.conf["boot"], "order="); ok {
-		for _, k := range strings.Split(order, ";") {
-			for _, d := range ds {
-				if d.key == k {
-					return d.size
-				}
+		for k := range strings.SplitSeq(order, ";") {
+			if d, ok := v.disk(k); ok {
+				return d.size
 			}
 		}
 	}
-	if len(ds) > 0 {
+	if ds := v.disks(); len(ds) > 0 {
 		return ds[0].size
 	}
 	return 0
 }
 
-// statusJSON is PVE::QemuServer::vmstatus for one VM.
-func (s *Sim) statusJSON(v *vm, full bool) map[string]any {
-	maxmem := v.memoryMiB() << 20
-	d := map[string]any{
-		"vmid":      v.vmid,
-		"status":    "stopped",
-		"name":      v.conf["name"],
-		"cpus":      v.cpus(),
-		"maxmem":    maxmem,
-		"maxdisk":   v.bootDiskSize(),
-		"disk":      0,
-		"uptime":    0,
-		"cpu":       0,
-		"mem":       0,
-		"memhost":   0,
-		"netin":     0,
-		"netout":    0,
-		"diskread":  0,
-		"diskwrite": 0,
-	}
-	if d["name"] == "" {
-		d["name"] = fmt.Sprintf("VM %d", v.vmid)
+// vmStats is PVE::QemuServer::vmstatus's figures for one VM, which
+// status/current, a node's qemu list and /cluster/resources report.
+type vmStats struct {
+	name, status                               string
+	cpus, pid                                  int
+	cpu                                        float64
+	maxmem, mem, maxdisk                       int64
+	uptime, netin, netout, diskread, diskwrite int64
+	template                                   bool
+	lock, tags                                 string
+}
+
+func (s *Sim) vmStats(v *vm) vmStats {
+	st := vmStats{name: v.conf["name"], status: "stopped", cpus: v.cpus(), maxmem: v.memoryMiB() << 20,
+		maxdisk: v.bootDiskSize(), template: v.conf["template"] == "1", lock: v.conf["lock"], tags: v.conf["tags"]}
+	if st.name == "" {
+		st.name = fmt.Sprintf("VM %d", v.vmid)
 	}
 	if v.running {
 		up := int64(s.now().Sub(v.started).Seconds())
-		d["status"] = "running"
-		d["pid"] = v.pid
-		d["uptime"] = up
-		d["cpu"] = 0.0123
-		d["mem"] = maxmem * 2 / 5
-		d["memhost"] = maxmem * 2 / 5
-		d["netin"] = up * 1200
-		d["netout"] = up * 800
-		d["diskread"] = up * 40960
-		d["diskwrite"] = up * 20480
+		st.status, st.pid, st.uptime, st.cpu = "running", v.pid, up, 0.0123
+		st.mem = st.maxmem * 2 / 5
+		st.netin, st.netout, st.diskread, st.diskwrite = up*1200, up*800, up*40960, up*20480
 	}
-	if v.conf["template"] == "1" {
+	return st
+}
+
+// statusJSON is PVE::QemuServer::vmstatus for one VM.
+func (s *Sim) statusJSON(v *vm, full bool) map[string]any {
+	st := s.vmStats(v)
+	d := map[string]any{
+		"vmid":      v.vmid,
+		"status":    st.status,
+		"name":      st.name,
+		"cpus":      st.cpus,
+		"maxmem":    st.maxmem,
+		"maxdisk":   st.maxdisk,
+		"disk":      0,
+		"uptime":    st.uptime,
+		"cpu":       st.cpu,
+		"mem":       st.mem,
+		"memhost":   st.mem,
+		"netin":     st.netin,
+		"netout":    st.netout,
+		"diskread":  st.diskread,
+		"diskwrite": st.diskwrite,
+	}
+	if v.running {
+		d["pid"] = st.pid
+	}
+	if st.template {
 		d["template"] = 1
 	}
-	if l := v.conf["lock"]; l != "" {
-		d["lock"] = l
+	if st.lock != "" {
+		d["lock"] = st.lock
 	}
-	if t := v.conf["tags"]; t != "" {
-		d["tags"] = t
+	if st.tags != "" {
+		d["tags"] = st.tags
 	}
 	if full {
 		d["qmpstatus"] = d["status"]
