@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -83,17 +84,27 @@ func applyFacts(out *Status, f store.VMFacts) {
 // Suspended service's VM on it, in one transaction per server that writes
 // only the rows whose facts changed and records when the server was asked:
 // the rows it left alone are as of then (store.SaveFactsSweep), so an idle
-// tick writes one row per server, not one per service. A server that does
-// not answer within FactsTimeout keeps its services' older facts (their
-// checked_at says how old). It returns how many services were refreshed.
+// tick writes one row per server, not one per service. Proxmox is asked
+// while the database is read, so the two waits overlap; a server found to
+// have no such service has its question cancelled and its answer, or
+// failure, ignored. A server that does not answer within FactsTimeout
+// keeps its services' older facts (their checked_at says how old). It
+// returns how many services were refreshed.
 func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Server) int {
 	if len(servers) == 0 {
 		return 0
 	}
 	ids := make([]int64, 0, len(servers))
-	for id := range servers {
+	asks := make(map[int64]*guestsAsk, len(servers))
+	for id, srv := range servers {
 		ids = append(ids, id)
+		asks[id] = s.askGuests(ctx, srv)
 	}
+	defer func() {
+		for _, a := range asks {
+			a.cancel()
+		}
+	}()
 	byServer, err := s.facts.FactsOnServers(ctx, ids)
 	if err != nil {
 		s.logger.Warn("list services to refresh", "err", err)
@@ -116,7 +127,7 @@ func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Se
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := s.refreshServer(ctx, servers[id], sf)
+			got := s.refreshServer(servers[id], sf, asks[id])
 			mu.Lock()
 			n += got
 			mu.Unlock()
@@ -126,27 +137,49 @@ func (s *Service) refreshFacts(ctx context.Context, servers map[int64]pvekeep.Se
 	return n
 }
 
-func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, sf *store.ServerFacts) int {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.FactsTimeout)
-	defer cancel()
-	pc, err := s.connect(ctx, srv)
-	if err != nil {
-		s.logger.Warn("refresh vm facts: connect", "server_id", srv.ID, "err", err)
+// guestsAsk is one server's /cluster/resources in flight, bounded by
+// FactsTimeout; its ctx bounds the saving of what it answered too.
+type guestsAsk struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	guests []pve.Guest
+	at     time.Time // when the answer came
+	err    error     // with the step that failed
+}
+
+func (s *Service) askGuests(ctx context.Context, srv pvekeep.Server) *guestsAsk {
+	a := &guestsAsk{done: make(chan struct{})}
+	a.ctx, a.cancel = context.WithTimeout(ctx, s.cfg.FactsTimeout)
+	go func() {
+		defer close(a.done)
+		pc, err := s.connect(a.ctx, srv)
+		if err != nil {
+			a.err = fmt.Errorf("connect: %w", err)
+			return
+		}
+		if a.guests, err = pc.Guests(a.ctx); err != nil {
+			a.err = fmt.Errorf("list guests: %w", err)
+			return
+		}
+		a.at = s.clock.Now().UTC()
+	}()
+	return a
+}
+
+func (s *Service) refreshServer(srv pvekeep.Server, sf *store.ServerFacts, ask *guestsAsk) int {
+	<-ask.done
+	if ask.err != nil {
+		s.logger.Warn("refresh vm facts", "server_id", srv.ID, "err", ask.err)
 		return 0
 	}
-	guests, err := pc.Guests(ctx)
-	if err != nil {
-		s.logger.Warn("refresh vm facts: list guests", "server_id", srv.ID, "err", err)
-		return 0
-	}
-	now := s.clock.Now().UTC()
-	byVMID := make(map[pvekeep.VMID]pve.Guest, len(guests))
-	for _, g := range guests {
+	byVMID := make(map[pvekeep.VMID]pve.Guest, len(ask.guests))
+	for _, g := range ask.guests {
 		byVMID[g.VMID] = g
 	}
 	var changed []store.VMFacts
 	for _, sv := range sf.Services {
-		f := store.VMFacts{ServiceID: sv.ServiceID, VMID: sv.VMID, Power: PowerMissing, CheckedAt: now}
+		f := store.VMFacts{ServiceID: sv.ServiceID, VMID: sv.VMID, Power: PowerMissing, CheckedAt: ask.at}
 		if g, ok := byVMID[sv.VMID]; ok {
 			f.Node, f.Power, f.Lock = g.Node, g.Status, g.Lock
 		}
@@ -154,7 +187,7 @@ func (s *Service) refreshServer(ctx context.Context, srv pvekeep.Server, sf *sto
 			changed = append(changed, f)
 		}
 	}
-	if !s.saveSweep(ctx, srv, sf, now, changed) {
+	if !s.saveSweep(ask.ctx, srv, sf, ask.at, changed) {
 		return 0
 	}
 	return len(sf.Services)
