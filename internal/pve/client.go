@@ -239,6 +239,14 @@ type exchange struct {
 	mu     sync.Mutex
 	status int
 	err    *HTTPError
+	// data, when set, receives a successful answer's "data", decoded by
+	// the transport as the body streams in (decodeErr if it cannot be);
+	// go-proxmox then gets an empty object. Its own reading holds the
+	// whole body and parses it twice over (the envelope, then "data"),
+	// which for a large answer (/cluster/resources over thousands of
+	// guests) is most of the call's cost.
+	data      any
+	decodeErr error
 }
 
 // captureTransport passes every request through unchanged and never
@@ -262,7 +270,14 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.status = res.StatusCode
-	ex.err = nil
+	ex.err, ex.decodeErr = nil, nil
+	if res.StatusCode < 300 && ex.data != nil {
+		ex.decodeErr = decodeData(res.Body, ex.data)
+		_ = res.Body.Close()
+		res.Body = io.NopCloser(strings.NewReader("{}"))
+		res.ContentLength = 2
+		return res, nil
+	}
 	if res.StatusCode < 400 {
 		return res, nil
 	}
@@ -271,6 +286,42 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	ex.err = t.httpError(req, res, body)
 	return res, nil
+}
+
+// decodeData decodes the "data" member of an API answer into v, reading
+// the body as it streams; other members are skipped.
+func decodeData(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if tok != json.Delim('{') {
+		return fmt.Errorf("answer is %v, not an object", tok)
+	}
+	found := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if key, _ := tok.(string); key == "data" && !found {
+			if err := dec.Decode(v); err != nil {
+				return err
+			}
+			found = true
+			continue
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if !found {
+		return errors.New("answer has no data")
+	}
+	return nil
 }
 
 func (t *captureTransport) httpError(req *http.Request, res *http.Response, body []byte) *HTTPError {
@@ -317,11 +368,15 @@ func apiPath(u *url.URL) string {
 // call runs one go-proxmox request with an exchange attached and turns
 // whatever went wrong into a classified error. It never retries.
 func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context) error, method, path string) error {
-	ex := &exchange{}
+	return c.callWith(ctx, &exchange{}, op, fn, method, path)
+}
+
+// callWith is call over an exchange the caller prepared (exchange.data).
+func (c *Client) callWith(ctx context.Context, ex *exchange, op string, fn func(ctx context.Context) error, method, path string) error {
 	start := time.Now()
 	err := fn(context.WithValue(ctx, exchangeKey{}, ex))
 	ex.mu.Lock()
-	status, herr := ex.status, ex.err
+	status, herr, derr := ex.status, ex.err, ex.decodeErr
 	ex.mu.Unlock()
 	c.log.Debug("pve request", slog.String("op", op), slog.String("method", method),
 		slog.String("path", path), slog.Int("status", status), slog.Duration("took", time.Since(start)))
@@ -329,6 +384,9 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 		// go-proxmox lets some error statuses through as success (a 404
 		// with {"data":null} decodes fine): the status decides, not it.
 		return herr
+	}
+	if err == nil && derr != nil {
+		err = derr
 	}
 	if err == nil {
 		return nil
@@ -365,6 +423,16 @@ func isTLSRefusal(err error) bool {
 // get GETs path (with query q) into v, retrying transient failures a few
 // times with a ctx-aware backoff. GETs change nothing, so this is safe.
 func (c *Client) get(ctx context.Context, path string, q url.Values, v any) error {
+	return c.getWith(ctx, path, q, v, false)
+}
+
+// getStreamed is get for a large answer: its data is decoded into v as
+// the body streams in (exchange.data), not read whole and parsed twice.
+func (c *Client) getStreamed(ctx context.Context, path string, q url.Values, v any) error {
+	return c.getWith(ctx, path, q, v, true)
+}
+
+func (c *Client) getWith(ctx context.Context, path string, q url.Values, v any, streamed bool) error {
 	full := path
 	if len(q) > 0 {
 		full += "?" + q.Encode()
@@ -376,8 +444,12 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 				return fmt.Errorf("GET %s: %w", path, serr)
 			}
 		}
-		err = c.call(ctx, "get", func(ctx context.Context) error {
-			return c.api.Req(ctx, http.MethodGet, full, nil, v)
+		ex, target := &exchange{}, v
+		if streamed {
+			ex.data, target = v, nil
+		}
+		err = c.callWith(ctx, ex, "get", func(ctx context.Context) error {
+			return c.api.Req(ctx, http.MethodGet, full, nil, target)
 		}, http.MethodGet, path)
 		if err == nil || !errors.Is(err, ErrTransient) {
 			return err

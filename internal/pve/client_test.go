@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -358,5 +360,64 @@ func TestVMStatusAndConfigExposeLock(t *testing.T) {
 	}
 	if cfg.Lock() != "snapshot" || cfg.Digest() != "abc123" || cfg["cores"] != "1" || cfg["memory"] != "1024" || cfg["onboot"] != "1" {
 		t.Errorf("VMConfig = %v", cfg)
+	}
+}
+
+// Guests reads /cluster/resources as it streams: "data" wherever it is
+// among the members, string or number vmids; an answer that is not an
+// object with data is a decode error, not an empty cluster; an error
+// status is classified as for any other call.
+func TestGuestsStreamedAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		code    int
+		body    string
+		want    []pve.Guest
+		wantErr string
+		is      error
+	}{
+		{"data after another member", 200,
+			`{"total":2,"data":[{"id":"qemu/100","type":"qemu","vmid":100,"node":"pve1","status":"running","name":"a","lock":"backup"},` +
+				`{"id":"qemu/101","type":"qemu","vmid":"101","node":"pve2","status":"stopped","name":"b","template":1},` +
+				`{"id":"storage/pve1/local","type":"storage","node":"pve1"}],"extra":{"x":[1,2]}}`,
+			[]pve.Guest{
+				{VMRef: pve.VMRef{VMID: 100, Node: "pve1", Type: "qemu", Status: "running", Name: "a"}, Lock: "backup"},
+				{VMRef: pve.VMRef{VMID: 101, Node: "pve2", Type: "qemu", Status: "stopped", Name: "b", Template: true}},
+			}, "", nil},
+		{"empty cluster", 200, `{"data":[]}`, []pve.Guest{}, "", nil},
+		{"no data", 200, `{"total":0}`, nil, "decode answer: answer has no data", nil},
+		{"not an object", 200, `[1,2]`, nil, "decode answer", nil},
+		{"cut short", 200, `{"data":[{"vmid":100`, nil, "decode answer", nil},
+		{"error status", 500, `{"data":null}`, nil, "", pve.ErrTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.handle("GET /cluster/resources", func(w http.ResponseWriter, r *http.Request) {
+				if tt.code != 200 {
+					writeRaw(w, tt.code, "got timeout", tt.body)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+				_, _ = io.WriteString(w, tt.body)
+			})
+			got, err := f.connect(t).Guests(context.Background())
+			switch {
+			case tt.is != nil:
+				if !errors.Is(err, tt.is) {
+					t.Fatalf("Guests() err = %v, want %v", err, tt.is)
+				}
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Guests() = %+v, %v; want an error with %q", got, err, tt.wantErr)
+				}
+			default:
+				if err != nil || !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("Guests() = %+v, %v; want %+v", got, err, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -28,7 +28,8 @@ func (c *Client) Guests(ctx context.Context) ([]Guest, error) {
 		Template flexBool `json:"template"`
 		Lock     string   `json:"lock"`
 	}
-	if err := c.get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res); err != nil {
+	// Streamed: over thousands of guests the answer is megabytes.
+	if err := c.getStreamed(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &res); err != nil {
 		return nil, fmt.Errorf("list guests: %w", err)
 	}
 	out := make([]Guest, 0, len(res))
