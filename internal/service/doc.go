@@ -18,6 +18,8 @@
 // Page views never wait on Proxmox: backups.list, jobs.get and the admin
 // overview answer from the database, with the VM's node, power state and
 // Proxmox lock as cached by the last tick (one /cluster/resources per
-// server) or click that asked Proxmox, and the time it answered. Only
+// server) or click that asked Proxmox, and the time it answered. A tick
+// writes only the facts that changed and records per server when it
+// asked, which the unchanged rows then read as (facts.go). Only
 // service.status asks Proxmox live, for a few seconds at most.
 package service

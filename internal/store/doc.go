@@ -2,7 +2,8 @@
 // WHMCS tables a service's facts come from (tblhosting, tblclients,
 // tblproducts, configurable options, custom fields) and owns the plugin's
 // mod_pvekeep_* tables (services, jobs, backups, schedules, snapshots,
-// emails, and vm_facts: what Proxmox last said about each service's VM). It is the only package that imports sqlx and the MySQL driver.
+// emails, and vm_facts: what Proxmox last said about each service's VM,
+// with facts_sweeps: when each server's last refresh asked). It is the only package that imports sqlx and the MySQL driver.
 //
 // Rules the code keeps:
 //
