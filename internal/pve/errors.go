@@ -49,6 +49,10 @@ var (
 	// (it also matches ErrNotFound). A storage that itself does not exist
 	// is plain ErrNotFound: the volume may well still be there.
 	ErrNoSuchVolume = fmt.Errorf("%w: no such volume", ErrNotFound)
+	// ErrRefusedValue: PVE's check of a value died ("SSH public key
+	// validation error", "invalid format - …", "unable to parse …"): the
+	// same request fails the same way every time.
+	ErrRefusedValue = errors.New("pve: value refused")
 	// ErrInvalidConfig: the connection settings cannot work (no
 	// credentials, a token id of the wrong form, a bad fingerprint);
 	// nothing was sent to Proxmox.
@@ -192,6 +196,9 @@ func permanent(msg string) error {
 		return ErrNotNewestSnapshot
 	case strings.Contains(lower, "snapshot name") && strings.Contains(lower, "(reserved name)"):
 		return ErrInvalidSnapshotName
+	case strings.Contains(lower, "validation error") || strings.Contains(lower, "invalid format") ||
+		strings.Contains(lower, "unable to parse"):
+		return ErrRefusedValue
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/sshkey"
 	"github.com/pvekeep/pvekeep/internal/reconcile"
 	"github.com/pvekeep/pvekeep/internal/store"
 )
@@ -244,10 +245,16 @@ func (s *Service) createPlan(f pvekeep.ServiceFacts, r CreateRequest) (createPar
 			return createParams{}, err
 		}
 	}
-	for _, line := range strings.Split(r.SSHKeys, "\n") {
+	for i, line := range strings.Split(r.SSHKeys, "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			if len(line) > 16384 {
 				return createParams{}, pvekeep.InvalidInput("ssh_keys", "an SSH key is too long")
+			}
+			// Proxmox would refuse it only at the cloud-init step, with
+			// the clone made: refuse it before anything starts.
+			if !sshkey.Valid(line) {
+				return createParams{}, pvekeep.InvalidInput("ssh_keys",
+					fmt.Sprintf("line %d of the SSH keys is not an OpenSSH public key (type, base64 key, optional comment)", i+1))
 			}
 			p.SSHKeys = append(p.SSHKeys, line)
 		}

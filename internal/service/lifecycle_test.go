@@ -237,6 +237,8 @@ func TestCreateRefusals(t *testing.T) {
 		{"a node not in the cluster", map[int]string{24: "node = pve2"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
 		{"a bad dedicated IP", nil, pvekeep.ActorSystem, service.CreateRequest{DedicatedIP: "10.0.0.300"}, pvekeep.ReasonInvalidInput, "dedicated_ip"},
 		{"a bad user name", nil, pvekeep.ActorSystem, service.CreateRequest{Username: "Root User"}, pvekeep.ReasonInvalidInput, "username"},
+		// Proxmox would refuse it only at the cloud-init step, after the clone.
+		{"a mistyped SSH key", nil, pvekeep.ActorSystem, service.CreateRequest{SSHKeys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b\nssh-ed25519 AAAAmistyped"}, pvekeep.ReasonInvalidInput, "ssh_keys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

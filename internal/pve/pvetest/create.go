@@ -75,6 +75,10 @@ func (s *Suite) TestCloudInitOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SSH public key validation error") {
 		t.Errorf("a bad ssh key: err = %v, want PVE's validation error", err)
 	}
+	// PVE dies with a 500: it must not read as worth retrying.
+	if !errors.Is(err, pve.ErrRefusedValue) || errors.Is(err, pve.ErrTransient) {
+		t.Errorf("a bad ssh key: err = %v, want ErrRefusedValue and not ErrTransient", err)
+	}
 }
 
 // A linked clone of a guest that is not a template is refused before any
