@@ -1,7 +1,6 @@
 package pvesim
 
 import (
-
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"

@@ -13,8 +13,8 @@ import (
 	"github.com/pvekeep/pvekeep/internal/plan"
 	"github.com/pvekeep/pvekeep/internal/pve"
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
-	"github.com/pvekeep/pvekeep/internal/sshkey"
 	"github.com/pvekeep/pvekeep/internal/reconcile"
+	"github.com/pvekeep/pvekeep/internal/sshkey"
 	"github.com/pvekeep/pvekeep/internal/store"
 )
 
