@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/pvekeep"
+	"github.com/pvekeep/pvekeep/internal/seed"
 	"github.com/pvekeep/pvekeep/internal/store"
 )
 
@@ -185,5 +186,55 @@ func TestPlanRunsSupersedesAnOlderWaitingRun(t *testing.T) {
 	}
 	if got := states[fmt.Sprintf("%d 2025-03-29", b.service(1))]; got != "done " {
 		t.Errorf("service 1's finished run is %q, want left done", got)
+	}
+}
+
+// The dispatch order is fair: first attempts before retries, then the
+// oldest due first, then by service; each node's queue is cut at
+// perNode in that order.
+func TestWaitingRunsComeInFairOrder(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	// A fourth service, of the highest id.
+	id3, err := b.seed.Service(ctx, seed.Service{ClientID: b.fx.ClientID, ProductID: b.fx.ProductID, ServerID: b.fx.ServerID, VMID: "103"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := pvekeep.ServiceID(id3)
+	// Service 0's run is the oldest due but a retry: last. Service 3's is
+	// due before those of services 1 and 2, which are due at the same
+	// time: the lower service id first.
+	runs := []store.PlannedRun{
+		{RunKey: store.RunKey{ServiceID: b.service(0), Date: "2025-03-30"}, ServerID: b.fx.ServerID, DueAt: t0.Add(-3 * time.Hour)},
+		{RunKey: store.RunKey{ServiceID: b.service(2), Date: "2025-03-30"}, ServerID: b.fx.ServerID, DueAt: t0.Add(-time.Hour)},
+		{RunKey: store.RunKey{ServiceID: b.service(1), Date: "2025-03-30"}, ServerID: b.fx.ServerID, DueAt: t0.Add(-time.Hour)},
+		{RunKey: store.RunKey{ServiceID: s3, Date: "2025-03-30"}, ServerID: b.fx.ServerID, DueAt: t0.Add(-2 * time.Hour)},
+	}
+	if _, err := s.PlanRuns(ctx, runs, nil, t0.Add(-4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.Store.DB().ExecContext(ctx, `UPDATE mod_pvekeep_schedule_runs SET attempts = 1 WHERE service_id = ?`, b.service(0)); err != nil {
+		t.Fatal(err)
+	}
+	key := func(w store.WaitingRun) string { return fmt.Sprintf("%d %s", w.ServiceID, w.Date) }
+	want := []string{
+		fmt.Sprintf("%d 2025-03-30", s3),
+		fmt.Sprintf("%d 2025-03-30", b.service(1)),
+		fmt.Sprintf("%d 2025-03-30", b.service(2)),
+		fmt.Sprintf("%d 2025-03-30", b.service(0)),
+	}
+	for perNode := 1; perNode <= len(want); perNode++ {
+		w, err := s.WaitingRuns(ctx, []int64{b.fx.ServerID}, t0, perNode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range w {
+			got = append(got, key(r))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[:perNode]) {
+			t.Errorf("perNode %d: order %v, want %v", perNode, got, want[:perNode])
+		}
 	}
 }
