@@ -685,3 +685,77 @@ func TestTerminatedServiceSchedulesNothing(t *testing.T) {
 		t.Errorf("%d runs recorded for a terminated service", n)
 	}
 }
+
+// settled: the service's latest run is in state and no job of the
+// service is active any more (its backup, or a rotation's removal).
+func (f *fleet) settled(t *testing.T, id pvekeep.ServiceID, date, state string) func() bool {
+	return func() bool {
+		r := f.run(t, id)
+		if r == nil || r.Date != date || r.State != state {
+			return false
+		}
+		l, err := f.svc.ListBackups(context.Background(), f.callFor(id))
+		must(t, err)
+		return l.ActiveJob == nil
+	}
+}
+
+// removals counts the simulator's volume deletions.
+func (f *fleet) removals() int {
+	n := 0
+	for _, task := range f.sim.State().Tasks {
+		if task.Type == "imgdel" {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fleet) backupIDs(t *testing.T, id pvekeep.ServiceID) map[pvekeep.BackupID]pvekeep.Backup {
+	t.Helper()
+	out := map[pvekeep.BackupID]pvekeep.Backup{}
+	for _, b := range f.backups(t, id) {
+		out[b.ID] = b
+	}
+	return out
+}
+
+// The admin lowers the Backups quota below what a service holds: the next
+// scheduled backup is still taken, and then the oldest unprotected backups
+// are removed, one after another, until the service is back within its
+// quota. The day after, it rotates as at any full quota.
+func TestScheduledBackupGoesOnAfterTheQuotaWasLowered(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 1, quota: 3})
+	ctx := context.Background()
+	old := f.seedBackups(t, f.service, 3) // newest first
+	must(t, f.seed.SetProductSetting(ctx, f.productID, 2, "2"))
+	at := f.everyDayAt(t)
+	day1 := at.Format(time.DateOnly)
+	f.clock.now = at.Add(time.Second)
+	f.tickUntil(t, f.svc, 1500, f.settled(t, f.service, day1, "done"))
+	have := f.backupIDs(t, f.service)
+	if len(have) != 2 {
+		t.Fatalf("%d backups after the run, want 2 (the quota): %+v", len(have), have)
+	}
+	if _, ok := have[old[0].ID]; !ok {
+		t.Errorf("the newest old backup was removed; the two oldest should have gone: %+v", have)
+	}
+	if n := f.vzdumps()["100"]; n != 4 {
+		t.Errorf("%d vzdumps, want 3 seeded + 1 scheduled", n)
+	}
+	if n := f.removals(); n != 2 {
+		t.Errorf("%d removals on Proxmox, want exactly 2", n)
+	}
+	if r := f.run(t, f.service); r.Reason != "" || r.Attempts != 1 {
+		t.Errorf("run %+v, want done without a reason, one attempt", r)
+	}
+
+	f.clock.now = at.Add(24*time.Hour + time.Second)
+	day2 := f.clock.now.Format(time.DateOnly)
+	f.tickUntil(t, f.svc, 1500, f.settled(t, f.service, day2, "done"))
+	have = f.backupIDs(t, f.service)
+	if _, ok := have[old[0].ID]; ok || len(have) != 2 || f.removals() != 3 || f.vzdumps()["100"] != 5 {
+		t.Errorf("the next day: backups %+v, %d removals, %d vzdumps; want the two scheduled ones, 3, 5", have, f.removals(), f.vzdumps()["100"])
+	}
+}

@@ -76,7 +76,8 @@ func getBackup(ctx context.Context, q queryer, where string, args ...any) (pveke
 // Backup: Storage, Note, Origin, Node, VMID, CreatedAt are used.
 // Max is the quota: the request is refused when the service's backups
 // that count (creating, available, removing) already number Max or more. A
-// scheduled run that rotates passes quota+1.
+// scheduled run decides its room itself (EnqueueScheduledBackup: Max is
+// only recorded there).
 type NewBackupCreate struct {
 	Job    pvekeep.Job
 	Backup pvekeep.Backup

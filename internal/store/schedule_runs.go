@@ -19,7 +19,7 @@ type RunState string
 const (
 	RunWaiting  RunState = "waiting"  // due; dispatched when its node has room
 	RunRunning  RunState = "running"  // its backup.create job is in flight
-	RunRotating RunState = "rotating" // succeeded at a full quota; the oldest unprotected backup is still to be queued for removal
+	RunRotating RunState = "rotating" // succeeded above the quota; more of the oldest unprotected backups are still to be removed
 	RunDone     RunState = "done"
 	RunFailed   RunState = "failed"  // attempts spent or its day over
 	RunSkipped  RunState = "skipped" // Reason says why
@@ -28,9 +28,10 @@ const (
 // Reasons a run waits or was skipped (mod_pvekeep_schedule_runs.reason):
 // stable words the panel translates.
 const (
-	ReasonAllProtected = "all_protected" // a full quota of protected backups: nothing may be rotated
-	ReasonLocked       = "locked"        // the service had another job; tried again later
-	ReasonRotating     = "rotating"      // a removal is still in flight above the quota
+	ReasonAllProtected = "all_protected" // skipped: too few unprotected backups to make room; done: taken, but every other backup is kept, so the service is above its quota
+	ReasonRotateFailed = "rotate_failed" // done: taken, but the removal of an older backup failed, so the service is above its quota
+	ReasonLocked       = "locked"        // the service had another job (or Proxmox a lock on the VM); tried again later
+	ReasonRotating     = "rotating"      // a backup removal is in flight; waited for, then tried again
 	ReasonDisabled     = "disabled"      // the product's backups quota is 0 or its storage unset
 	ReasonNotActive    = "not_active"    // the service is not Active
 	ReasonSuperseded   = "superseded"    // still waiting when a later date's run came due: one backup, not two
@@ -315,8 +316,9 @@ const (
 
 // NewScheduledBackup asks for the backup of a waiting run. Create is the
 // job and backup to record (Origin scheduled); Quota is what the service
-// bought: at a full quota the run may still go ahead when an unprotected
-// backup exists for rotation to remove after it succeeds.
+// bought: at a full quota (or above it, the quota having been lowered) the
+// run still goes ahead when enough unprotected backups exist for rotation
+// to bring the service back within it after the new one succeeded.
 type NewScheduledBackup struct {
 	Run    RunKey
 	Create NewBackupCreate
@@ -329,10 +331,11 @@ type NewScheduledBackup struct {
 // holds the service's lock and the run's row: the run is claimed (no other
 // tick can dispatch it), the quota checked atomically, and the job recorded
 // together. Outcomes: RunDispatched with the job and backup; RunBusy with a
-// reason (the service has another job: locked; a removal in flight above
-// the quota: rotating), the run waiting RetryAfter; RunSkippedNow with
-// all_protected (a full quota of protected backups). ErrRunTaken when the
-// run is not waiting any more.
+// reason (the service has another job: locked; a backup removal in
+// flight: rotating), the run waiting RetryAfter; RunSkippedNow with
+// all_protected (fewer unprotected backups than must go to make room: the
+// used ones + 1 − the quota). ErrRunTaken when the run is not waiting any
+// more.
 func (s *Store) EnqueueScheduledBackup(ctx context.Context, r NewScheduledBackup) (RunOutcome, string, pvekeep.Job, pvekeep.Backup, error) {
 	r.Create.Job.Kind = pvekeep.KindBackupCreate
 	if err := validateNewJob(r.Create.Job); err != nil {
@@ -368,35 +371,40 @@ WHERE service_id = ? AND local_date = ?`, why, dbTime(now.Add(r.RetryAfter)), db
 		if err := refuseActive(ctx, tx, r.Run.ServiceID); err != nil {
 			var aj *ActiveJobError
 			if errors.As(err, &aj) {
+				if aj.Job.Kind == pvekeep.KindBackupRemove {
+					// A removal in flight (rotation's, or the client's)
+					// may be what makes room: wait for it, never double it.
+					return wait(ReasonRotating)
+				}
 				return wait(ReasonLocked)
 			}
 			return err
 		}
-		var used, unprotected int
-		if err := tx.GetContext(ctx, &used, `SELECT COUNT(*) FROM mod_pvekeep_backups
-WHERE service_id = ? AND status IN ('creating','available','removing')`, r.Run.ServiceID); err != nil {
+		var n struct {
+			Used        int `db:"used"`
+			Removing    int `db:"removing"`
+			Unprotected int `db:"unprotected"`
+		}
+		if err := tx.GetContext(ctx, &n, `SELECT
+  COUNT(*) AS used,
+  COALESCE(SUM(status = 'removing'), 0) AS removing,
+  COALESCE(SUM(status = 'available' AND protected = 0), 0) AS unprotected
+FROM mod_pvekeep_backups WHERE service_id = ? AND status IN ('creating','available','removing')`, r.Run.ServiceID); err != nil {
 			return err
 		}
-		if err := tx.GetContext(ctx, &unprotected, `SELECT COUNT(*) FROM mod_pvekeep_backups
-WHERE service_id = ? AND status = 'available' AND protected = 0`, r.Run.ServiceID); err != nil {
-			return err
-		}
-		c := r.Create
-		switch {
-		case used < r.Quota:
-			c.Max = r.Quota
-		case used > r.Quota:
-			return wait(ReasonRotating)
-		case unprotected == 0:
+		// The new backup needs room: this many unprotected backups must go
+		// once it has succeeded (more than one when the quota was lowered,
+		// or when a backup was kept while the last run was being made). A
+		// backup already being removed is room on its way.
+		need := n.Used - n.Removing + 1 - r.Quota
+		if need > n.Unprotected {
 			outcome, reason = RunSkippedNow, ReasonAllProtected
 			_, err := tx.ExecContext(ctx, `UPDATE mod_pvekeep_schedule_runs SET state = 'skipped', reason = ?, updated_at = ?
 WHERE service_id = ? AND local_date = ?`, ReasonAllProtected, dbTime(now), r.Run.ServiceID, r.Run.Date)
 			return err
-		default:
-			// One over the quota while the new backup is made; rotation
-			// brings it back once it succeeded.
-			c.Max = r.Quota + 1
 		}
+		c := r.Create
+		c.Max = max(r.Quota, n.Used+1) // for the record: the run decided its room here
 		job, backup, err = insertBackupCreate(ctx, tx, c)
 		if err != nil {
 			return err
@@ -498,14 +506,21 @@ type Rotation struct {
 	Job   pvekeep.Job
 }
 
-// RotateAfterRun finishes a run whose backup succeeded, in one
-// transaction holding the service's lock and the run's row: when the
-// service's backups exceed its quota, the oldest available backup that is
-// not protected (never Keep) is marked removing and a backup.remove job
-// recorded for it, and the run becomes done. Nothing unprotected to remove
-// leaves the quota exceeded rather than touch a protected backup. A
-// service busy with another job leaves the run rotating (locked true), for
-// a later tick. ErrRunTaken when the run is neither running nor rotating.
+// RotateAfterRun brings a service whose scheduled run succeeded back
+// within its quota, one removal at a time (a service runs one job at a
+// time), in one transaction holding the service's lock and the run's row.
+// While its backups, less those already being removed, exceed the quota,
+// the oldest available backup that is not protected (never Keep) is marked
+// removing and a backup.remove job recorded for it; the run stays rotating
+// (reason rotating) while more must go, and is done once the removals
+// queued bring the service within its quota. A removal in flight is waited
+// for (locked true, reason rotating), another job likewise (reason
+// locked). A protected backup is never touched: with nothing unprotected
+// left, the run is done with reason all_protected, the quota exceeded; and
+// when the removal this run queued last has failed (its backup is
+// available again), the run is done with reason rotate_failed rather than
+// try it on every tick. ErrRunTaken when the run is neither running nor
+// rotating.
 func (s *Store) RotateAfterRun(ctx context.Context, r Rotation) (removed pvekeep.BackupID, job pvekeep.Job, locked bool, err error) {
 	r.Job.Kind = pvekeep.KindBackupRemove
 	if err := validateNewJob(r.Job); err != nil {
@@ -514,42 +529,62 @@ func (s *Store) RotateAfterRun(ctx context.Context, r Rotation) (removed pvekeep
 	now := r.Job.CreatedAt
 	err = s.serviceTx(ctx, r.Run.ServiceID, now, func(tx *sqlx.Tx) error {
 		removed, job, locked = 0, pvekeep.Job{}, false
-		var state RunState
-		err := tx.GetContext(ctx, &state, `SELECT state FROM mod_pvekeep_schedule_runs
+		var run struct {
+			State   RunState         `db:"state"`
+			Rotated pvekeep.BackupID `db:"rotated"`
+		}
+		err := tx.GetContext(ctx, &run, `SELECT state, COALESCE(rotated_backup_id, 0) AS rotated FROM mod_pvekeep_schedule_runs
 WHERE service_id = ? AND local_date = ? FOR UPDATE`, r.Run.ServiceID, r.Run.Date)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && state != RunRunning && state != RunRotating) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && run.State != RunRunning && run.State != RunRotating) {
 			return ErrRunTaken
 		}
 		if err != nil {
 			return err
 		}
-		done := func(to RunState, reason string) error {
-			_, err := tx.ExecContext(ctx, `UPDATE mod_pvekeep_schedule_runs SET state = ?, reason = ?, rotated_backup_id = ?, updated_at = ?
+		set := func(to RunState, reason string) error {
+			_, err := tx.ExecContext(ctx, `UPDATE mod_pvekeep_schedule_runs
+SET state = ?, reason = ?, rotated_backup_id = COALESCE(?, rotated_backup_id), updated_at = ?
 WHERE service_id = ? AND local_date = ?`, to, reason, nullID(int64(removed)), dbTime(now), r.Run.ServiceID, r.Run.Date)
 			return err
 		}
-		var used int
-		if err := tx.GetContext(ctx, &used, `SELECT COUNT(*) FROM mod_pvekeep_backups
-WHERE service_id = ? AND status IN ('creating','available','removing')`, r.Run.ServiceID); err != nil {
+		var n struct {
+			Used     int `db:"used"`
+			Removing int `db:"removing"`
+		}
+		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) AS used, COALESCE(SUM(status = 'removing'), 0) AS removing
+FROM mod_pvekeep_backups WHERE service_id = ? AND status IN ('creating','available','removing')`, r.Run.ServiceID); err != nil {
 			return err
 		}
-		if used <= r.Quota {
-			return done(RunDone, "")
+		held := n.Used - n.Removing // what stays once the removals in flight are through
+		if held <= r.Quota {
+			return set(RunDone, "")
 		}
-		b, err := getBackup(ctx, tx, `service_id = ? AND status = 'available' AND protected = 0 AND id <> ?
-ORDER BY created_at, id LIMIT 1 FOR UPDATE`, r.Run.ServiceID, r.Keep)
-		if errors.Is(err, ErrNotFound) {
-			return done(RunDone, ReasonAllProtected)
-		}
-		if err != nil {
-			return err
+		if run.Rotated != 0 {
+			var st pvekeep.BackupStatus
+			if err := tx.GetContext(ctx, &st, `SELECT status FROM mod_pvekeep_backups WHERE id = ?`, run.Rotated); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if st == pvekeep.BackupAvailable {
+				return set(RunDone, ReasonRotateFailed)
+			}
 		}
 		if err := refuseActive(ctx, tx, r.Run.ServiceID); err != nil {
 			var aj *ActiveJobError
 			if errors.As(err, &aj) {
 				locked = true
-				return done(RunRotating, ReasonLocked)
+				if aj.Job.Kind == pvekeep.KindBackupRemove {
+					return set(RunRotating, ReasonRotating)
+				}
+				return set(RunRotating, ReasonLocked)
 			}
+			return err
+		}
+		b, err := getBackup(ctx, tx, `service_id = ? AND status = 'available' AND protected = 0 AND id <> ?
+ORDER BY created_at, id LIMIT 1 FOR UPDATE`, r.Run.ServiceID, r.Keep)
+		if errors.Is(err, ErrNotFound) {
+			return set(RunDone, ReasonAllProtected)
+		}
+		if err != nil {
 			return err
 		}
 		j := r.Job
@@ -565,7 +600,10 @@ ORDER BY created_at, id LIMIT 1 FOR UPDATE`, r.Run.ServiceID, r.Keep)
 			return err
 		}
 		removed = b.ID
-		return done(RunDone, "")
+		if held-1 <= r.Quota {
+			return set(RunDone, "")
+		}
+		return set(RunRotating, ReasonRotating)
 	})
 	if err != nil {
 		return 0, pvekeep.Job{}, false, fmt.Errorf("rotate backups of service %d after its run of %s: %w", r.Run.ServiceID, r.Run.Date, err)

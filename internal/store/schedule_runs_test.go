@@ -189,6 +189,212 @@ func TestPlanRunsSupersedesAnOlderWaitingRun(t *testing.T) {
 	}
 }
 
+// backupsOf makes n available backups of service i, a minute apart
+// (oldest first), and protects those whose index is in protect.
+func (b *testBundle) backupsOf(t *testing.T, s *store.Store, i, n int, protect ...int) []pvekeep.Backup {
+	t.Helper()
+	var out []pvekeep.Backup
+	for k := range n {
+		bk := b.availableBackup(t, s, i, t0.Add(time.Duration(k-n)*time.Hour))
+		for _, p := range protect {
+			if p == k {
+				if err := s.SetBackupProtected(context.Background(), b.service(i), bk.ID, true); err != nil {
+					t.Fatal(err)
+				}
+				bk.Protected = true
+			}
+		}
+		out = append(out, bk)
+	}
+	return out
+}
+
+// waitingRun plans a waiting run of service i for date.
+func (b *testBundle) waitingRun(t *testing.T, s *store.Store, i int, date string, dueAt time.Time) store.RunKey {
+	t.Helper()
+	k := store.RunKey{ServiceID: b.service(i), Date: date}
+	if n, err := s.PlanRuns(context.Background(), []store.PlannedRun{{RunKey: k, ServerID: b.fx.ServerID, DueAt: dueAt, MaxAttempts: 3}}, nil, t0); err != nil || n != 1 {
+		t.Fatalf("plan run %v: %d, %v", k, n, err)
+	}
+	return k
+}
+
+func (b *testBundle) scheduledBackup(k store.RunKey, i, quota int, now time.Time) store.NewScheduledBackup {
+	c := b.newCreate(i, now, 0)
+	c.Job.ActorType, c.Job.ActorID, c.Backup.Origin = pvekeep.ActorSystem, 0, pvekeep.OriginScheduled
+	return store.NewScheduledBackup{Run: k, Create: c, Quota: quota, RetryAfter: time.Minute}
+}
+
+// A due run goes ahead when enough unprotected backups exist to make room
+// for it (used + 1 − quota of them), whether the quota is full or was
+// lowered below what the service holds; otherwise it is skipped,
+// all_protected. A removal in flight is waited for (reason rotating).
+func TestEnqueueScheduledBackupGoesAheadWhenRotationCanMakeRoom(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		quota     int
+		backups   int
+		protect   []int
+		removing  bool // a removal of the oldest unprotected one is in flight
+		outcome   store.RunOutcome
+		reason    string
+		wantState store.RunState
+	}{
+		{name: "room left", quota: 3, backups: 2, outcome: store.RunDispatched, wantState: store.RunRunning},
+		{name: "full quota, one unprotected", quota: 2, backups: 2, protect: []int{0}, outcome: store.RunDispatched, wantState: store.RunRunning},
+		{name: "full quota, all protected", quota: 2, backups: 2, protect: []int{0, 1}, outcome: store.RunSkippedNow, reason: store.ReasonAllProtected, wantState: store.RunSkipped},
+		{name: "quota lowered from 3 to 2", quota: 2, backups: 3, outcome: store.RunDispatched, wantState: store.RunRunning},
+		{name: "quota lowered from 4 to 1, all unprotected", quota: 1, backups: 4, outcome: store.RunDispatched, wantState: store.RunRunning},
+		{name: "one over, only one unprotected: two must go", quota: 2, backups: 3, protect: []int{0, 1}, outcome: store.RunSkippedNow, reason: store.ReasonAllProtected, wantState: store.RunSkipped},
+		{name: "a removal in flight is waited for", quota: 2, backups: 3, removing: true, outcome: store.RunBusy, reason: store.ReasonRotating, wantState: store.RunWaiting},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, b := setup(t)
+			ctx := context.Background()
+			old := b.backupsOf(t, s, 0, tc.backups, tc.protect...)
+			if tc.removing {
+				rm := pvekeep.Job{ServiceID: b.service(0), VMID: 100, ServerID: b.fx.ServerID, Node: "pve1", Kind: pvekeep.KindBackupRemove,
+					Step: "dispatch", ActorType: pvekeep.ActorSystem, CreatedAt: t0}
+				if _, _, err := s.EnqueueBackupRemove(ctx, store.NewBackupRemove{Job: rm, BackupID: old[0].ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k := b.waitingRun(t, s, 0, "2025-03-30", t0)
+			outcome, reason, job, _, err := s.EnqueueScheduledBackup(ctx, b.scheduledBackup(k, 0, tc.quota, t0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if outcome != tc.outcome || reason != tc.reason {
+				t.Errorf("outcome %d %q, want %d %q", outcome, reason, tc.outcome, tc.reason)
+			}
+			if (job.ID != 0) != (tc.outcome == store.RunDispatched) {
+				t.Errorf("job %+v for outcome %d", job, outcome)
+			}
+			_, _, run, ok, err := s.ScheduleView(ctx, b.service(0))
+			if err != nil || !ok || run.State != tc.wantState || run.Reason != tc.reason {
+				t.Errorf("run %+v (%v, %v), want %s %q", run, ok, err, tc.wantState, tc.reason)
+			}
+		})
+	}
+}
+
+// After a scheduled backup succeeded above the quota, the oldest
+// unprotected backups are removed one after another (one job at a time:
+// the run stays rotating and waits for the removal in flight, never
+// queueing a second) until the service is back within its quota; then
+// the run is done.
+func TestRotateAfterRunRemovesTheOldestUntilWithinTheQuota(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	// Quota lowered to 2 while the service held 3; the run made a 4th.
+	old := b.backupsOf(t, s, 0, 3, 1)
+	fresh := b.availableBackup(t, s, 0, t0)
+	k := b.waitingRun(t, s, 0, "2025-03-30", t0)
+	if ok, err := s.ChangeRun(ctx, store.RunChange{Key: k, From: []store.RunState{store.RunWaiting}, To: store.RunRunning, Now: t0}); err != nil || !ok {
+		t.Fatalf("run to running: %v %v", ok, err)
+	}
+	rot := func(at time.Time) (pvekeep.BackupID, pvekeep.Job, bool) {
+		t.Helper()
+		removed, job, locked, err := s.RotateAfterRun(ctx, store.Rotation{Run: k, Quota: 2, Keep: fresh.ID,
+			Job: pvekeep.Job{ServiceID: b.service(0), VMID: 100, ServerID: b.fx.ServerID, Kind: pvekeep.KindBackupRemove,
+				Step: "dispatch", ActorType: pvekeep.ActorSystem, CreatedAt: at}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return removed, job, locked
+	}
+	state := func() store.Run {
+		t.Helper()
+		_, _, run, _, err := s.ScheduleView(ctx, b.service(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	finish := func(job pvekeep.Job, at time.Time, ok bool) {
+		t.Helper()
+		l := b.claim(t, s, "runner", at, job.ID)
+		f := store.JobFinish{State: pvekeep.JobSucceeded, Now: at, Backup: &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupRemoved, RemovedAt: &at}}
+		if !ok {
+			f = store.JobFinish{State: pvekeep.JobFailed, Error: "storage offline", Now: at, Backup: &store.BackupChange{ID: job.BackupID, Status: pvekeep.BackupAvailable}}
+		}
+		if err := s.FinishJob(ctx, l, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	removed, job, _ := rot(t0)
+	if removed != old[0].ID || job.BackupID != old[0].ID {
+		t.Fatalf("first removal %d (job %+v), want the oldest unprotected %d", removed, job, old[0].ID)
+	}
+	if r := state(); r.State != store.RunRotating || r.Reason != store.ReasonRotating {
+		t.Fatalf("after the first removal the run is %s %q, want rotating: one more must go", r.State, r.Reason)
+	}
+	// The removal is in flight: waited for, not doubled.
+	if removed, job, locked := rot(t0.Add(time.Minute)); removed != 0 || job.ID != 0 || !locked {
+		t.Fatalf("with a removal in flight: removed %d, job %d, locked %v; want nothing queued", removed, job.ID, locked)
+	}
+	if r := state(); r.State != store.RunRotating || r.Reason != store.ReasonRotating {
+		t.Errorf("waiting for the removal the run is %s %q, want rotating rotating", r.State, r.Reason)
+	}
+	finish(job, t0.Add(2*time.Minute), true)
+	// The next oldest unprotected one (old[1] is kept) goes, and with it
+	// the service is back within its quota.
+	removed, job2, _ := rot(t0.Add(3 * time.Minute))
+	if removed != old[2].ID {
+		t.Fatalf("second removal %d, want %d (never the kept one, never the new one)", removed, old[2].ID)
+	}
+	if r := state(); r.State != store.RunDone || r.Reason != "" {
+		t.Errorf("back within the quota the run is %s %q, want done", r.State, r.Reason)
+	}
+	finish(job2, t0.Add(4*time.Minute), true)
+	left, err := s.Backups(ctx, b.service(0), pvekeep.BackupAvailable, pvekeep.BackupCreating, pvekeep.BackupRemoving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 {
+		t.Errorf("%d backups left, want 2 (the kept one and the new one): %+v", len(left), left)
+	}
+}
+
+// A removal that failed is not tried again and again by the run: the run
+// ends done, reason rotate_failed, the service still above its quota.
+func TestRotateAfterRunStopsWhenItsRemovalFailed(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	old := b.backupsOf(t, s, 0, 3)
+	fresh := b.availableBackup(t, s, 0, t0)
+	k := b.waitingRun(t, s, 0, "2025-03-30", t0)
+	if ok, err := s.ChangeRun(ctx, store.RunChange{Key: k, From: []store.RunState{store.RunWaiting}, To: store.RunRunning, Now: t0}); err != nil || !ok {
+		t.Fatalf("run to running: %v %v", ok, err)
+	}
+	rotation := store.Rotation{Run: k, Quota: 2, Keep: fresh.ID, Job: pvekeep.Job{ServiceID: b.service(0), VMID: 100, ServerID: b.fx.ServerID,
+		Kind: pvekeep.KindBackupRemove, Step: "dispatch", ActorType: pvekeep.ActorSystem, CreatedAt: t0}}
+	removed, job, _, err := s.RotateAfterRun(ctx, rotation)
+	if err != nil || removed != old[0].ID {
+		t.Fatalf("first removal %d, %v; want %d", removed, err, old[0].ID)
+	}
+	l := b.claim(t, s, "runner", t0, job.ID)
+	if err := s.FinishJob(ctx, l, store.JobFinish{State: pvekeep.JobFailed, Error: "storage offline", Now: t0,
+		Backup: &store.BackupChange{ID: old[0].ID, Status: pvekeep.BackupAvailable}}); err != nil {
+		t.Fatal(err)
+	}
+	rotation.Job.CreatedAt = t0.Add(time.Minute)
+	removed, job, _, err = s.RotateAfterRun(ctx, rotation)
+	if err != nil || removed != 0 || job.ID != 0 {
+		t.Fatalf("after a failed removal: removed %d, job %d, %v; want nothing more", removed, job.ID, err)
+	}
+	_, _, run, _, err := s.ScheduleView(ctx, b.service(0))
+	if err != nil || run.State != store.RunDone || run.Reason != "rotate_failed" {
+		t.Errorf("run %+v, %v; want done rotate_failed", run, err)
+	}
+}
+
 // The dispatch order is fair: first attempts before retries, then the
 // oldest due first, then by service; each node's queue is cut at
 // perNode in that order.
