@@ -281,7 +281,8 @@ type scheduleOut struct {
 	// the times; set, the days' times are the system's pick inside it.
 	Window string `json:"window"`
 	// SkippedReason says why the latest scheduled run was skipped
-	// (all_protected, not_active, disabled), "" when it was not.
+	// (all_protected, not_active, disabled, superseded), "" when it was
+	// not (a run done with a reason made its backup: see last_run).
 	SkippedReason string          `json:"skipped_reason"`
 	LastRun       *scheduleRunOut `json:"last_run"`
 }
@@ -294,7 +295,10 @@ type scheduleDayOut struct {
 
 // scheduleRunOut is the latest scheduled run: state waiting, running,
 // rotating, done, failed or skipped; attempts of max_attempts; error is
-// the last failed attempt's message (shown while it is retried, too).
+// the last failed attempt's message (shown while it is retried, too);
+// reason: waiting or rotating → why it waits (locked, rotating, "" = its
+// node's turn); skipped → why; done → what could not be rotated away
+// (all_protected, rotate_failed: the backup was made, above the quota).
 type scheduleRunOut struct {
 	Date        string `json:"date"`
 	State       string `json:"state"`

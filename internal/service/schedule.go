@@ -76,9 +76,14 @@ type ScheduleRun struct {
 	State       string // waiting, running, rotating, done, failed, skipped
 	Attempts    int
 	MaxAttempts int
-	Reason      string // all_protected, locked, rotating, disabled, not_active, …
-	Error       string // the last failed attempt's message
-	DueAt       time.Time
+	// Reason: with waiting, why it waits (locked, rotating; "" = its turn
+	// on the node); with rotating, the same; with skipped, why (all_protected,
+	// disabled, not_active, superseded); with done, what could not be
+	// rotated away (all_protected, rotate_failed: the backup was made, the
+	// service is above its quota).
+	Reason string
+	Error  string // the last failed attempt's message
+	DueAt  time.Time
 }
 
 // Schedule is what schedule.get/set and backups.list return.
@@ -91,7 +96,8 @@ type Schedule struct {
 	// times); set, the Days' times are the system's stable pick inside it.
 	Window string
 	// SkippedReason says why the latest run was skipped ("" when it was
-	// not): all_protected means every backup is kept and the quota full.
+	// not, including a run done with a reason): all_protected means too
+	// few backups are not kept to make room for another.
 	SkippedReason string
 	LastRun       *ScheduleRun
 }
@@ -155,7 +161,9 @@ func (s *Service) scheduleOf(ctx context.Context, f pvekeep.ServiceFacts, panelT
 	if hasRun {
 		out.LastRun = &ScheduleRun{Date: run.Date, State: string(run.State), Attempts: run.Attempts, MaxAttempts: run.MaxAttempts,
 			Reason: run.Reason, Error: run.Error, DueAt: run.DueAt.UTC()}
-		if run.State == store.RunSkipped || (run.State == store.RunDone && run.Reason == store.ReasonAllProtected) {
+		// Only a skip is a skip: a run done with a reason made its
+		// backup (LastRun says what could not be rotated away).
+		if run.State == store.RunSkipped {
 			out.SkippedReason = run.Reason
 		}
 	}

@@ -759,3 +759,61 @@ func TestScheduledBackupGoesOnAfterTheQuotaWasLowered(t *testing.T) {
 		t.Errorf("the next day: backups %+v, %d removals, %d vzdumps; want the two scheduled ones, 3, 5", have, f.removals(), f.vzdumps()["100"])
 	}
 }
+
+// The customer keeps the last unprotected backup while a scheduled one is
+// being made. That backup is still made, but nothing may rotate: the page
+// says the service is above its quota because the others are kept, not
+// that the run was skipped. The next day's run needs two unprotected
+// backups to go and has one: skipped, all_protected, shown, no vzdump.
+// Once a backup is no longer kept, the next run goes ahead and rotation
+// brings the service back within its quota.
+func TestKeepingTheLastUnprotectedBackupDuringAScheduledOne(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 1, quota: 2})
+	ctx := context.Background()
+	old := f.seedBackups(t, f.service, 2)
+	old[0], old[1] = old[1], old[0] // oldest first
+	_, err := f.svc.ProtectBackup(ctx, f.callFor(f.service), old[0].ID, true)
+	must(t, err)
+	at := f.everyDayAt(t)
+	day := func(n int) string { return at.AddDate(0, 0, n).Format(time.DateOnly) }
+	f.clock.now = at.Add(time.Second)
+	f.tickUntil(t, f.svc, 500, func() bool { r := f.run(t, f.service); return r != nil && r.State == "running" })
+	_, err = f.svc.ProtectBackup(ctx, f.callFor(f.service), old[1].ID, true)
+	must(t, err)
+	f.tickUntil(t, f.svc, 1500, f.settled(t, f.service, day(0), "done"))
+	if r := f.run(t, f.service); r.Reason != "all_protected" {
+		t.Errorf("run %+v, want done, reason all_protected", r)
+	}
+	sc, err := f.svc.GetSchedule(ctx, f.callFor(f.service), "")
+	must(t, err)
+	if sc.SkippedReason != "" {
+		t.Errorf("the page says the run was skipped (%q), but its backup was made", sc.SkippedReason)
+	}
+	if n := len(f.backups(t, f.service)); n != 3 || f.removals() != 0 {
+		t.Fatalf("%d backups, %d removals after the first day, want 3 and none", n, f.removals())
+	}
+
+	f.clock.now = at.Add(24*time.Hour + time.Second)
+	f.tickUntil(t, f.svc, 300, f.settled(t, f.service, day(1), "skipped"))
+	sc, err = f.svc.GetSchedule(ctx, f.callFor(f.service), "")
+	must(t, err)
+	if sc.SkippedReason != "all_protected" || sc.LastRun.Reason != "all_protected" {
+		t.Errorf("second day: skipped_reason %q, run %+v; want all_protected", sc.SkippedReason, sc.LastRun)
+	}
+	if n := f.vzdumps()["100"]; n != 3 {
+		t.Errorf("%d vzdumps after the skipped day, want 3", n)
+	}
+
+	_, err = f.svc.ProtectBackup(ctx, f.callFor(f.service), old[1].ID, false)
+	must(t, err)
+	f.clock.now = at.Add(48*time.Hour + time.Second)
+	f.tickUntil(t, f.svc, 1500, f.settled(t, f.service, day(2), "done"))
+	have := f.backupIDs(t, f.service)
+	if _, kept := have[old[0].ID]; !kept || len(have) != 2 || f.vzdumps()["100"] != 4 || f.removals() != 2 {
+		t.Errorf("third day: backups %+v, %d vzdumps, %d removals; want the kept one and the new one, 4, 2", have, f.vzdumps()["100"], f.removals())
+	}
+	if r := f.run(t, f.service); r.Reason != "" {
+		t.Errorf("third day's run %+v, want done without a reason", r)
+	}
+}
