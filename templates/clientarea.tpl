@@ -40,6 +40,8 @@
       #pvekeep-schedule-next         the next run in words (time[datetime] when there is one)
       #pvekeep-schedule-skipped      why the last scheduled run was skipped (data-reason)
       #pvekeep-schedule-failed       the last scheduled backup failed (being retried, or given up)
+      #pvekeep-schedule-run          the last scheduled backup waits (locked, rotating, its host's turn), is
+                                     removing older backups, or was made above the quota (data-state, data-reason)
       #pvekeep-schedule-window       the product picks the time inside a window (no time inputs then)
       form#pvekeep-schedule-form     tr[data-day=mon..sun]: input[name=pvekeep_day_DAY] (checkbox),
                                      input[name=pvekeep_time_DAY]; select#pvekeep-timezone; [data-pvekeep=schedule-save]
@@ -262,6 +264,9 @@
       {/if}
       {if $pvekeep_schedule.last_run_text}
         <div id="pvekeep-schedule-failed" class="alert alert-warning">{$pvekeep_schedule.last_run_text|escape}</div>
+      {/if}
+      {if $pvekeep_schedule.run_text}
+        <div id="pvekeep-schedule-run" class="alert alert-{$pvekeep_schedule.run_alert|escape}" data-state="{$pvekeep_schedule.run_state|escape}" data-reason="{$pvekeep_schedule.run_reason|escape}">{$pvekeep_schedule.run_text|escape}</div>
       {/if}
       <p id="pvekeep-schedule-next" class="pvekeep-schedule-next">
         {if $pvekeep_schedule.next_run_at}<time datetime="{$pvekeep_schedule.next_run_at|escape}">{$pvekeep_schedule.next_run_text|escape}</time>{else}{$pvekeep_schedule.next_run_text|escape}{/if}

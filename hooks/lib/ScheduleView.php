@@ -5,7 +5,8 @@ namespace WHMCS\Module\Server\Pvekeep;
 /**
  * The schedule card of the page, from backups.list's `schedule`: the
  * weekday grid (a tick and a time per day, Monday first), the time zone,
- * the next run, why the last run was skipped, the note that a scheduled
+ * the next run, why the last run was skipped, failed, waits, or left the
+ * package above its quota although its backup was made, the note that a scheduled
  * backup at a full quota rotates the oldest backup not kept away, and,
  * when the product sets a window, that the system picks the time. The
  * plugin computes everything; this only puts it into words. Strings are
@@ -70,7 +71,12 @@ final class ScheduleView
 
         $next = (string) ($schedule['next_run_at'] ?? '');
         $nextText = $this->nextRun($next, $zone);
+        $lastRun = is_array($schedule['last_run'] ?? null) ? $schedule['last_run'] : null;
         $skipped = trim((string) ($schedule['skipped_reason'] ?? ''));
+        if ($lastRun !== null && in_array((string) ($lastRun['state'] ?? ''), ['done', 'rotating'], true)) {
+            $skipped = ''; // its backup was made: never called skipped
+        }
+        list($runText, $runAlert) = $this->runNow($lastRun);
         return [
             'timezone' => $zone,
             'timezone_text' => $this->lang->get('schedule.timezone', ['zone' => $zone]),
@@ -87,7 +93,11 @@ final class ScheduleView
             'skipped_reason' => $skipped,
             'skipped_text' => $skipped === '' ? '' : ($this->lang->has('schedule.skipped.' . $skipped)
                 ? $this->lang->get('schedule.skipped.' . $skipped) : $this->lang->get('schedule.skipped.other')),
-            'last_run_text' => $this->lastRun($schedule['last_run'] ?? null),
+            'last_run_text' => $this->lastRun($lastRun),
+            'run_text' => $runText,
+            'run_alert' => $runAlert,
+            'run_state' => $runText !== '' ? (string) ($lastRun['state'] ?? '') : '',
+            'run_reason' => $runText !== '' ? (string) ($lastRun['reason'] ?? '') : '',
             'can_edit' => $canEdit,
         ];
     }
@@ -96,11 +106,11 @@ final class ScheduleView
      * A scheduled backup that failed, in words: still being retried today
      * (attempt n of m) or given up; '' otherwise (a skip has its own text).
      *
-     * @param mixed $run backups.list's schedule.last_run
+     * @param array<string, mixed>|null $run backups.list's schedule.last_run
      */
-    private function lastRun($run): string
+    private function lastRun(?array $run): string
     {
-        if (!is_array($run)) {
+        if ($run === null) {
             return '';
         }
         $state = (string) ($run['state'] ?? '');
@@ -118,6 +128,45 @@ final class ScheduleView
             return $this->lang->get('schedule.run_retrying', $vars);
         }
         return '';
+    }
+
+    /**
+     * What the latest run is doing, or what it could not do although its
+     * backup was made, in words, with the alert's kind ('info' while it
+     * waits or rotates, 'warning' when the package is left above its
+     * quota); ['', ''] when there is nothing to say here (a failure and a
+     * retry have lastRun's words, a skip its own).
+     *
+     * @param array<string, mixed>|null $run backups.list's schedule.last_run
+     * @return array{0: string, 1: string}
+     */
+    private function runNow(?array $run): array
+    {
+        if ($run === null) {
+            return ['', ''];
+        }
+        $state = (string) ($run['state'] ?? '');
+        $reason = trim((string) ($run['reason'] ?? ''));
+        $vars = ['date' => $this->format->date((string) ($run['date'] ?? ''))];
+        if ($state === 'waiting') {
+            if ((int) ($run['attempts'] ?? 0) > 0 && trim((string) ($run['error'] ?? '')) !== '') {
+                return ['', '']; // being retried: lastRun says so
+            }
+            // No reason: it waits for its turn on its node.
+            $key = 'schedule.run_waiting.' . ($reason === '' ? 'node' : $reason);
+            if (!$this->lang->has($key)) {
+                $key = 'schedule.run_waiting.other';
+            }
+            return [$this->lang->get($key, $vars), 'info'];
+        }
+        if ($state === 'rotating') {
+            return [$this->lang->get('schedule.run_rotating', $vars), 'info'];
+        }
+        if ($state === 'done' && $reason !== '') {
+            $key = 'schedule.run_done.' . $reason;
+            return [$this->lang->get($this->lang->has($key) ? $key : 'schedule.run_done.rotate_failed', $vars), 'warning'];
+        }
+        return ['', ''];
     }
 
     /**

@@ -147,7 +147,7 @@ final class ScheduleTest extends TestCase
     public function testASkippedRunSaysWhy(): void
     {
         $s = self::view(['schedule' => self::schedule(['skipped_reason' => 'all_protected'])])['pvekeep_schedule'];
-        $this->assertStringContainsString('all your backups are marked Keep', $s['skipped_text']);
+        $this->assertStringContainsString('the backups that could make room are marked Keep', $s['skipped_text']);
         foreach (['not_active', 'disabled', 'superseded'] as $reason) {
             $s = self::view(['schedule' => self::schedule(['skipped_reason' => $reason])])['pvekeep_schedule'];
             $this->assertSame((new Lang('english'))->get('schedule.skipped.' . $reason), $s['skipped_text'], $reason);
@@ -178,6 +178,77 @@ final class ScheduleTest extends TestCase
             'done' => [['state' => 'done'], ''],
             'skipped' => [['state' => 'skipped', 'reason' => 'all_protected'], ''],
         ];
+    }
+
+    /**
+     * What the latest run is doing, or what it could not do although its
+     * backup was made, in words: never a skip, never a failure.
+     *
+     * @dataProvider runStates
+     */
+    public function testWhatTheLatestRunIsDoingIsShown(array $run, string $want, string $alert): void
+    {
+        $run += ['date' => '2026-12-07', 'attempts' => 0, 'max_attempts' => 3, 'error' => '', 'reason' => ''];
+        $s = self::view(['schedule' => self::schedule(['last_run' => $run])])['pvekeep_schedule'];
+        $this->assertSame($want, $s['run_text']);
+        $this->assertSame($alert, $s['run_alert']);
+        $this->assertSame('', $s['skipped_text']);
+    }
+
+    public static function runStates(): array
+    {
+        $made = 'The scheduled backup of 07/12/2026 was made, but ';
+        return [
+            'waiting: the server is busy' => [['state' => 'waiting', 'reason' => 'locked'],
+                'The scheduled backup of 07/12/2026 is waiting: your server is busy with another task. It starts as soon as that has finished.', 'info'],
+            'waiting for a removal' => [['state' => 'waiting', 'reason' => 'rotating'],
+                'The scheduled backup of 07/12/2026 is waiting until an older backup has been removed.', 'info'],
+            'waiting for its host' => [['state' => 'waiting'],
+                'The scheduled backup of 07/12/2026 is waiting its turn: another backup is running on the same host.', 'info'],
+            'waiting, for a reason this page does not know' => [['state' => 'waiting', 'reason' => 'something_new'],
+                'The scheduled backup of 07/12/2026 is waiting to start.', 'info'],
+            'made, older ones being removed' => [['state' => 'rotating', 'reason' => 'rotating'],
+                'The scheduled backup of 07/12/2026 was made; older backups are being removed to bring your package back within its quota.', 'info'],
+            'made, every other one kept' => [['state' => 'done', 'reason' => 'all_protected'], $made
+                . 'no older backup could be removed to make room, as the others are marked Keep: your package now holds more backups than it includes. Remove a backup or stop keeping one.', 'warning'],
+            'made, a removal failed' => [['state' => 'done', 'reason' => 'rotate_failed'], $made
+                . 'an older backup could not be removed: your package now holds more backups than it includes.', 'warning'],
+            'done' => [['state' => 'done'], '', ''],
+            'running' => [['state' => 'running', 'attempts' => 1], '', ''],
+            'retried: the failure box says so' => [['state' => 'waiting', 'reason' => 'locked', 'attempts' => 2, 'error' => 'x'], '', ''],
+            'failed' => [['state' => 'failed', 'attempts' => 3, 'error' => 'x'], '', ''],
+            'skipped' => [['state' => 'skipped', 'reason' => 'all_protected'], '', ''],
+        ];
+    }
+
+    /** A run that made its backup is not called skipped, whatever the plugin's skipped_reason says. */
+    public function testARunThatMadeItsBackupIsNotShownAsSkipped(): void
+    {
+        $run = ['state' => 'done', 'reason' => 'all_protected', 'date' => '2026-12-07', 'attempts' => 1, 'max_attempts' => 3, 'error' => ''];
+        foreach (['english', 'german', 'russian'] as $language) {
+            $s = self::view(['schedule' => self::schedule(['skipped_reason' => 'all_protected', 'last_run' => $run])], self::PARAMS, $language)['pvekeep_schedule'];
+            $this->assertSame('', $s['skipped_text'], $language);
+            $this->assertSame((new Lang($language))->get('schedule.run_done.all_protected', ['date' => '07/12/2026']), $s['run_text'], $language);
+        }
+        $de = self::view(['schedule' => self::schedule(['last_run' => ['state' => 'waiting', 'reason' => 'locked'] + $run])], self::PARAMS, 'german');
+        $this->assertStringStartsWith('Das geplante Backup vom 07/12/2026 wartet', $de['pvekeep_schedule']['run_text']);
+        $ru = self::view(['schedule' => self::schedule(['last_run' => ['state' => 'waiting', 'reason' => 'rotating'] + $run])], self::PARAMS, 'russian');
+        $this->assertStringStartsWith('Копия по расписанию за 07/12/2026 ожидает', $ru['pvekeep_schedule']['run_text']);
+    }
+
+    public function testTheLatestRunIsRenderedEscaped(): void
+    {
+        $run = ['state' => 'waiting', 'reason' => self::HOSTILE, 'date' => '2026-12-07', 'attempts' => 0, 'max_attempts' => 3, 'error' => ''];
+        $html = self::render(self::view(['schedule' => self::schedule(['last_run' => $run])]));
+        $card = substr($html, (int) strpos($html, 'id="pvekeep-schedule"'));
+        $this->assertStringContainsString('<div id="pvekeep-schedule-run" class="alert alert-info" data-state="waiting"'
+            . ' data-reason="&lt;b&gt;x&lt;/b&gt;&quot;&#039;&amp;">The scheduled backup of 07/12/2026 is waiting to start.</div>', $card);
+        $this->assertStringNotContainsString('<b>x</b>', $html);
+        $run = ['state' => 'done', 'reason' => 'all_protected'] + $run;
+        $html = self::render(self::view(['schedule' => self::schedule(['last_run' => $run])], self::PARAMS, 'russian'));
+        $this->assertMatchesRegularExpression('/<div id="pvekeep-schedule-run" class="alert alert-warning" data-state="done" data-reason="all_protected">Копия по расписанию за 07\/12\/2026 создана/u', $html);
+        $html = self::render(self::view(['schedule' => self::schedule(['last_run' => ['state' => 'done', 'reason' => ''] + $run])]));
+        $this->assertStringNotContainsString('pvekeep-schedule-run', $html);
     }
 
     public function testABackupWaitingForItsHostSaysSo(): void
