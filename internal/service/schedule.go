@@ -33,7 +33,8 @@ import (
 //   - When a run's job ends: success at a full quota queues the removal of
 //     the oldest unprotected backup (never before the new one succeeded, so
 //     a failure costs no restore point); failure is retried on later ticks
-//     the same local day, schedule_retries times, then shown as failed.
+//     the same local day, schedule_retries times, then shown as failed; a
+//     retry that would fall on the next local date fails the run instead.
 
 // scheduleStore is what schedules need from the database.
 type scheduleStore interface {
@@ -442,6 +443,8 @@ func (s *Service) dispatchRuns(ctx context.Context, serverIDs []int64) {
 			counts.add(func(c *scheduleCounts) { c.dispatched++ })
 		case store.RunSkippedNow:
 			counts.add(func(c *scheduleCounts) { c.skipped++ })
+		case store.RunFailedNow:
+			counts.add(func(c *scheduleCounts) { c.failed++ })
 		}
 	}
 }
@@ -466,6 +469,14 @@ func (s *Service) dispatchRun(ctx context.Context, w store.WaitingRun, now time.
 	pl, err := plan.QuotasFromFacts(f)
 	if err != nil || pl.BackupsMax == 0 || pl.BackupStorage == "" {
 		return skip(store.ReasonDisabled)
+	}
+	if w.Attempts > 0 && !onLocalDate(w.Date, w.Timezone, now) {
+		// A retry is owed only while its date lasts (the cron was away,
+		// or the node busy, until the next one): the run failed, with
+		// its last attempt's message.
+		_, err := s.sched.ChangeRun(ctx, store.RunChange{Key: w.Key(), From: []store.RunState{store.RunWaiting},
+			To: store.RunFailed, Now: now})
+		return store.RunFailedNow, err
 	}
 	node := w.Node
 	if w.VMID != f.VMID {
@@ -525,8 +536,10 @@ func (s *Service) settleRuns(ctx context.Context, serverIDs []int64) {
 			continue
 		}
 		ch := store.RunChange{Key: r.Key(), From: []store.RunState{store.RunRunning}, To: store.RunFailed, Error: r.JobError, Now: now}
-		if r.JobState != pvekeep.JobCancelled && r.Attempts < r.MaxAttempts && sameLocalDay(r, now) {
-			next := now.Add(s.cfg.ScheduleRetryAfter)
+		// Retried after the pause, if that still falls on the run's local
+		// date: a retry never runs on the next one.
+		next := now.Add(s.cfg.ScheduleRetryAfter)
+		if r.JobState != pvekeep.JobCancelled && r.Attempts < r.MaxAttempts && onLocalDate(r.Date, r.Timezone, next) {
 			ch.To, ch.NextTryAt = store.RunWaiting, &next
 		}
 		ok, err := s.sched.ChangeRun(ctx, ch)
@@ -542,13 +555,14 @@ func (s *Service) settleRuns(ctx context.Context, serverIDs []int64) {
 	}
 }
 
-// sameLocalDay: now is still the run's local date in its schedule's zone.
-func sameLocalDay(r store.SettledRun, now time.Time) bool {
-	loc, err := calendar.LoadZone(r.Timezone)
+// onLocalDate: at is on the local date (YYYY-MM-DD) in the schedule's
+// zone tz.
+func onLocalDate(date, tz string, at time.Time) bool {
+	loc, err := calendar.LoadZone(tz)
 	if err != nil {
 		loc = time.UTC
 	}
-	return calendar.DateOf(now, loc).String() == r.Date
+	return calendar.DateOf(at, loc).String() == date
 }
 
 // rotate brings a service whose scheduled backup succeeded back to its

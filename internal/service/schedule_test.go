@@ -817,3 +817,69 @@ func TestKeepingTheLastUnprotectedBackupDuringAScheduledOne(t *testing.T) {
 		t.Errorf("third day's run %+v, want done without a reason", r)
 	}
 }
+
+// A failed scheduled backup is retried only while its local date lasts,
+// in the schedule's zone: a retry whose pause would end on the next date,
+// or that comes round only then (the cron was away), ends the run as
+// failed, shown with Proxmox's message; the next date's run proceeds as
+// usual.
+func TestScheduledRetriesStayOnTheRunsLocalDate(t *testing.T) {
+	t.Parallel()
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	must(t, err)
+	tests := []struct {
+		name string
+		// outage: after the first attempt failed, the cron is away until
+		// 00:05 the next local day.
+		outage   bool
+		attempts int
+	}{
+		{name: "the pause would end on the next date", attempts: 2},
+		{name: "the cron comes back on the next date", outage: true, attempts: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFleet(t, fleetSpec{vms: 1, quota: 5, more: "schedule_retries = 5"})
+			ctx := context.Background()
+			f.clock.now = time.Date(2026, 12, 3, 23, 30, 0, 0, tokyo).UTC()
+			var days []service.ScheduleDayInput
+			for _, d := range []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} {
+				days = append(days, service.ScheduleDayInput{Day: d, Enabled: true, Time: "23:41"})
+			}
+			_, err := f.svc.SetSchedule(ctx, f.callFor(f.service), service.ScheduleInput{Timezone: "Asia/Tokyo", Days: days})
+			must(t, err)
+			must(t, f.sim.InjectTaskFault(pvesim.TaskFault{Type: "vzdump", VMID: 100, ExitStatus: "unable to read disk: I/O error"}))
+			f.clock.now = time.Date(2026, 12, 3, 23, 41, 1, 0, tokyo).UTC()
+			nextDay := time.Date(2026, 12, 4, 0, 5, 0, 0, tokyo)
+			if tc.outage {
+				f.tickUntil(t, f.svc, 500, func() bool {
+					r := f.run(t, f.service)
+					return r != nil && r.State == "waiting" && r.Attempts == 1
+				})
+				f.clock.now = nextDay.UTC()
+			}
+			f.tickUntil(t, f.svc, 3000, func() bool {
+				r := f.run(t, f.service)
+				if r != nil && r.State == "waiting" {
+					f.clock.Advance(10 * time.Minute) // the retry's pause
+				}
+				return (r != nil && r.State == "failed") || f.clock.Now().After(nextDay.Add(30*time.Minute))
+			})
+			r := f.run(t, f.service)
+			if r.Date != "2026-12-03" || r.State != "failed" || r.Attempts != tc.attempts || !strings.Contains(r.Error, "I/O error") {
+				t.Errorf("run %+v, want 2026-12-03 failed after %d attempts, with Proxmox's message", r, tc.attempts)
+			}
+			if n := f.vzdumps()["100"]; n != tc.attempts {
+				t.Errorf("%d vzdumps, want %d: none on the next date", n, tc.attempts)
+			}
+			// The next date's run goes as usual.
+			f.sim.ClearFaults()
+			f.clock.now = time.Date(2026, 12, 4, 23, 41, 1, 0, tokyo).UTC()
+			f.tickUntil(t, f.svc, 500, f.settled(t, f.service, "2026-12-04", "done"))
+			if r := f.run(t, f.service); r.Attempts != 1 || f.vzdumps()["100"] != tc.attempts+1 {
+				t.Errorf("the next date's run %+v, %d vzdumps; want one attempt, one more vzdump", r, f.vzdumps()["100"])
+			}
+		})
+	}
+}

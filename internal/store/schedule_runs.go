@@ -268,12 +268,14 @@ WHERE state IN `+activeStates+` AND kind = ? AND server_id IN (?) GROUP BY serve
 }
 
 // WaitingRun is a run waiting for its node, with the node its VM was last
-// seen on ("" when no tick has seen it yet) and Proxmox's lock on it then.
+// seen on ("" when no tick has seen it yet), Proxmox's lock on it then and
+// the schedule's zone (its local date ends there).
 type WaitingRun struct {
 	Run
-	Node    string       `db:"node"`
-	VMID    pvekeep.VMID `db:"vmid"`
-	PVELock string       `db:"pve_lock"`
+	Node     string       `db:"node"`
+	VMID     pvekeep.VMID `db:"vmid"`
+	PVELock  string       `db:"pve_lock"`
+	Timezone string       `db:"timezone"`
 }
 
 // WaitingRuns lists the runs of the given servers that may be dispatched
@@ -284,11 +286,13 @@ func (s *Store) WaitingRuns(ctx context.Context, serverIDs []int64, now time.Tim
 	if len(serverIDs) == 0 || perNode <= 0 {
 		return nil, nil
 	}
-	q, args, err := sqlx.In(`SELECT `+runColumns+`, node, vmid, pve_lock FROM (
+	q, args, err := sqlx.In(`SELECT `+runColumns+`, node, vmid, pve_lock, timezone FROM (
   SELECT r.*, COALESCE(f.node, '') AS node, COALESCE(f.vmid, 0) AS vmid, COALESCE(f.pve_lock, '') AS pve_lock,
+    COALESCE(sc.timezone, 'UTC') AS timezone,
     ROW_NUMBER() OVER (PARTITION BY r.server_id, COALESCE(f.node, '') ORDER BY r.attempts, r.due_at, r.service_id) AS pos
   FROM mod_pvekeep_schedule_runs r
   LEFT JOIN mod_pvekeep_vm_facts f ON f.service_id = r.service_id
+  LEFT JOIN mod_pvekeep_schedules sc ON sc.service_id = r.service_id
   WHERE r.state = 'waiting' AND r.next_try_at <= ? AND r.server_id IN (?)
 ) w WHERE pos <= ? ORDER BY attempts, due_at, service_id`, dbTime(now), serverIDs, perNode)
 	if err != nil {
@@ -312,6 +316,7 @@ const (
 	RunDispatched RunOutcome = iota // a backup.create job now runs it
 	RunBusy                         // left waiting (Reason says why)
 	RunSkippedNow                   // skipped for good (Reason says why)
+	RunFailedNow                    // ended failed: a retry whose local date is over (the service's dispatcher decides that)
 )
 
 // NewScheduledBackup asks for the backup of a waiting run. Create is the
