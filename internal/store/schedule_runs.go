@@ -140,8 +140,12 @@ type PlannedRun struct {
 	ServerID    int64
 	DueAt       time.Time
 	MaxAttempts int
-	// State is RunWaiting, or RunSkipped with Reason (a service that is
-	// not Active still has its date recorded, so the page can say why).
+	// State is RunWaiting (what a tick plans; "" means it too), or
+	// RunSkipped with Reason for a run recorded as skipped from the start.
+	// A tick plans no run at all for a service neither Active nor
+	// Suspended: its schedule only moves on (Service.planSchedules); one
+	// that stops being Active after its run was planned is skipped,
+	// not_active, when the run is dispatched.
 	State  RunState
 	Reason string
 }
