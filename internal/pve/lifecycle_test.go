@@ -214,6 +214,7 @@ func TestUpdateConfig(t *testing.T) {
 			answerFail(500, "checksum mismatch (file change by other user?)"), nil, 1, pve.ErrDigestMismatch, ""},
 		{"locked", pve.ConfigChange{Set: map[string]string{"cores": "2"}}, answerFail(500, "VM is locked (backup)"), nil, 1, pve.ErrLocked, ""},
 		{"a 503 is not re-sent", pve.ConfigChange{Set: map[string]string{"scsi1": "local-lvm:4"}}, answerFail(503, "Service Unavailable"), nil, 1, pve.ErrTransient, ""},
+		{"a value check's die is final", pve.ConfigChange{Set: map[string]string{"sshkeys": "x"}}, answerFail(500, "SSH public key validation error"), nil, 1, pve.ErrRefusedValue, ""},
 		{"hotplug problem keeps the per-option reason", pve.ConfigChange{Set: map[string]string{"cores": "64"}},
 			func(w http.ResponseWriter, r *http.Request) {
 				writeRaw(w, 400, "Parameter verification failed.", `{"data":null,"errors":{"cores":"hotplug problem - unable to hotplug cores"}}`)
@@ -235,8 +236,8 @@ func TestUpdateConfig(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
-				if errors.Is(tt.wantErr, pve.ErrDigestMismatch) && errors.Is(err, pve.ErrTransient) {
-					t.Errorf("digest mismatch must not be transient: %v", err)
+				if !errors.Is(tt.wantErr, pve.ErrTransient) && errors.Is(err, pve.ErrTransient) {
+					t.Errorf("%v must not be transient: %v", tt.wantErr, err)
 				}
 			case tt.errText != "":
 				if err == nil || !strings.Contains(err.Error(), tt.errText) {

@@ -182,6 +182,19 @@ func (r *Reconciler) running(ctx context.Context, c cluster, t Target) bool {
 // permanentError is Proxmox refusing a step for good.
 type permanentError struct{ msg string }
 
+// Refused says whether Proxmox refused err's request for good, with its
+// own words: a parameter check (4xx but 401/403) or a die (a 500 with a
+// message); never a lock, a busy config lock or a changed digest, which
+// a later attempt may pass. Other steps of the VM's life that write to
+// Proxmox decide by the same rule as the reconciliation.
+func Refused(err error) (string, bool) {
+	var p *permanentError
+	if errors.As(classify(err), &p) {
+		return p.msg, true
+	}
+	return "", false
+}
+
 func (e *permanentError) Error() string { return e.msg }
 
 // apply runs one step's check-and-act. It returns the UPID of a task it

@@ -560,6 +560,12 @@ func (s *Service) createCloudInit(ctx context.Context, pc pve.Cluster, lease pve
 			// Changed since read (an earlier attempt's drive, say): read again next time.
 			return job, pvekeep.Unavailable("proxmox", err)
 		}
+		// A 500 with Proxmox's reason (a storage without images, a bad
+		// value) fails the same way every time: end the create and
+		// remove the clone rather than retrying for the job's lifetime.
+		if msg, ok := reconcile.Refused(err); ok {
+			return s.failCreate(ctx, pc, lease, job, "Proxmox refused the cloud-init settings: "+msg)
+		}
 		e := pveError("write cloud-init", err)
 		switch pvekeep.ReasonOf(e) {
 		case pvekeep.ReasonUnavailable, pvekeep.ReasonLocked:
@@ -567,7 +573,14 @@ func (s *Service) createCloudInit(ctx context.Context, pc pve.Cluster, lease pve
 		}
 		return s.failCreate(ctx, pc, lease, job, "Proxmox refused the cloud-init settings: "+upstreamMessage(e))
 	}
-	return s.advance(ctx, lease, job, stepBind, 65)
+	// Proxmox holds the password hash now: the job row keeps none
+	// (DESIGN §4: no secrets in job rows).
+	p.PasswordHash = ""
+	params, err := json.Marshal(p)
+	if err != nil {
+		return job, fmt.Errorf("encode job %d params: %w", job.ID, err)
+	}
+	return s.advanceWith(ctx, lease, job, stepBind, 65, params)
 }
 
 // cloudInitSlot is the drive a cloud-init drive goes on when the VM has

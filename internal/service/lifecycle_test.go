@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,12 @@ func TestCreateMakesARunningVMAtThePackageWithCloudInit(t *testing.T) {
 	done := b.waitJob(t, job.ID)
 	if done.State != pvekeep.JobSucceeded {
 		t.Fatalf("create ended %s: %s", done.State, done.Error)
+	}
+	// Once Proxmox has it, the row keeps not even the hash.
+	var params string
+	must(t, b.db.Store.DB().QueryRow("SELECT params FROM mod_pvekeep_jobs WHERE id = ?", job.ID).Scan(&params))
+	if strings.Contains(params, "$6$") || !json.Valid([]byte(params)) || len(params) < 10 {
+		t.Errorf("the finished create's params still hold the password hash (or lost the rest): %s", params)
 	}
 	v, ok := b.vm(t, job.VMID)
 	if !ok {
@@ -711,5 +718,28 @@ func TestCreatePlacesTheVMOnTheLeastLoadedNodeWithATemplate(t *testing.T) {
 				t.Errorf("cloned template %s, want %s", cloned, tt.wantTemplate)
 			}
 		})
+	}
+}
+
+// Proxmox refusing the cloud-init write with a reason (a die: HTTP 500
+// with a message) fails the create at once and removes the clone: the
+// same write would fail the same way for the job's whole lifetime.
+func TestCreateRefusedAtCloudInitFailsAndRemovesTheClone(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	ctx := context.Background()
+	pid := newVMProduct(t, b, nil)
+	id := newOrder(t, b, pid, "refused-ci.example.net")
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{PathRegex: `^/nodes/[^/]+/qemu/[0-9]+/config$`, Method: "PUT", Status: 500,
+		Message: "storage 'local-lvm' does not support content-type 'images'", Count: 100}))
+	job, err := b.svc.CreateVM(ctx, b.system(id), service.CreateRequest{Hostname: "refused-ci.example.net"})
+	must(t, err)
+	done := b.waitJob(t, job.ID)
+	b.sim.ClearFaults()
+	if done.State != pvekeep.JobFailed || !strings.Contains(done.Error, "does not support content-type 'images'") {
+		t.Errorf("create = %s %q, want failed with Proxmox's reason", done.State, done.Error)
+	}
+	if _, ok := b.vm(t, job.VMID); ok {
+		t.Errorf("VM %d exists after the refused cloud-init", job.VMID)
 	}
 }

@@ -438,8 +438,13 @@ func (s *Service) stepRestoreJob(ctx context.Context, lease pvekeep.Lease, job p
 
 // advance records that the job's current step is done and names the next.
 func (s *Service) advance(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, step string, pct int) (pvekeep.Job, error) {
+	return s.advanceWith(ctx, lease, job, step, pct, nil)
+}
+
+// advanceWith is advance that also replaces the job's params (nil: kept).
+func (s *Service) advanceWith(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, step string, pct int, params json.RawMessage) (pvekeep.Job, error) {
 	now := s.clock.Now().UTC()
-	upd := store.JobUpdate{State: pvekeep.JobRunning, Step: step, ProgressPct: pct, ClearUPID: true, Now: now}
+	upd := store.JobUpdate{State: pvekeep.JobRunning, Step: step, ProgressPct: pct, ClearUPID: true, Now: now, Params: params}
 	if job.StartedAt == nil {
 		upd.StartedAt = &now
 	}
@@ -448,6 +453,9 @@ func (s *Service) advance(ctx context.Context, lease pvekeep.Lease, job pvekeep.
 	}
 	s.crashPoint(job.Step)
 	job.State, job.Step, job.UPID = pvekeep.JobRunning, step, ""
+	if params != nil {
+		job.Params = params
+	}
 	if pct > job.ProgressPct {
 		job.ProgressPct = pct
 	}

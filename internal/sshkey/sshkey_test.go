@@ -16,6 +16,7 @@ func TestValid(t *testing.T) {
 		{"no type", ed, false},
 		{"a private key's first line", "-----BEGIN OPENSSH PRIVATE KEY-----", false},
 		{"empty", "", false},
+		{"a blob holding only its type", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5", false},
 	} {
 		if got := Valid(tc.line); got != tc.ok {
 			t.Errorf("%s: Valid = %v, want %v", tc.name, got, tc.ok)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -104,6 +105,9 @@ type JobUpdate struct {
 	Node       string
 	StartedAt  *time.Time
 	Now        time.Time
+	// Params, when set, replaces the job's params: a step that used a
+	// secret-derived fact (create's password hash) drops it from the row.
+	Params json.RawMessage
 }
 
 // UpdateJob writes u if l still holds the job; otherwise ErrLeaseLost and
@@ -126,6 +130,10 @@ func (s *Store) UpdateJob(ctx context.Context, l pvekeep.Lease, u JobUpdate) err
 		return fmt.Errorf("update job %d: Submitting goes without a UPID", l.JobID)
 	}
 	now := dbTime(u.Now)
+	var params any // NULL: unchanged
+	if u.Params != nil {
+		params = string(u.Params)
+	}
 	var submitting any // NULL, now, or unchanged (keep)
 	keep := true
 	switch {
@@ -140,6 +148,7 @@ func (s *Store) UpdateJob(ctx context.Context, l pvekeep.Lease, u JobUpdate) err
 		keep, submitting,
 		u.Node, u.Node,
 		dbTimePtr(u.StartedAt),
+		params, params,
 		now}
 	args = append(args, leaseArgs(l)...)
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -150,6 +159,7 @@ upid = IF(?, '', IF(? <> '', ?, upid)),
 submitting_at = IF(?, submitting_at, ?),
 node = IF(? <> '', ?, node),
 started_at = COALESCE(?, started_at),
+params = IF(? IS NULL, params, ?),
 updated_at = ?
 WHERE `+leaseGuard, args...)
 		if err != nil {
