@@ -97,25 +97,9 @@ func refuseShrink(cfg pve.VMConfig, vm plan.VM) error {
 }
 
 func (s *Service) stepChangePackage(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
-	if msg := s.overdue(job); msg != "" {
-		out, err := s.failJob(ctx, lease, job, msg)
-		return out.State, err
-	}
-	pc, err := s.connect(ctx, srv)
-	if err != nil {
-		return job.State, err
-	}
-	for range 32 {
-		next, err := s.changePackageStep(ctx, pc, srv, lease, job, 60*time.Second)
-		if err != nil {
-			return s.stateAfter(ctx, job, err)
-		}
-		if next.State.Terminal() || next.Step == job.Step {
-			return next.State, nil
-		}
-		job = next
-	}
-	return job.State, nil
+	return s.runSteps(ctx, lease, job, srv, 32, func(pc pve.Cluster, job pvekeep.Job) (pvekeep.Job, error) {
+		return s.changePackageStep(ctx, pc, srv, lease, job, 60*time.Second)
+	})
 }
 
 func (s *Service) changePackageStep(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, wait time.Duration) (pvekeep.Job, error) {

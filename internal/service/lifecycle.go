@@ -195,3 +195,30 @@ func (s *Service) runReconcile(ctx context.Context, pc pve.Cluster, lease pvekee
 type noEmail struct{}
 
 func (noEmail) Notify(context.Context) error { return nil }
+
+// runSteps drives a multi-step job of the VM's life for one lease: an
+// overdue job fails; otherwise it runs the job's current step, then the
+// next, until one ends the job or leaves it where it was (waiting on
+// Proxmox for a later tick), at most bound steps.
+func (s *Service) runSteps(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server, bound int,
+	step func(pc pve.Cluster, job pvekeep.Job) (pvekeep.Job, error)) (pvekeep.JobState, error) {
+	if msg := s.overdue(job); msg != "" {
+		out, err := s.failJob(ctx, lease, job, msg)
+		return out.State, err
+	}
+	pc, err := s.connect(ctx, srv)
+	if err != nil {
+		return job.State, err
+	}
+	for range bound {
+		next, err := step(pc, job)
+		if err != nil {
+			return s.stateAfter(ctx, job, err)
+		}
+		if next.State.Terminal() || next.Step == job.Step {
+			return next.State, nil
+		}
+		job = next
+	}
+	return job.State, nil
+}

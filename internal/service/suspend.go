@@ -74,25 +74,9 @@ func (s *Service) sameKindActive(ctx context.Context, f pvekeep.ServiceFacts, ki
 
 // stepPower drives a suspend or unsuspend.
 func (s *Service) stepPower(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
-	if msg := s.overdue(job); msg != "" {
-		out, err := s.failJob(ctx, lease, job, msg)
-		return out.State, err
-	}
-	pc, err := s.connect(ctx, srv)
-	if err != nil {
-		return job.State, err
-	}
-	for range 4 {
-		next, err := s.powerStep(ctx, pc, srv, lease, job, 30*time.Second)
-		if err != nil {
-			return s.stateAfter(ctx, job, err)
-		}
-		if next.State.Terminal() || next.Step == job.Step {
-			return next.State, nil
-		}
-		job = next
-	}
-	return job.State, nil
+	return s.runSteps(ctx, lease, job, srv, 4, func(pc pve.Cluster, job pvekeep.Job) (pvekeep.Job, error) {
+		return s.powerStep(ctx, pc, srv, lease, job, 30*time.Second)
+	})
 }
 
 // powerStep runs the job's current step: submit its task, follow it for

@@ -75,25 +75,9 @@ func (s *Service) TerminateVM(ctx context.Context, c Call) (pvekeep.Job, error) 
 }
 
 func (s *Service) stepTerminate(ctx context.Context, lease pvekeep.Lease, job pvekeep.Job, srv pvekeep.Server) (pvekeep.JobState, error) {
-	if msg := s.overdue(job); msg != "" {
-		out, err := s.failJob(ctx, lease, job, msg)
-		return out.State, err
-	}
-	pc, err := s.connect(ctx, srv)
-	if err != nil {
-		return job.State, err
-	}
-	for range 4 {
-		next, err := s.terminateStep(ctx, pc, srv, lease, job, 60*time.Second)
-		if err != nil {
-			return s.stateAfter(ctx, job, err)
-		}
-		if next.State.Terminal() || next.Step == job.Step {
-			return next.State, nil
-		}
-		job = next
-	}
-	return job.State, nil
+	return s.runSteps(ctx, lease, job, srv, 4, func(pc pve.Cluster, job pvekeep.Job) (pvekeep.Job, error) {
+		return s.terminateStep(ctx, pc, srv, lease, job, 60*time.Second)
+	})
 }
 
 func (s *Service) terminateStep(ctx context.Context, pc pve.Cluster, srv pvekeep.Server, lease pvekeep.Lease, job pvekeep.Job, wait time.Duration) (pvekeep.Job, error) {
