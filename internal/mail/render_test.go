@@ -318,3 +318,42 @@ func TestLanguageResolvesWHMCSNamesAndCodes(t *testing.T) {
 		}
 	}
 }
+
+// The welcome email in each shipped language: its own words (no English
+// left, no placeholder unfilled), the address and user, never a password.
+func TestRenderWelcomeEmailInEachLanguage(t *testing.T) {
+	t.Parallel()
+	r := shippedRenderer(t)
+	data := sampleData()
+	data.Username, data.Address = "ana", "203.0.113.10"
+	english, err := r.Render(mail.KindVMCreated, "english", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ language, htmlLang, greeting string }{
+		{"english", "en", "Hello Jane Doe,"},
+		{"german", "de", "Jane Doe"},
+		{"russian", "ru", "Jane Doe"},
+	} {
+		t.Run(tt.language, func(t *testing.T) {
+			m, err := r.Render(mail.KindVMCreated, tt.language, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.language != "english" && (m.Subject == english.Subject || m.Text == english.Text) {
+				t.Errorf("%s welcome email is English: %q", tt.language, m.Subject)
+			}
+			for _, want := range []string{"web1.example.net", "203.0.113.10", "ana", "104", tt.greeting} {
+				if !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, want) {
+					t.Errorf("%s welcome email lacks %q:\n%s", tt.language, want, m.Text)
+				}
+			}
+			if strings.ContainsAny(m.Subject+m.Text, "{}") {
+				t.Errorf("%s welcome email has an unfilled placeholder:\n%s\n%s", tt.language, m.Subject, m.Text)
+			}
+			if !strings.Contains(m.HTML, `<html lang="`+tt.htmlLang+`">`) {
+				t.Errorf("%s welcome email's html does not declare lang %q", tt.language, tt.htmlLang)
+			}
+		})
+	}
+}
