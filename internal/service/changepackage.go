@@ -58,6 +58,11 @@ func (s *Service) ChangePackage(ctx context.Context, c Call) (pvekeep.Job, error
 	if err := refuseShrink(cfg, pl.VM); err != nil {
 		return pvekeep.Job{}, err
 	}
+	// The disk storage matters only for an additional disk the VM lacks.
+	newDisk := pl.VM.ExtraDiskGiB.Value > 0 && cfg[pl.VM.ExtraDisk] == ""
+	if err := refuseUnfit(ctx, pc, ref.Node, pl.VM, newDisk); err != nil {
+		return pvekeep.Job{}, err
+	}
 	return s.startLifecycle(ctx, c, f, pvekeep.KindServiceChangePackage, f.VMID, ref.Node, string(reconcile.Steps[0]), nil,
 		func(pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job) (pvekeep.Job, error) {
 			// As much as fits in the call; the tick does the rest.

@@ -162,6 +162,10 @@ func (s *Service) CreateVM(ctx context.Context, c Call, r CreateRequest) (pvekee
 		return pvekeep.Job{}, err
 	}
 	p.Template, p.TemplateNode = tmpl.VMID, tmpl.Node
+	pl, _ := plan.FromFacts(f) // createPlan read it already
+	if err := refuseUnfit(ctx, pc, node, pl.VM, true); err != nil {
+		return pvekeep.Job{}, err // before a vmid is claimed: nothing was made
+	}
 	vmid, err := s.claimVMID(ctx, pc, f.ServiceID)
 	if err != nil {
 		return pvekeep.Job{}, err

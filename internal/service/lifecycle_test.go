@@ -15,6 +15,7 @@ import (
 	"github.com/pvekeep/pvekeep/internal/pvesim"
 	"github.com/pvekeep/pvekeep/internal/seed"
 	"github.com/pvekeep/pvekeep/internal/service"
+	"github.com/pvekeep/pvekeep/internal/store"
 )
 
 // The VM's life through the real store (MariaDB), gateway and simulator:
@@ -246,6 +247,16 @@ func TestCreateRefusals(t *testing.T) {
 		{"a bad user name", nil, pvekeep.ActorSystem, service.CreateRequest{Username: "Root User"}, pvekeep.ReasonInvalidInput, "username"},
 		// Proxmox would refuse it only at the cloud-init step, after the clone.
 		{"a mistyped SSH key", nil, pvekeep.ActorSystem, service.CreateRequest{SSHKeys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b\nssh-ed25519 AAAAmistyped"}, pvekeep.ReasonInvalidInput, "ssh_keys"},
+		// The package must fit the node before WHMCS hears "success":
+		// Proxmox would refuse these only after the clone, at the start.
+		{"a bridge the node lacks", map[int]string{18: "vmbr9"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
+		{"a disk storage the node lacks", map[int]string{21: "nosuch"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
+		{"a disk storage without VM images", map[int]string{21: "backup"}, pvekeep.ActorSystem, service.CreateRequest{}, pvekeep.ReasonInvalidState, ""},
+	}
+	msgs := map[string]string{ // what the admin must be told to change
+		"a bridge the node lacks":          `Network Bridge (configoption18) "vmbr9" does not exist on node pve1`,
+		"a disk storage the node lacks":    `"nosuch"`,
+		"a disk storage without VM images": `"backup"`,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,10 +268,21 @@ func TestCreateRefusals(t *testing.T) {
 				c.Actor.ID = 0
 			}
 			before := len(b.sim.State().VMs)
-			_, err := b.svc.CreateVM(ctx, c, tt.req)
+			claimed, err := b.db.Store.MaxClaimedVMID(ctx)
+			must(t, err)
+			_, err = b.svc.CreateVM(ctx, c, tt.req)
 			e, ok := pvekeep.AsError(err)
 			if !ok || e.Reason != tt.wantReason {
 				t.Fatalf("CreateVM err = %v, want %s", err, tt.wantReason)
+			}
+			if now, err := b.db.Store.MaxClaimedVMID(ctx); err != nil || now != claimed {
+				t.Errorf("highest claimed vmid %d → %d (%v): a refused create claimed one", claimed, now, err)
+			}
+			if js, err := b.db.Store.Jobs(ctx, store.JobFilter{ServiceID: id}); err != nil || len(js) != 0 {
+				t.Errorf("a refused create left %d jobs (%v)", len(js), err)
+			}
+			if want := msgs[tt.name]; !strings.Contains(e.Message, want) {
+				t.Errorf("message %q does not name %q", e.Message, want)
 			}
 			if tt.wantField != "" && e.Data["field"] != tt.wantField {
 				t.Errorf("field = %v, want %s", e.Data["field"], tt.wantField)
@@ -295,8 +317,10 @@ func TestFailedCreateLeavesNoVM(t *testing.T) {
 		t.Errorf("VM %d exists after the failed clone", job.VMID)
 	}
 
-	// A bridge the node lacks: the start fails, the half-made VM goes.
-	pid = newVMProduct(t, b, map[int]string{18: "vmbr9"})
+	// A VM that does not start: the half-made VM goes. (A bridge the
+	// node lacks is refused by the call: TestCreateRefusals.)
+	must(t, b.sim.InjectTaskFault(pvesim.TaskFault{Type: "qmstart", ExitStatus: "start failed: QEMU exited with code 1", Count: 1}))
+	pid = newVMProduct(t, b, nil)
 	id = newOrder(t, b, pid, "fail2.example.net")
 	job, err = b.svc.CreateVM(ctx, b.system(id), service.CreateRequest{})
 	must(t, err)
@@ -409,6 +433,8 @@ func TestChangePackageGrowsAndRefusesAShrink(t *testing.T) {
 		"smaller system disk":     {5: "1", 6: "1", 7: "4"},
 		"additional disk gone":    {5: "4", 6: "4", 7: "12", 8: "0"},
 		"smaller additional disk": {5: "4", 6: "4", 7: "12", 8: "1"},
+		// Proxmox would take the config but the VM would not start again.
+		"a bridge the node lacks": {5: "8", 6: "4", 7: "12", 18: "vmbr9"},
 	} {
 		down := newVMProduct(t, b, s)
 		must(t, b.seed.SetServiceProduct(ctx, int64(id), down))
