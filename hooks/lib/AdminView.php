@@ -116,6 +116,9 @@ final class AdminView
         if (is_array($o['failed_restore'] ?? null)) {
             $fields['pvekeep Failed restore'] = $this->failedRestore($o['failed_restore'], $confirmedJob);
         }
+        if (is_array($o['termination'] ?? null)) {
+            $fields['pvekeep Termination'] = $this->termination($o['termination']);
+        }
         $fields['pvekeep Jobs'] = $this->jobs((array) ($o['jobs'] ?? []));
         $fields['pvekeep Emails'] = $this->emails((array) ($o['emails'] ?? []));
         return $fields;
@@ -294,6 +297,30 @@ final class AdminView
             $html .= '<br>' . Http::escape('Proxmox did not change the VM; no reinstall is needed.');
         }
         return $html . '</div>';
+    }
+
+    /**
+     * When the VM was destroyed and what became of its backups: when they
+     * go, or that they went; the backups the cron could not remove, why,
+     * and when it tries again.
+     *
+     * @param array<string, mixed> $t admin.overview's termination
+     */
+    private function termination(array $t): string
+    {
+        $text = 'VM destroyed ' . $this->format->dateTime($t['terminated_at'] ?? '') . ' · ';
+        $after = (string) ($t['backups_purge_after'] ?? '');
+        $text .= $after === '' ? 'its backups were removed' : 'its backups are removed from ' . $this->format->dateTime($after);
+        $html = Http::escape($text);
+        $error = trim((string) ($t['purge_error'] ?? ''));
+        if ($after !== '' && $error !== '') {
+            $retry = (string) ($t['purge_retry_at'] ?? '');
+            $html .= '<div class="alert alert-warning" data-pvekeep-admin="purge-error">'
+                . Http::escape($error . ' (' . (int) ($t['purge_attempts'] ?? 0) . ' round(s)'
+                    . ($retry !== '' ? '; next try ' . $this->format->dateTime($retry) : '') . ')')
+                . '</div>';
+        }
+        return $html;
     }
 
     /**

@@ -204,7 +204,9 @@ type overviewOut struct {
 	Snapshots []snapshotOut `json:"snapshots"`
 	// Termination is present once the service was terminated: when, when
 	// its backups are removed (null once they are gone), and the cron's
-	// last failure to remove them (purge_error, purge_attempts).
+	// last failure to remove them (purge_error: the backups a round could
+	// not remove, and why; purge_attempts: such rounds; purge_retry_at:
+	// when the next round begins, with a purge_error).
 	Termination *terminationOut `json:"termination,omitempty"`
 }
 
@@ -213,6 +215,7 @@ type terminationOut struct {
 	BackupsPurgeAfter *string `json:"backups_purge_after"`
 	PurgeError        string  `json:"purge_error"`
 	PurgeAttempts     int     `json:"purge_attempts"`
+	PurgeRetryAt      *string `json:"purge_retry_at"`
 }
 
 func overviewFrom(o service.AdminOverview) overviewOut {
@@ -230,6 +233,9 @@ func overviewFrom(o service.AdminOverview) overviewOut {
 	if t := o.Termination; t != nil {
 		out.Termination = &terminationOut{TerminatedAt: timePtr(t.TerminatedAt), BackupsPurgeAfter: timePtr(t.PurgeAfter),
 			PurgeError: t.PurgeError, PurgeAttempts: t.Attempts}
+		if t.PurgeError != "" && t.PurgeAfter != nil {
+			out.Termination.PurgeRetryAt = timePtr(t.NextAt)
+		}
 	}
 	for _, b := range o.Backups {
 		out.Backups = append(out.Backups, adminBackupOut{backupOut: backupFrom(b), Volid: b.Volid})

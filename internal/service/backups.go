@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -517,6 +518,26 @@ func (s *Service) dispatchRemove(ctx context.Context, pc pve.Cluster, lease pvek
 	node := b.Node
 	if node == "" {
 		node = job.Node
+	}
+	var rp removeParams
+	if len(job.Params) > 0 {
+		if err := json.Unmarshal(job.Params, &rp); err != nil {
+			return job, s.failIfFinal(ctx, lease, job, fmt.Errorf("read job %d params: %w", job.ID, err))
+		}
+	}
+	if rp.Unprotect {
+		// Proxmox refuses to remove a protected volume. Lifting the
+		// protection twice is harmless; a volume already gone is left to
+		// DeleteVolume below.
+		err := pc.SetVolumeProtected(ctx, node, b.Storage, b.Volid, false)
+		if err != nil && !errors.Is(err, pve.ErrNoSuchVolume) && !errors.Is(err, pve.ErrNotFound) {
+			return job, s.failIfFinal(ctx, lease, job, submitError("unprotect backup volume", err))
+		}
+		if err == nil && b.Protected {
+			if err := s.sched.SetBackupProtected(ctx, job.ServiceID, b.ID, false); err != nil {
+				s.logger.Warn("record a purged backup unprotected", "job_id", job.ID, "backup_id", b.ID, "err", err)
+			}
+		}
 	}
 	upid, err := pc.DeleteVolume(ctx, node, b.Storage, b.Volid)
 	// Only a storage that answered without the volume means it is gone; a

@@ -31,7 +31,7 @@ type lifecycleStore interface {
 	BindVM(ctx context.Context, id pvekeep.ServiceID, productID int64, vmid pvekeep.VMID, now time.Time) error
 	MarkTerminated(ctx context.Context, id pvekeep.ServiceID, at, purgeAfter time.Time) error
 	PurgesDue(ctx context.Context, serverIDs []int64, now time.Time, limit int) ([]store.PurgeDue, error)
-	NotePurge(ctx context.Context, id pvekeep.ServiceID, done bool, msg string, now time.Time) error
+	NotePurge(ctx context.Context, id pvekeep.ServiceID, done bool, msg string, now, retryAt time.Time) error
 	ServiceTermination(ctx context.Context, id pvekeep.ServiceID) (store.Termination, error)
 	EnqueueBackupRemove(ctx context.Context, r store.NewBackupRemove) (pvekeep.Job, bool, error)
 }

@@ -3,6 +3,9 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"path"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -584,48 +587,138 @@ func TestScheduledBackupRunsWhileSuspended(t *testing.T) {
 	}
 }
 
-// A removal Proxmox refuses (a protected volume) is shown on the admin's
-// overview and tried again by later ticks until it works.
-func TestTerminatePurgeFailureIsShownAndRetried(t *testing.T) {
+// The purge removes every backup it can: one Proxmox will not remove is
+// skipped, shown on the admin's overview and tried again after a pause
+// that grows (5 minutes, then 10), not on every tick; one the client kept
+// (protected) is unprotected and removed — the client is gone.
+func TestTerminatePurgeSkipsAFailingBackupAndRetriesItAfterAPause(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 3)
 	ctx := context.Background()
 	must(t, b.seed.SetProductSetting(ctx, b.productID, 24, "terminate_grace_days = 0"))
-	bj, err := b.svc.CreateBackup(ctx, b.call(), "", "")
-	must(t, err)
-	b.waitJob(t, bj.ID)
+	for range 3 {
+		bj, err := b.svc.CreateBackup(ctx, b.call(), "", "")
+		must(t, err)
+		if done := b.waitJob(t, bj.ID); done.State != pvekeep.JobSucceeded {
+			t.Fatalf("backup ended %s: %s", done.State, done.Error)
+		}
+	}
 	bs, err := b.db.Store.Backups(ctx, b.service, pvekeep.BackupAvailable)
 	must(t, err)
+	if len(bs) != 3 {
+		t.Fatalf("%d backups, want 3", len(bs))
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].ID < bs[j].ID })
+	stuck, kept := bs[0], bs[1] // the oldest is the one the purge takes first
+	must(t, b.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "DELETE", PathRegex: regexp.QuoteMeta(path.Base(stuck.Volid)),
+		Status: 500, Message: "storage hook refused the removal"}))
 	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
 	must(t, err)
-	must(t, pc.SetVolumeProtected(ctx, "pve1", "backup", bs[0].Volid, true))
+	must(t, pc.SetVolumeProtected(ctx, "pve1", "backup", kept.Volid, true))
 	job, err := b.svc.TerminateVM(ctx, b.system(b.service))
 	must(t, err)
 	b.waitJob(t, job.ID)
 	admin := service.Call{ServiceID: b.service, Actor: pvekeep.Actor{Type: pvekeep.ActorAdmin, ID: 1}, Server: b.server}
-	var o service.AdminOverview
-	for range 30 {
-		_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
-		must(t, err)
-		b.clock.Advance(time.Second)
-		if o, err = b.svc.Overview(ctx, admin); err == nil && o.Termination != nil && o.Termination.PurgeError != "" {
-			break
+	ticks := func(n int) {
+		t.Helper()
+		for range n {
+			_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+			must(t, err)
+			b.clock.Advance(time.Second)
 		}
 	}
-	must(t, err)
-	if o.Termination == nil || o.Termination.PurgeError == "" || o.Termination.Attempts == 0 || o.Termination.PurgeAfter == nil {
-		t.Fatalf("overview termination = %+v, want the removal's failure with its attempts", o.Termination)
-	}
-	must(t, pc.SetVolumeProtected(ctx, "pve1", "backup", bs[0].Volid, false))
-	for range 30 {
-		_, err := b.svc.Tick(ctx, []pvekeep.Server{b.server}, time.Second)
+	tries := func() int { // removal jobs of the stuck backup
+		t.Helper()
+		js, err := b.db.Store.Jobs(ctx, store.JobFilter{ServiceID: b.service, Kinds: []pvekeep.JobKind{pvekeep.KindBackupRemove}})
 		must(t, err)
-		b.clock.Advance(time.Second)
+		n := 0
+		for _, j := range js {
+			if j.BackupID == stuck.ID {
+				n++
+			}
+		}
+		return n
 	}
+	onStorage := func(volid string) bool {
+		for _, v := range b.sim.State().Volumes {
+			if v.Volid == volid {
+				return true
+			}
+		}
+		return false
+	}
+	ticks(30)
+	for _, x := range bs[1:] {
+		if onStorage(x.Volid) {
+			t.Errorf("backup %s (protected: %v) still on storage: one failing backup blocked the rest", x.Volid, x.ID == kept.ID)
+		}
+	}
+	o, err := b.svc.Overview(ctx, admin)
+	must(t, err)
+	if o.Termination == nil || !strings.Contains(o.Termination.PurgeError, stuck.Volid) || o.Termination.Attempts != 1 || o.Termination.PurgeAfter == nil {
+		t.Fatalf("overview termination = %+v, want the stuck backup's failure, one round", o.Termination)
+	}
+	if n := tries(); n != 1 {
+		t.Errorf("the stuck backup was tried %d times in 30 s, want once (then a pause)", n)
+	}
+	// The first pause is 5 minutes; the second round fails too, and the
+	// pause after it is 10.
+	b.clock.Advance(4 * time.Minute)
+	ticks(5)
+	if n := tries(); n != 1 {
+		t.Errorf("tried %d times within the first pause, want 1", n)
+	}
+	ticks(60)
+	if n := tries(); n != 2 {
+		t.Errorf("tried %d times after the first pause, want 2", n)
+	}
+	b.clock.Advance(6 * time.Minute)
+	ticks(5)
+	if n := tries(); n != 2 {
+		t.Errorf("tried %d times 6 minutes into the second pause (10 minutes), want 2", n)
+	}
+	b.sim.ClearFaults()
+	b.clock.Advance(4 * time.Minute)
+	ticks(30)
 	o, err = b.svc.Overview(ctx, admin)
 	must(t, err)
-	if o.Termination == nil || o.Termination.PurgeAfter != nil || len(o.Backups) != 0 {
-		t.Errorf("after unprotecting: termination %+v, %d backups; want the purge done", o.Termination, len(o.Backups))
+	if o.Termination == nil || o.Termination.PurgeAfter != nil || onStorage(stuck.Volid) {
+		t.Errorf("after the fault cleared: termination %+v, on storage %v; want the purge done", o.Termination, onStorage(stuck.Volid))
+	}
+}
+
+// Services whose backups cannot be removed do not keep the others
+// waiting: the cron looks at 20 services a tick, the ones it looked at
+// least recently first, and a stuck one pauses.
+func TestTerminatePurgeIsNotStarvedByStuckServices(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetSpec{vms: 21, quota: 2, more: "terminate_grace_days = 0"})
+	ctx := context.Background()
+	for _, id := range f.services {
+		bj, err := f.svc.CreateBackup(ctx, service.Call{ServiceID: id, Actor: pvekeep.Actor{Type: pvekeep.ActorClient, ID: f.clientID}, Server: f.server}, "", "")
+		must(t, err)
+		if done := f.waitJob(t, bj.ID); done.State != pvekeep.JobSucceeded {
+			t.Fatalf("backup ended %s: %s", done.State, done.Error)
+		}
+	}
+	// Every backup of VMs 100–119 is stuck; VM 120's is not.
+	must(t, f.sim.InjectHTTPFault(pvesim.HTTPFault{Method: "DELETE", PathRegex: `vzdump-qemu-1[01][0-9]-`,
+		Status: 500, Message: "storage hook refused the removal"}))
+	for _, id := range f.services {
+		job, err := f.svc.TerminateVM(ctx, service.Call{ServiceID: id, Actor: pvekeep.Actor{Type: pvekeep.ActorSystem}, Server: f.server})
+		must(t, err)
+		if done := f.waitJob(t, job.ID); done.State != pvekeep.JobSucceeded {
+			t.Fatalf("terminate ended %s: %s", done.State, done.Error)
+		}
+	}
+	last := f.services[20]
+	for range 20 {
+		_, err := f.svc.Tick(ctx, []pvekeep.Server{f.server}, time.Second)
+		must(t, err)
+		f.clock.Advance(time.Second)
+	}
+	if bs, err := f.db.Store.Backups(ctx, last, pvekeep.BackupAvailable); err != nil || len(bs) != 0 {
+		t.Errorf("service %d still has %d backups (%v): 20 stuck services starved its purge", last, len(bs), err)
 	}
 }
 

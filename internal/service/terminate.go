@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pvekeep/pvekeep/internal/plan"
@@ -16,8 +18,9 @@ import (
 // with its disks (purge, destroy-unreferenced-disks), and record the
 // termination: the binding stays as history, and the service's backups
 // are removed by the cron once terminate_grace_days (configoption24,
-// default 7, 0 = at once) have passed — one removal job at a time, a
-// failure retried by the next tick and shown on admin.overview. The
+// default 7, 0 = at once) have passed — one removal job at a time, kept
+// (protected) ones unprotected first, a failure skipped for the round,
+// shown on admin.overview and retried after a growing pause. The
 // plugin never hands a vmid out twice, and backups belong to the service,
 // so a later VM with the same id (made outside the plugin) never sees them.
 
@@ -150,11 +153,15 @@ func (s *Service) terminated(ctx context.Context, lease pvekeep.Lease, job pveke
 	return s.succeed(ctx, lease, job)
 }
 
-// purgeTerminated is the tick's part of a termination: for each service
+// purgeTerminated is the tick's part of a termination. For each service
 // on these servers whose grace has passed, the next of its backups gets a
-// removal job (the same job a client's click makes, run by this tick), a
-// failed removal is noted for the admin and tried again next tick, and a
-// service with none left is done. It returns how many removals it queued.
+// removal job (the same job a client's click makes, run by this tick; a
+// backup the client kept is unprotected first: the client is gone). A
+// removal that fails is skipped for the rest of the round, so every other
+// backup still goes; a round that leaves some behind is shown on
+// admin.overview and the next one begins after a pause that grows with
+// each such round (purgePause). A service with none left is done. It
+// returns how many removals it queued.
 func (s *Service) purgeTerminated(ctx context.Context, serverIDs []int64) int {
 	now := s.clock.Now().UTC()
 	due, err := s.life.PurgesDue(ctx, serverIDs, now, 20)
@@ -174,35 +181,65 @@ func (s *Service) purgeTerminated(ctx context.Context, serverIDs []int64) int {
 	return queued
 }
 
-func (s *Service) purgeOne(ctx context.Context, d store.PurgeDue, now time.Time) (int, error) {
-	if last, ok, err := s.lastOf(ctx, d.ServiceID, pvekeep.KindBackupRemove); err != nil {
-		return 0, err
-	} else if ok && last.State == pvekeep.JobFailed && last.FinishedAt != nil && last.FinishedAt.After(d.PurgeAfter) {
-		// Each failed removal is counted once: a new one is queued below,
-		// which is the last job the next tick looks at.
-		if err := s.life.NotePurge(ctx, d.ServiceID, false, last.Error, now); err != nil {
-			return 0, err
-		}
+// purgePause is how long a purge waits after its nth round that left
+// backups Proxmox would not remove: 5 minutes, doubling, at most a day.
+func purgePause(n int) time.Duration {
+	d := 5 * time.Minute
+	for i := 1; i < n && d < 24*time.Hour; i++ {
+		d *= 2
 	}
+	return min(d, 24*time.Hour)
+}
+
+// removeParams are the facts of a backup.remove job.
+type removeParams struct {
+	// Unprotect lifts the backup's protection before removing it: the
+	// purge of a terminated service removes the backups its client kept.
+	Unprotect bool `json:"unprotect,omitempty"`
+}
+
+func (s *Service) purgeOne(ctx context.Context, d store.PurgeDue, now time.Time) (int, error) {
 	left, err := s.st.Backups(ctx, d.ServiceID, pvekeep.BackupAvailable, pvekeep.BackupCreating, pvekeep.BackupRemoving)
 	if err != nil {
 		return 0, dbError(err)
 	}
+	if len(left) == 0 {
+		return 0, s.life.NotePurge(ctx, d.ServiceID, true, "", now, now)
+	}
+	for _, b := range left {
+		if b.Status != pvekeep.BackupAvailable {
+			return 0, nil // a removal (or a late backup) is in flight
+		}
+	}
+	failed, err := s.purgeFailures(ctx, d)
+	if err != nil {
+		return 0, err
+	}
 	var next *pvekeep.Backup
+	var stuck []string
 	for i := range left {
-		if left[i].Status == pvekeep.BackupAvailable && (next == nil || left[i].ID < next.ID) {
+		if msg, ok := failed[left[i].ID]; ok {
+			stuck = append(stuck, fmt.Sprintf("%s: %s", left[i].Volid, msg))
+			continue
+		}
+		if next == nil || left[i].ID < next.ID {
 			next = &left[i]
 		}
 	}
-	if len(left) == 0 {
-		return 0, s.life.NotePurge(ctx, d.ServiceID, true, "", now)
-	}
 	if next == nil {
-		return 0, nil // a removal (or a late backup) is in flight
+		// Every backup left failed this round: say which and why, and
+		// try them again after a pause.
+		msg := fmt.Sprintf("%d backup(s) could not be removed, tried again at the next round: %s", len(stuck), strings.Join(stuck, "; "))
+		return 0, s.life.NotePurge(ctx, d.ServiceID, false, msg, now, now.Add(purgePause(d.Attempts+1)))
+	}
+	params, err := json.Marshal(removeParams{Unprotect: true})
+	if err != nil {
+		return 0, fmt.Errorf("record removal facts: %w", err)
 	}
 	_, _, err = s.life.EnqueueBackupRemove(ctx, store.NewBackupRemove{
 		Job: pvekeep.Job{ServiceID: d.ServiceID, VMID: next.VMID, ServerID: d.ServerID, Node: next.Node,
-			Kind: pvekeep.KindBackupRemove, Step: stepDispatch, ActorType: pvekeep.ActorSystem, CreatedAt: now},
+			Kind: pvekeep.KindBackupRemove, Step: stepDispatch, ActorType: pvekeep.ActorSystem, CreatedAt: now,
+			Params: params},
 		BackupID: next.ID,
 	})
 	var aj *store.ActiveJobError
@@ -212,5 +249,27 @@ func (s *Service) purgeOne(ctx context.Context, d store.PurgeDue, now time.Time)
 	if err != nil {
 		return 0, dbError(err)
 	}
-	return 1, nil
+	// To the back of the queue: the other services' turn comes first.
+	return 1, s.life.NotePurge(ctx, d.ServiceID, false, "", now, now)
+}
+
+// purgeFailures are the service's backups whose removal failed in the
+// purge's current round, with the newest failure of each.
+func (s *Service) purgeFailures(ctx context.Context, d store.PurgeDue) (map[pvekeep.BackupID]string, error) {
+	js, err := s.st.Jobs(ctx, store.JobFilter{ServiceID: d.ServiceID, Kinds: []pvekeep.JobKind{pvekeep.KindBackupRemove},
+		States: []pvekeep.JobState{pvekeep.JobFailed}, Limit: 1000})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	round := d.Round()
+	out := map[pvekeep.BackupID]string{}
+	for _, j := range js { // newest first
+		if j.FinishedAt == nil || j.FinishedAt.Before(round) {
+			continue
+		}
+		if _, seen := out[j.BackupID]; !seen {
+			out[j.BackupID] = j.Error
+		}
+	}
+	return out, nil
 }

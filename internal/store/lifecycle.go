@@ -100,7 +100,8 @@ func (s *Store) BindVM(ctx context.Context, id pvekeep.ServiceID, productID int6
 INSERT INTO mod_pvekeep_services (service_id, vmid, created_at, updated_at)
 VALUES (?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE vmid = VALUES(vmid), updated_at = VALUES(updated_at),
-  terminated_at = NULL, backups_purge_after = NULL, purge_error = '', purge_attempts = 0`, id, v, dbTime(now), dbTime(now)); err != nil {
+  terminated_at = NULL, backups_purge_after = NULL, purge_error = '', purge_attempts = 0,
+  purge_next_at = NULL, purge_round_at = NULL`, id, v, dbTime(now), dbTime(now)); err != nil {
 			return err
 		}
 		var fieldID int64
@@ -145,7 +146,7 @@ func (s *Store) MarkTerminated(ctx context.Context, id pvekeep.ServiceID, at, pu
 INSERT INTO mod_pvekeep_services (service_id, vmid, terminated_at, backups_purge_after, created_at, updated_at)
 VALUES (?, NULL, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE terminated_at = VALUES(terminated_at), backups_purge_after = VALUES(backups_purge_after),
-  purge_error = '', purge_attempts = 0, updated_at = VALUES(updated_at)`,
+  purge_error = '', purge_attempts = 0, purge_next_at = NULL, purge_round_at = NULL, updated_at = VALUES(updated_at)`,
 		id, dbTime(at), dbTime(purgeAfter), dbTime(at), dbTime(at))
 	if err != nil {
 		return fmt.Errorf("mark service %d terminated: %w", id, classify(err))
@@ -160,21 +161,36 @@ type PurgeDue struct {
 	PurgeAfter time.Time         `db:"backups_purge_after"`
 	Error      string            `db:"purge_error"`
 	Attempts   int               `db:"purge_attempts"`
+	// RoundAt is when the current round began (nil: at PurgeAfter): a
+	// removal that failed since then is not tried again in this round.
+	RoundAt *time.Time `db:"purge_round_at"`
+}
+
+// Round is when the current round of the purge began.
+func (d PurgeDue) Round() time.Time {
+	if d.RoundAt != nil && d.RoundAt.After(d.PurgeAfter) {
+		return *d.RoundAt
+	}
+	return d.PurgeAfter
 }
 
 // PurgesDue lists terminated services on the given servers whose grace
-// has passed by now and whose backups are not all removed yet, oldest
-// first.
+// has passed by now, whose backups are not all removed yet and that are
+// not pausing after a failed round; the one looked at least recently
+// first (purge_next_at, else the end of the grace), so services whose
+// backups cannot be removed never keep the others waiting.
 func (s *Store) PurgesDue(ctx context.Context, serverIDs []int64, now time.Time, limit int) ([]PurgeDue, error) {
 	if len(serverIDs) == 0 {
 		return nil, nil
 	}
-	q, args, err := sqlx.In(`SELECT ps.service_id, h.server AS server_id, ps.backups_purge_after, ps.purge_error, ps.purge_attempts
+	q, args, err := sqlx.In(`SELECT ps.service_id, h.server AS server_id, ps.backups_purge_after, ps.purge_error, ps.purge_attempts,
+  ps.purge_round_at
 FROM mod_pvekeep_services ps
 JOIN tblhosting h ON h.id = ps.service_id
-WHERE ps.backups_purge_after IS NOT NULL AND ps.backups_purge_after <= ? AND h.server IN (?)
-ORDER BY ps.backups_purge_after, ps.service_id
-LIMIT ?`, dbTime(now), serverIDs, limit)
+WHERE ps.backups_purge_after IS NOT NULL AND ps.backups_purge_after <= ?
+  AND (ps.purge_next_at IS NULL OR ps.purge_next_at <= ?) AND h.server IN (?)
+ORDER BY COALESCE(ps.purge_next_at, ps.backups_purge_after), ps.service_id
+LIMIT ?`, dbTime(now), dbTime(now), serverIDs, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list due backup purges: %w", err)
 	}
@@ -182,21 +198,36 @@ LIMIT ?`, dbTime(now), serverIDs, limit)
 	if err := s.db.SelectContext(ctx, &out, s.db.Rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("list due backup purges: %w", classify(err))
 	}
+	for i := range out {
+		out[i].PurgeAfter = out[i].PurgeAfter.UTC()
+		if out[i].RoundAt != nil {
+			t := out[i].RoundAt.UTC()
+			out[i].RoundAt = &t
+		}
+	}
 	return out, nil
 }
 
-// NotePurge records the outcome of one attempt at a terminated service's
-// backups: msg "" with done ends the purge (backups_purge_after NULL);
-// a non-empty msg is the failure the admin reads, counted.
-func (s *Store) NotePurge(ctx context.Context, id pvekeep.ServiceID, done bool, msg string, now time.Time) error {
+// NotePurge records what one look at a terminated service's backups
+// found. done ends the purge (backups_purge_after NULL, the error
+// cleared). Otherwise the service goes to the back of the queue
+// (purge_next_at = now); with a non-empty msg — the round left backups
+// Proxmox would not remove — msg is what the admin reads, the round is
+// counted, and neither the service is looked at nor a new round begins
+// before retryAt.
+func (s *Store) NotePurge(ctx context.Context, id pvekeep.ServiceID, done bool, msg string, now, retryAt time.Time) error {
 	var err error
 	switch {
 	case done:
-		_, err = s.db.ExecContext(ctx, `UPDATE mod_pvekeep_services SET backups_purge_after = NULL, purge_error = '', updated_at = ?
+		_, err = s.db.ExecContext(ctx, `UPDATE mod_pvekeep_services SET backups_purge_after = NULL, purge_error = '',
+  purge_next_at = NULL, purge_round_at = NULL, updated_at = ?
 WHERE service_id = ?`, dbTime(now), id)
 	case msg != "":
-		_, err = s.db.ExecContext(ctx, `UPDATE mod_pvekeep_services SET purge_error = ?, purge_attempts = purge_attempts + 1, updated_at = ?
-WHERE service_id = ?`, cut(msg, 1024), dbTime(now), id)
+		_, err = s.db.ExecContext(ctx, `UPDATE mod_pvekeep_services SET purge_error = ?, purge_attempts = purge_attempts + 1,
+  purge_next_at = ?, purge_round_at = ?, updated_at = ?
+WHERE service_id = ?`, cut(msg, 1024), dbTime(retryAt), dbTime(retryAt), dbTime(now), id)
+	default:
+		_, err = s.db.ExecContext(ctx, `UPDATE mod_pvekeep_services SET purge_next_at = ? WHERE service_id = ?`, dbTime(now), id)
 	}
 	if err != nil {
 		return fmt.Errorf("note backup purge of service %d: %w", id, classify(err))
@@ -210,12 +241,15 @@ type Termination struct {
 	PurgeAfter   *time.Time `db:"backups_purge_after"`
 	PurgeError   string     `db:"purge_error"`
 	Attempts     int        `db:"purge_attempts"`
+	// NextAt is when the cron looks at the backups again; after a round
+	// that left some (PurgeError), the end of its pause.
+	NextAt *time.Time `db:"purge_next_at"`
 }
 
 // ServiceTermination reads it; a service never terminated has zero values.
 func (s *Store) ServiceTermination(ctx context.Context, id pvekeep.ServiceID) (Termination, error) {
 	var t Termination
-	err := s.db.GetContext(ctx, &t, `SELECT terminated_at, backups_purge_after, purge_error, purge_attempts
+	err := s.db.GetContext(ctx, &t, `SELECT terminated_at, backups_purge_after, purge_error, purge_attempts, purge_next_at
 FROM mod_pvekeep_services WHERE service_id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Termination{}, nil
