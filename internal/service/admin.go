@@ -63,11 +63,16 @@ const (
 // authorizeAdmin lets only the panel's admins and its system calls in,
 // on a service in any status and with or without a VM.
 func (s *Service) authorizeAdmin(ctx context.Context, c Call) (pvekeep.ServiceFacts, error) {
+	return s.authorizeStaff(ctx, c, "only an admin may do this")
+}
+
+// authorizeStaff is authorizeAdmin's rule; refused says why to anyone else.
+func (s *Service) authorizeStaff(ctx context.Context, c Call, refused string) (pvekeep.ServiceFacts, error) {
 	if err := c.Actor.Validate(); err != nil {
 		return pvekeep.ServiceFacts{}, err
 	}
 	if c.Actor.Type != pvekeep.ActorAdmin && c.Actor.Type != pvekeep.ActorSystem {
-		return pvekeep.ServiceFacts{}, pvekeep.Forbidden("only an admin may do this")
+		return pvekeep.ServiceFacts{}, pvekeep.Forbidden(refused)
 	}
 	if c.ServiceID <= 0 {
 		return pvekeep.ServiceFacts{}, pvekeep.InvalidInput("service_id", "service_id must be a positive integer")

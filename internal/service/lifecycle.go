@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -61,25 +60,10 @@ func serviceState(status string) ServiceState {
 
 // authorizeLifecycle is the ownership rule for the module commands: only
 // WHMCS (the system) or an administrator runs them, whatever the
-// service's status; a client never does.
+// service's status; a client never does. The same rule as the admin's
+// calls, with the refusal a module command deserves.
 func (s *Service) authorizeLifecycle(ctx context.Context, c Call) (pvekeep.ServiceFacts, error) {
-	if err := c.Actor.Validate(); err != nil {
-		return pvekeep.ServiceFacts{}, err
-	}
-	if c.Actor.Type == pvekeep.ActorClient {
-		return pvekeep.ServiceFacts{}, pvekeep.Forbidden("only WHMCS or an administrator runs this command")
-	}
-	if c.ServiceID <= 0 {
-		return pvekeep.ServiceFacts{}, pvekeep.InvalidInput("service_id", "service_id must be a positive integer")
-	}
-	f, err := s.st.Service(ctx, c.ServiceID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return f, pvekeep.NotFound("service")
-		}
-		return f, dbError(err)
-	}
-	return f, nil
+	return s.authorizeStaff(ctx, c, "only WHMCS or an administrator runs this command")
 }
 
 // startLifecycle records a lifecycle job leased to this call and runs its
