@@ -503,16 +503,12 @@ func (s *Service) createClone(ctx context.Context, pc pve.Cluster, srv pvekeep.S
 // createCloned decides what the VM at the vmid after the clone means:
 // this job's when it carries the job's mark and is no longer being made.
 func (s *Service) createCloned(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, p createParams) (pvekeep.Job, error) {
-	ref, err := pc.FindVM(ctx, job.VMID)
-	if errors.Is(err, pve.ErrNotFound) {
+	ref, cfg, found, err := clonedVM(ctx, pc, job.VMID)
+	if err != nil {
+		return job, err
+	}
+	if !found {
 		return s.failJob(ctx, lease, job, fmt.Sprintf("the clone did not produce VM %d", job.VMID))
-	}
-	if err != nil {
-		return job, pveError("find vm", err)
-	}
-	cfg, err := pc.VMConfig(ctx, ref.Node, job.VMID)
-	if err != nil {
-		return job, pveError("read vm config", err)
 	}
 	switch {
 	case cfg.Lock() == "clone" || cfg.Lock() == "create":

@@ -811,21 +811,35 @@ func cloneName(p restoreParams, f pvekeep.ServiceFacts) string {
 	return hostnameLabel(f.Domain)
 }
 
+// clonedVM reads the guest at vmid after a clone task, and its config;
+// found is false when there is none. The callers (create, reinstall)
+// decide whether it is theirs.
+func clonedVM(ctx context.Context, pc pve.Cluster, vmid pvekeep.VMID) (pve.VMRef, pve.VMConfig, bool, error) {
+	ref, err := pc.FindVM(ctx, vmid)
+	if errors.Is(err, pve.ErrNotFound) {
+		return ref, nil, false, nil
+	}
+	if err != nil {
+		return ref, nil, false, pveError("find vm", err)
+	}
+	cfg, err := pc.VMConfig(ctx, ref.Node, vmid)
+	if err != nil {
+		return ref, nil, false, pveError("read vm config", err)
+	}
+	return ref, cfg, true, nil
+}
+
 // cloneExists decides what a VM at the vmid after the clone step means:
 // this job's clone when it carries the name the job gave it, is not a
 // template and is no longer being made; anything else is not ours to
 // reconcile (another VM may have taken the freed vmid).
 func (s *Service) cloneExists(ctx context.Context, pc pve.Cluster, lease pvekeep.Lease, job pvekeep.Job, name string) (pvekeep.Job, error) {
-	ref, err := pc.FindVM(ctx, job.VMID)
-	if errors.Is(err, pve.ErrNotFound) {
+	ref, cfg, found, err := clonedVM(ctx, pc, job.VMID)
+	if err != nil {
+		return job, err
+	}
+	if !found {
 		return s.failRestore(ctx, lease, job, fmt.Sprintf("the clone did not produce VM %d", job.VMID))
-	}
-	if err != nil {
-		return job, pveError("find vm", err)
-	}
-	cfg, err := pc.VMConfig(ctx, ref.Node, job.VMID)
-	if err != nil {
-		return job, pveError("read vm config", err)
 	}
 	switch {
 	case ref.Template:
