@@ -253,18 +253,7 @@ func TestIdleTickWritesNoFactsRows(t *testing.T) {
 		t.Errorf("the row was rewritten at %v; want it as the first tick wrote it (%v)", got, firstAt)
 	}
 
-	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
-	must(t, err)
-	upid, err := pc.StopVM(ctx, "pve1", 100)
-	must(t, err)
-	for {
-		ts, err := pc.TaskStatus(ctx, upid)
-		must(t, err)
-		if !ts.Running {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
-	}
+	b.stopVM(t, 100)
 	b.clock.Advance(time.Minute)
 	w.take()
 	_, err = svc.Tick(ctx, servers, 0)

@@ -573,18 +573,7 @@ func TestRollbackToARAMSnapshotLeavesTheVMRunning(t *testing.T) {
 	if len(l.Items) != 1 || !l.Items[0].VMState || !l.RAMAllowed {
 		t.Fatalf("items %+v ram allowed %v: want one snapshot with RAM", l.Items, l.RAMAllowed)
 	}
-	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
-	must(t, err)
-	upid, err := pc.StopVM(ctx, "pve1", 100)
-	must(t, err)
-	for {
-		ts, err := pc.TaskStatus(ctx, upid)
-		must(t, err)
-		if !ts.Running {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
-	}
+	b.stopVM(t, 100)
 	if vmRunning(b, 100) {
 		t.Fatal("VM still running after stop")
 	}
@@ -601,4 +590,23 @@ func (b *bundle) jobCount(t *testing.T) int {
 	var n int
 	must(t, b.db.Store.DB().QueryRow("SELECT COUNT(*) FROM mod_pvekeep_jobs WHERE service_id = ?", b.service).Scan(&n))
 	return n
+}
+
+// stopVM stops the VM through Proxmox's API, as an admin in its UI would,
+// and waits for the task.
+func (b *bundle) stopVM(t *testing.T, vmid int) {
+	t.Helper()
+	ctx := context.Background()
+	pc, err := pve.Connect(ctx, pve.ConfigFromServer(b.server))
+	must(t, err)
+	upid, err := pc.StopVM(ctx, "pve1", pvekeep.VMID(vmid))
+	must(t, err)
+	for {
+		ts, err := pc.TaskStatus(ctx, upid)
+		must(t, err)
+		if !ts.Running {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // the simulator's task, not an assertion
+	}
 }
